@@ -1,0 +1,105 @@
+// Station config: the JSON (comments allowed) that says where to send crops, which ROIs to cut,
+// what to ask about each, how to merge answers and where outputs go. Validated once, at load.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <opencv2/core.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "roilens/status.h"
+
+namespace roilens {
+
+struct BackendConfig {
+  /// "local" (embedded backend, started in-process) or a base URL.
+  std::string endpoint = "local";
+  std::string model = "gemini-3-flash-preview";
+  std::string api_key_env = "GEMINI_API_KEY";
+  int max_in_flight = 16;
+  double request_timeout_s = 120;
+  int max_retries = 4;
+  double requests_per_minute = 0;
+};
+
+enum class PipelineMode { kBatch, kLive };
+
+struct PreprocessConfig {
+  int max_width = 0;  ///< resize cap (0 = none); aspect kept
+  bool clahe = false;
+  bool denoise = false;
+  double rotate_deg = 0;  ///< counter-clockwise, about the centre, same canvas size
+};
+
+struct PipelineConfig {
+  PipelineMode mode = PipelineMode::kBatch;
+  int every_n_frames =
+      1;  ///< ROI calls on every Nth frame; other frames reuse (status cached/skipped)
+  int max_frames_in_flight = 8;
+  PreprocessConfig preprocess;
+};
+
+struct GaugeCalibration {
+  double min_value = 0, max_value = 10;
+  double min_angle_deg = 225, max_angle_deg = -45;  ///< 0 = 3 o'clock, CCW positive
+  std::string unit;
+};
+
+struct AlarmConfig {
+  std::optional<double> low, high;
+};
+
+enum class TaskKind { kReadGauge, kCount, kZoom, kAnnotate, kAsk };
+std::string TaskName(TaskKind t);  ///< "read_gauge", "count", "zoom", "annotate", "ask"
+
+struct RoiConfig {
+  std::string name;
+  TaskKind task = TaskKind::kAsk;
+  std::optional<cv::Rect> rect;
+  std::vector<cv::Point>
+      polygon;       ///< alternative to rect (bounding rect is cropped, outside masked)
+  std::string find;  ///< "" | "gauges" | "grid"
+  int grid_rows = 2, grid_cols = 2;
+  double zoom = 1;         ///< crop upscale factor sent to the model
+  GaugeCalibration gauge;  ///< read_gauge
+  AlarmConfig alarm;
+  std::string object;              ///< count: what to count
+  std::string prompt;              ///< annotate/ask/zoom: free text
+  double change_threshold = 0.02;  ///< mean abs grey diff (0..1) under which a crop is "unchanged"
+  double max_age_s = 10;           ///< a cached answer older than this is refreshed
+};
+
+enum class MergeMode { kReplace, kBlend, kInset, kNone };
+
+struct MergeConfig {
+  MergeMode mode = MergeMode::kReplace;
+  bool labels = true;
+  double blend_alpha = 0.6;
+};
+
+struct OutputConfig {
+  std::string video = "annotated.mp4";
+  std::string results = "results.jsonl";
+  std::string summary = "summary.json";
+  std::string report = "report.html";
+};
+
+struct StationConfig {
+  BackendConfig backend;
+  PipelineConfig pipeline;
+  std::vector<RoiConfig> rois;
+  MergeConfig merge;
+  OutputConfig output;
+  std::string source_path;  ///< file it came from ("<string>" for text)
+};
+
+/// Parses and validates; errors name the JSON path of the bad field ("rois[2].gauge.max_value:
+/// must be greater than min_value") and the file.
+StatusOr<StationConfig> ParseStationConfig(const std::string& text,
+                                           const std::string& source_name = "<string>");
+StatusOr<StationConfig> LoadStationConfig(const std::string& path);
+/// Checks every static ROI lies inside a frame of `size`; the error names the ROI.
+Status ValidateRoisForFrame(const StationConfig& config, cv::Size size);
+
+}  // namespace roilens

@@ -1,0 +1,69 @@
+// Pipeline: frames in, annotated frames + one result line per ROI out, in frame order.
+// A oneTBB flow graph underneath; the model calls go through InteractionsClient's I/O thread.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <opencv2/core.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "roilens/config.h"
+#include "roilens/status.h"
+
+namespace roilens {
+
+struct FrameInput {
+  std::int64_t index = 0;  ///< frame number in the source (strictly increasing per Submit)
+  double time_s = 0;
+  std::string source;  ///< file name for image inputs, "" otherwise
+  cv::Mat bgr;         ///< CV_8UC3; empty = unreadable frame (every ROI gets an error line)
+};
+
+struct FrameOutput {
+  std::int64_t index = 0;
+  double time_s = 0;
+  std::string source;
+  cv::Mat annotated;                    ///< the merged frame (a copy of the input when merge=none)
+  std::vector<nlohmann::json> results;  ///< one results.jsonl object per ROI, config order
+};
+
+/// Counters over a run (summary.json is built from these).
+struct PipelineSummary {
+  std::int64_t frames = 0, roi_results = 0, calls = 0, cache_hits = 0, errors = 0, skipped = 0;
+  double latency_p50_ms = 0, latency_p95_ms = 0;
+  std::int64_t input_tokens = 0, output_tokens = 0, total_tokens = 0;
+  nlohmann::json ToJson() const;
+};
+
+struct PipelineOptions {
+  /// Base URL of the Interactions endpoint (the embedded backend's when config says "local").
+  std::string base_url;
+  /// Explicit API key; otherwise the config's api_key_env is read.
+  std::optional<std::string> api_key;
+};
+
+/// Thread-safety: Submit from one thread; TakeReady/Take from one thread (may differ from the
+/// submitting thread); Flush and summary from any thread.
+class Pipeline {
+ public:
+  static StatusOr<std::unique_ptr<Pipeline>> Create(StationConfig config, PipelineOptions options);
+  virtual ~Pipeline() = default;
+
+  /// Queues a frame. In batch mode blocks while max_frames_in_flight frames are unfinished
+  /// (memory stays flat); in live mode never waits on the model.
+  virtual Status Submit(FrameInput frame) = 0;
+  /// Finished frames in submission order, without blocking (empty when none is ready).
+  virtual std::vector<FrameOutput> TakeReady() = 0;
+  /// Blocks until the next frame in order is finished; nullopt after Flush() drained everything.
+  virtual std::optional<FrameOutput> Take() = 0;
+  /// No more frames: waits until every submitted frame is finished (still to be taken).
+  virtual void Flush() = 0;
+  virtual PipelineSummary summary() const = 0;
+  virtual std::int64_t requests_in_flight() const = 0;
+};
+
+}  // namespace roilens
