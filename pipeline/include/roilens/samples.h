@@ -1,0 +1,117 @@
+// Synthetic sample data: gauge dials and parts trays drawn with OpenCV, with known ground truth,
+// and the sample station (video + configs + truth) that `roilens samples DIR` writes.
+// Everything is deterministic for a given seed, so tests and accuracy figures are reproducible.
+#pragma once
+
+#include <cstdint>
+#include <opencv2/core.hpp>
+#include <string>
+#include <vector>
+
+#include "roilens/status.h"
+
+namespace roilens {
+
+/// How the needle is drawn.
+enum class NeedleShape {
+  kLine,                  ///< a plain thick line from the hub
+  kTapered,               ///< a triangle, wide at the hub, pointed at the tip
+  kTaperedCounterweight,  ///< a tapered needle with a short tail behind the hub
+  kArrow,                 ///< a line with an arrow head near the tip
+};
+
+/// Everything that makes one dial look different from another. The calibration fields are the
+/// truth the renderer uses; a reader only ever gets them through the task spec.
+struct GaugeStyle {
+  int size = 240;  ///< output image side, pixels (square)
+  // Calibration (degrees: 0 = 3 o'clock, counter-clockwise positive; scale runs clockwise).
+  double min_value = 0, max_value = 10;
+  double min_angle_deg = 225, max_angle_deg = -45;
+  std::string unit = "bar";
+  // Geometry, as fractions of `size`.
+  double radius_fraction = 0.42;    ///< dial face radius
+  cv::Point2d centre_offset{0, 0};  ///< dial centre offset from the image centre
+  double bezel_fraction = 0.05;     ///< bezel ring width relative to the radius
+  // Colours (BGR).
+  cv::Scalar background{60, 60, 60};
+  cv::Scalar face{235, 235, 235};
+  cv::Scalar ink{20, 20, 20};  ///< ticks and numerals
+  cv::Scalar bezel{90, 90, 90};
+  cv::Scalar needle_colour{0, 0, 200};
+  // Scale.
+  int major_ticks = 11;  ///< count of major ticks including both ends (>= 2)
+  int minor_per_major = 4;
+  bool numerals = true;
+  bool arc_line = false;  ///< a thin arc joining the ticks
+  // Needle.
+  NeedleShape needle = NeedleShape::kTapered;
+  double needle_length_fraction = 0.85;  ///< of the dial radius
+  double needle_width_fraction = 0.05;   ///< widest part, of the dial radius
+  // Degradations.
+  double blur_sigma = 0;   ///< Gaussian blur, pixels (0 = none)
+  double noise_sigma = 0;  ///< additive Gaussian noise, grey levels
+  bool glare = false;      ///< a soft bright ellipse over part of the face
+  int jpeg_quality = 0;    ///< 0 = lossless; otherwise re-encoded as JPEG at this quality
+  double perspective = 0;  ///< max corner displacement of a homography, fraction of size
+};
+
+/// A random but plausible style: ranges (0-10, 0-100, -1..1, 0-250, ...), spans (180-300 deg),
+/// faces, needles and degradations. Draws from `rng` only, so a seed fixes it.
+GaugeStyle RandomGaugeStyle(cv::RNG& rng);
+
+/// Renders a square BGR image (style.size x style.size) of the dial showing `value` (clamped to
+/// the calibrated range), with the style's degradations applied. `rng` drives noise and glare.
+cv::Mat RenderGauge(const GaugeStyle& style, double value, cv::RNG& rng);
+
+/// Draws the dial (without degradations) into `canvas` with the given centre and face radius.
+/// Used by RenderGauge and by the sample station video.
+void DrawGauge(cv::Mat& canvas, cv::Point2d centre, double radius, const GaugeStyle& style,
+               double value);
+
+/// What a parts tray looks like.
+struct TrayStyle {
+  cv::Size size{320, 240};
+  cv::Scalar tray{150, 150, 150};  ///< base colour (BGR); a texture is added on top
+  double texture = 10;             ///< amplitude of the tray texture, grey levels
+  /// 0 = bolts, 1 = nuts, 2 = washers, 3 = mixed.
+  int kind = 3;
+  double part_scale = 1.0;    ///< part size multiplier (1 = ~28 px across at 320x240)
+  double touch_chance = 0.0;  ///< chance that a part is placed just touching another
+  double blur_sigma = 0;
+  double noise_sigma = 0;
+  int jpeg_quality = 0;
+};
+
+/// A random but plausible tray style; draws from `rng` only.
+TrayStyle RandomTrayStyle(cv::RNG& rng);
+
+/// Renders a tray (style.size) holding `count` parts (1..25 typical; at most 40), placed without
+/// overlap. When `boxes` is given it receives each part's bounding box (the truth). The count is
+/// exact: every part lies fully inside the image.
+cv::Mat RenderTray(int count, const TrayStyle& style, cv::RNG& rng,
+                   std::vector<cv::Rect>* boxes = nullptr);
+
+/// Options of the sample station.
+struct SampleOptions {
+  int frames = 300;  ///< video length; 10 fps
+  std::uint64_t seed = 1;
+  double fps = 10;
+  cv::Size frame_size{640, 360};
+  int stills = 6;  ///< gauge close-ups and trays written under stills/
+};
+
+/// What WriteSamples wrote (paths relative to the directory).
+struct SampleManifest {
+  std::vector<std::string> files;
+  std::string fourcc;  ///< "avc1" or the fallback that opened
+  int frames = 0;
+  int rois = 0;
+};
+
+/// Writes the sample station into `dir` (created if missing): station.mp4 (two gauges whose
+/// needles move in a few steps and a parts tray whose count changes twice, mild sensor noise on
+/// every frame), station.json (config for it), ground_truth.jsonl (one line per frame and ROI),
+/// stills/*.png with stills/truth.json, and stills.json (config for the stills folder).
+StatusOr<SampleManifest> WriteSamples(const std::string& dir, const SampleOptions& options);
+
+}  // namespace roilens
