@@ -21,6 +21,9 @@ struct SandboxOptions {
   std::int64_t output_limit_bytes = 1 << 20;      ///< stdout+stderr kept; the rest is cut
   int max_processes = 16;
   int warm_workers = 2;  ///< pre-imported interpreters kept ready
+  /// Most jobs running at once (warm + cold-started workers); more callers wait for a free one.
+  /// 0 = max(2, 2 * warm_workers). warm_workers = 0 starts a fresh interpreter per job.
+  int max_workers = 0;
 };
 
 struct SandboxFile {
