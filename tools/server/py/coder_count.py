@@ -36,23 +36,51 @@ def foreground(img):
     return mask
 
 
-def split_touching(mask):
-    """Splits lightly touching parts: markers are the cores left by a distance-transform
-    threshold; watershed gives each core its pixels."""
+def split_touching(mask, img):
+    """Splits lightly touching parts: each part keeps a core where the distance to the background
+    is at least CORE of its component's maximum; watershed hands every core its pixels. Narrow
+    necks between touching parts fall below the core level, a single part's core stays whole."""
+    core_level = STRATEGY.get("core", 0.6)
     dt = cv2.distanceTransform(mask, cv2.DIST_L2, 5)
     n, lbl, stats, _ = cv2.connectedComponentsWithStats(mask, 8)
-    out = []
+    markers = np.zeros(mask.shape, np.int32)
+    next_label = 2
+    areas = stats[1:, cv2.CC_STAT_AREA].astype(np.float64)
+    typical = float(np.median(areas)) if len(areas) else 0.0
     for i in range(1, n):
         x, y, w, h, a = stats[i]
-        out.append((x, y, w, h, a, i))
-    return out, lbl, dt
+        sub = lbl[y:y + h, x:x + w] == i
+        d = dt[y:y + h, x:x + w] * sub
+        # only a component clearly bigger than a typical part can hold two parts
+        if STRATEGY.get("split", True) and a > 1.5 * typical:
+            cores = (d >= core_level * d.max()).astype(np.uint8)
+        else:
+            cores = sub.astype(np.uint8)
+        m, cl, cs, _ = cv2.connectedComponentsWithStats(cores, 8)
+        biggest = cs[1:, cv2.CC_STAT_AREA].max() if m > 1 else 0
+        keep = [j for j in range(1, m) if cs[j, cv2.CC_STAT_AREA] >= max(2, 0.25 * biggest)]
+        for j in keep:
+            markers[y:y + h, x:x + w][cl == j] = next_label
+            next_label += 1
+    markers[mask == 0] = 1
+    if next_label > 3:
+        markers = cv2.watershed(cv2.GaussianBlur(img, (3, 3), 0), markers)
+    out = []
+    for lab in range(2, next_label):
+        region = (markers == lab).astype(np.uint8)
+        a = int(region.sum())
+        if a == 0:
+            continue
+        x, y, w, h = cv2.boundingRect(region)
+        out.append((x, y, w, h, a, lab))
+    return out
 
 
 def count_parts():
     img, name = load_input()
     h, w = img.shape[:2]
     mask = foreground(img)
-    comps, lbl, dt = split_touching(mask)
+    comps = split_touching(mask, img)
     if comps:
         areas = np.array([c[4] for c in comps], dtype=np.float64)
         big = areas[areas >= max(12.0, 0.002 * h * w * 0.05)]
