@@ -46,9 +46,24 @@ class Coder {
                              const std::vector<CoderObservation>& history) = 0;
   /// false for coders that need no code execution (echo).
   virtual bool ExecutesCode() const { return true; }
+  /// Images for the final model_output step. Default: every image written by the last
+  /// successful execution (none when no execution succeeded).
+  virtual std::vector<SandboxImage> OutputImages(const CoderInput& input,
+                                                 const std::vector<CoderObservation>& history) {
+    (void)input;
+    for (auto it = history.rbegin(); it != history.rend(); ++it) {
+      if (it->result.ok) return it->result.images;
+    }
+    return {};
+  }
 };
 
 /// The classical-CV coder (read_gauge, count, zoom, annotate, ask).
 std::unique_ptr<Coder> MakeCvCoder();
+
+/// The echo coder: runs no code. Answers from the prompt's ```json task spec (read_gauge: the
+/// midpoint of the calibrated range, count: 0, otherwise "echo: <first 80 chars>") and returns
+/// the first input image as its output image. For measuring the pipeline alone. Thread-safe.
+std::unique_ptr<Coder> MakeEchoCoder();
 
 }  // namespace roilens::backend

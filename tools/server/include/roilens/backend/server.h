@@ -4,10 +4,12 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "roilens/backend/coder.h"
 #include "roilens/backend/sandbox.h"
 #include "roilens/status.h"
 
@@ -35,6 +37,9 @@ struct BackendOptions {
   std::chrono::seconds store_ttl{3600};
   std::size_t max_request_bytes = 32 << 20;
   int threads = 16;  ///< HTTP worker threads
+  /// Tests: when set, makes the coder for each model turn instead of `coder` (a sandbox is
+  /// still created when the coder ExecutesCode()). Called concurrently from worker threads.
+  std::function<std::unique_ptr<Coder>()> coder_factory;
 };
 
 /// Thread-safe. Start() binds and serves on a background thread; the destructor stops it.
@@ -48,6 +53,9 @@ class LocalBackend {
   /// Blocks until Stop() is called from another thread (or a signal handler path).
   virtual void Wait() = 0;
   virtual void Stop() = 0;
+  /// Which coder and sandbox answer, e.g. "coder=cv, sandbox=bwrap 0.8.0, userns ok, ..." or
+  /// "coder=cv, sandbox=UNAVAILABLE: <why>" (then code-execution requests are refused).
+  virtual std::string Describe() const = 0;
 };
 
 }  // namespace roilens::backend

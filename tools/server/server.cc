@@ -1,0 +1,513 @@
+// LocalBackend: the Interactions API emulator (cpp-httplib). Routes, API keys, Google-shaped
+// errors, fault injection, latency, the store, and unary or SSE answers around one model turn.
+#include "roilens/backend/server.h"
+
+#include <httplib.h>
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <set>
+#include <thread>
+
+#include "server_internal.h"
+
+namespace roilens::backend {
+namespace {
+
+using internal::HttpError;
+using internal::Json;
+
+// A "slow" fault dribbles the body in this many pieces over kSlowBodyTotal: slow enough that a
+// client notices (and its deadline can fire), short enough to keep fault tests quick.
+constexpr int kSlowBodyPieces = 10;
+constexpr std::chrono::milliseconds kSlowBodyTotal{1500};
+
+bool IsLoopbackHost(const std::string& host) {
+  return host == "localhost" || host == "::1" || host == "[::1]" || host.rfind("127.", 0) == 0;
+}
+
+bool ConstantTimeEquals(const std::string& a, const std::string& b) {
+  unsigned char diff = a.size() == b.size() ? 0 : 1;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    diff |= static_cast<unsigned char>(a[i] ^ (i < b.size() ? b[i] : 0));
+  }
+  return diff == 0;
+}
+
+void SendError(httplib::Response& res, const HttpError& error) {
+  res.status = error.http_status;
+  for (const auto& [name, value] : error.headers) res.set_header(name, value);
+  res.set_content(internal::GoogleErrorBody(error).dump(), "application/json; charset=utf-8");
+}
+
+void SendJson(httplib::Response& res, const Json& body) {
+  res.status = 200;
+  res.set_content(body.dump(), "application/json; charset=utf-8");
+}
+
+class LocalBackendImpl final : public LocalBackend {
+ public:
+  explicit LocalBackendImpl(BackendOptions options)
+      : options_(std::move(options)),
+        store_(options_.store_max_interactions, options_.store_ttl),
+        faults_(options_.faults) {}
+
+  ~LocalBackendImpl() override { Stop(); }
+
+  Status Init();
+
+  int port() const override { return port_; }
+  std::string base_url() const override {
+    const bool v6 = options_.host.find(':') != std::string::npos && options_.host[0] != '[';
+    return "http://" + (v6 ? "[" + options_.host + "]" : options_.host) + ":" +
+           std::to_string(port_);
+  }
+  void Wait() override {
+    std::unique_lock lock(mu_);
+    stopped_cv_.wait(lock, [&] { return stopping_; });
+  }
+  void Stop() override {
+    {
+      std::lock_guard lock(mu_);
+      if (stopping_ && !listener_.joinable()) return;
+      stopping_ = true;
+    }
+    stopped_cv_.notify_all();
+    server_.stop();
+    std::lock_guard join_lock(join_mu_);
+    if (listener_.joinable()) listener_.join();
+  }
+
+  std::string Describe() const override;
+
+ private:
+  void InstallRoutes();
+  /// Key check + fault injection, shared by every API route. Returns false when `res` is done;
+  /// sets `*slow` when the answer's body must be dribbled (the "slow" fault).
+  bool Admit(const httplib::Request& req, httplib::Response& res, bool* slow);
+  /// Replaces a finished unary answer's body by one written in pieces with pauses.
+  void MakeSlow(httplib::Response& res);
+  /// Runs `handler` behind Admit (and MakeSlow when the slow fault hit).
+  template <typename Handler>
+  void Serve(const httplib::Request& req, httplib::Response& res, Handler handler) {
+    bool slow = false;
+    if (!Admit(req, res, &slow)) return;
+    (this->*handler)(req, res);
+    if (slow) MakeSlow(res);
+  }
+  void HandleCreate(const httplib::Request& req, httplib::Response& res);
+  void HandleGet(const httplib::Request& req, httplib::Response& res);
+  void HandleDelete(const httplib::Request& req, httplib::Response& res);
+  void HandleCancel(const httplib::Request& req, httplib::Response& res);
+  /// Waits `options_.latency` (the emulated model think time); false when stopping meanwhile.
+  bool WaitLatency();
+  std::unique_ptr<Coder> MakeCoder() const;
+  /// Closes the client connection of `req` without answering (the "reset" fault).
+  void ResetConnection(const httplib::Request& req);
+  StatusOr<Json> CompleteTurn(const internal::ParsedRequest& request, const std::string& id,
+                              const std::string& created);
+
+  BackendOptions options_;
+  internal::InteractionStore store_;
+  internal::FaultInjector faults_;
+  std::unique_ptr<Sandbox> sandbox_;
+  std::string sandbox_error_;
+  bool coder_executes_code_ = false;
+
+  httplib::Server server_;
+  int port_ = 0;
+  std::thread listener_;
+  std::mutex join_mu_;
+  std::mutex mu_;
+  std::condition_variable stopped_cv_;
+  bool stopping_ = false;
+
+  // Accepted sockets, so the "reset" fault can find the one a request came in on.
+  std::mutex sockets_mu_;
+  std::set<int> sockets_;
+};
+
+std::unique_ptr<Coder> LocalBackendImpl::MakeCoder() const {
+  if (options_.coder_factory) return options_.coder_factory();
+  if (options_.coder == "echo") return MakeEchoCoder();
+  return MakeCvCoder();
+}
+
+Status LocalBackendImpl::Init() {
+  if (options_.coder != "cv" && options_.coder != "echo" && !options_.coder_factory) {
+    return InvalidArgumentError("unknown coder '" + options_.coder + "' (expected cv or echo)");
+  }
+  if (options_.port < 0 || options_.port > 65535) {
+    return InvalidArgumentError("port must be within 0..65535, got " +
+                                std::to_string(options_.port));
+  }
+  if (options_.max_attempts < 1) return InvalidArgumentError("max_attempts must be >= 1");
+  if (options_.threads < 1) return InvalidArgumentError("threads must be >= 1");
+  if (options_.max_request_bytes == 0) return InvalidArgumentError("max_request_bytes is 0");
+  if (options_.latency.count() < 0) return InvalidArgumentError("latency must be >= 0 ms");
+  if (auto s = internal::ValidateFaults(options_.faults); !s.ok()) return s;
+  for (const auto& key : options_.api_keys) {
+    if (key.empty()) return InvalidArgumentError("an API key is empty");
+  }
+  if (options_.api_keys.empty() && !IsLoopbackHost(options_.host)) {
+    return FailedPreconditionError(
+        "refusing to listen on '" + options_.host +
+        "' without API keys: without keys the local backend only binds loopback (127.0.0.1, "
+        "::1); configure at least one key (--api-key or ROILENS_SERVER_KEYS) to serve others");
+  }
+
+  // The sandbox is made only for coders that run code. If it cannot start, the backend still
+  // serves (text answers, the echo coder's callers) but refuses every code-execution request
+  // with FAILED_PRECONDITION naming the reason: code never runs unsandboxed.
+  coder_executes_code_ = MakeCoder()->ExecutesCode();
+  if (coder_executes_code_) {
+    auto sandbox = Sandbox::Create(options_.sandbox);
+    if (sandbox.ok()) {
+      sandbox_ = std::move(*sandbox);
+    } else {
+      sandbox_error_ = "the code sandbox could not start: " + sandbox.status().message();
+      spdlog::warn("roilens serve: {}; code execution requests will be refused", sandbox_error_);
+    }
+  }
+
+  server_.new_task_queue = [n = options_.threads] {
+    return new httplib::ThreadPool(static_cast<std::size_t>(n));
+  };
+  server_.set_payload_max_length(options_.max_request_bytes);
+  server_.set_socket_options([this](int sock) {
+    httplib::default_socket_options(sock);
+    std::lock_guard lock(sockets_mu_);
+    sockets_.insert(sock);
+  });
+  InstallRoutes();
+
+  if (options_.port == 0) {
+    port_ = server_.bind_to_any_port(options_.host);
+    if (port_ <= 0) return UnavailableError("cannot bind " + options_.host + " on any port");
+  } else {
+    if (!server_.bind_to_port(options_.host, options_.port)) {
+      return UnavailableError("cannot bind " + options_.host + ":" + std::to_string(options_.port) +
+                              " (in use or not permitted)");
+    }
+    port_ = options_.port;
+  }
+  listener_ = std::thread([this] { server_.listen_after_bind(); });
+  return OkStatus();
+}
+
+std::string LocalBackendImpl::Describe() const {
+  std::string coder = options_.coder_factory ? "custom" : options_.coder;
+  if (!coder_executes_code_) return "coder=" + coder + ", sandbox=not needed";
+  return "coder=" + coder +
+         ", sandbox=" + (sandbox_ ? sandbox_->Describe() : "UNAVAILABLE: " + sandbox_error_);
+}
+
+void LocalBackendImpl::InstallRoutes() {
+  // Any path prefix before /v1 or /v1beta (proxies, the SDK's base URL paths) is accepted.
+  const std::string collection = R"((.*)/(v1|v1beta)/interactions)";
+  const std::string item = collection + R"(/([^/:]+))";
+  server_.Post(collection, [this](const auto& req, auto& res) {
+    Serve(req, res, &LocalBackendImpl::HandleCreate);
+  });
+  server_.Get(
+      item, [this](const auto& req, auto& res) { Serve(req, res, &LocalBackendImpl::HandleGet); });
+  server_.Delete(item, [this](const auto& req, auto& res) {
+    Serve(req, res, &LocalBackendImpl::HandleDelete);
+  });
+  server_.Post(item + R"([/:]cancel)", [this](const auto& req, auto& res) {
+    Serve(req, res, &LocalBackendImpl::HandleCancel);
+  });
+  // Google-shaped bodies for what httplib answers itself (unknown route, oversized body).
+  server_.set_error_handler(httplib::Server::HandlerWithResponse([this](const httplib::Request& req,
+                                                                        httplib::Response& res) {
+    if (!res.body.empty() || res.content_length_ != 0)
+      return httplib::Server::HandlerResponse::Unhandled;
+    HttpError error;
+    if (res.status == 413) {
+      error = internal::MakeError(413, "request body is larger than the local backend's limit of " +
+                                           std::to_string(options_.max_request_bytes) +
+                                           " bytes (max_request_bytes); send smaller images");
+    } else if (res.status == 404) {
+      error = internal::MakeError(404, "no such route: " + req.method + " " + req.path +
+                                           " (expected .../v1beta/interactions[/{id}])");
+    } else {
+      error = internal::MakeError(res.status, "HTTP " + std::to_string(res.status));
+    }
+    SendError(res, error);
+    return httplib::Server::HandlerResponse::Handled;
+  }));
+}
+
+bool LocalBackendImpl::Admit(const httplib::Request& req, httplib::Response& res, bool* slow) {
+  if (!options_.api_keys.empty()) {
+    std::string key = req.get_header_value("x-goog-api-key");
+    if (key.empty()) key = req.get_param_value("key");
+    if (key.empty()) {
+      HttpError e = internal::MakeError(
+          403,
+          "Method doesn't allow unregistered callers (callers without established identity). "
+          "Please use API Key or other form of API consumer identity to call this API.");
+      SendError(res, e);
+      return false;
+    }
+    bool known = false;
+    for (const auto& k : options_.api_keys) known |= ConstantTimeEquals(k, key);
+    if (!known) {
+      HttpError e = internal::MakeError(400, "API key not valid. Please pass a valid API key.");
+      e.details.push_back(internal::ErrorInfo("API_KEY_INVALID"));
+      SendError(res, e);
+      return false;
+    }
+  }
+  switch (faults_.Next()) {
+    case internal::FaultKind::kNone:
+      return true;
+    case internal::FaultKind::k429: {
+      HttpError e = internal::MakeError(
+          429, "Resource has been exhausted (injected fault: rate limit). Retry later.");
+      const auto ms = options_.faults.retry_delay.count();
+      char delay[32];
+      std::snprintf(delay, sizeof(delay), "%lld.%03llds", static_cast<long long>(ms / 1000),
+                    static_cast<long long>(ms % 1000));
+      e.details.push_back(
+          {{"@type", "type.googleapis.com/google.rpc.RetryInfo"}, {"retryDelay", delay}});
+      e.headers.emplace_back("Retry-After", std::to_string((ms + 999) / 1000));
+      e.headers.emplace_back("retry-after-ms", std::to_string(ms));
+      SendError(res, e);
+      return false;
+    }
+    case internal::FaultKind::k500:
+      SendError(res, internal::MakeError(500, "Internal error encountered (injected fault)."));
+      return false;
+    case internal::FaultKind::k503:
+      SendError(res, internal::MakeError(
+                         503, "The model is overloaded. Please try again later (injected fault)."));
+      return false;
+    case internal::FaultKind::kGarbage:
+      res.status = 200;
+      res.set_content("<html><body>502 Bad Gateway (injected garbage)</body>\n\x01\x02{\"id\":",
+                      "application/json");
+      return false;
+    case internal::FaultKind::kReset:
+      ResetConnection(req);
+      return false;
+    case internal::FaultKind::kSlow:
+      *slow = true;
+      return true;
+  }
+  return true;
+}
+
+void LocalBackendImpl::ResetConnection(const httplib::Request& req) {
+  // httplib does not hand handlers their socket; find it among the accepted ones by the peer's
+  // address, then shut it down so the client sees the connection close with no response.
+  std::lock_guard lock(sockets_mu_);
+  for (auto it = sockets_.begin(); it != sockets_.end();) {
+    sockaddr_storage peer{};
+    socklen_t len = sizeof(peer);
+    if (getpeername(*it, reinterpret_cast<sockaddr*>(&peer), &len) != 0) {
+      it = sockets_.erase(it);  // closed since: forget it
+      continue;
+    }
+    int port = -1;
+    if (peer.ss_family == AF_INET) port = ntohs(reinterpret_cast<sockaddr_in*>(&peer)->sin_port);
+    if (peer.ss_family == AF_INET6) {
+      port = ntohs(reinterpret_cast<sockaddr_in6*>(&peer)->sin6_port);
+    }
+    if (port == req.remote_port) {
+      linger hard{1, 0};  // RST rather than FIN where the stack allows it
+      setsockopt(*it, SOL_SOCKET, SO_LINGER, &hard, sizeof(hard));
+      shutdown(*it, SHUT_RDWR);
+      sockets_.erase(it);
+      return;
+    }
+    ++it;
+  }
+}
+
+void LocalBackendImpl::MakeSlow(httplib::Response& res) {
+  if (res.body.empty()) return;  // streamed answers are already incremental
+  auto body = std::make_shared<std::string>(std::move(res.body));
+  const std::string type = res.get_header_value("Content-Type");
+  res.body.clear();
+  const std::size_t piece = (body->size() + kSlowBodyPieces - 1) / kSlowBodyPieces;
+  res.set_content_provider(
+      body->size(), type,
+      [this, body, piece](std::size_t offset, std::size_t, httplib::DataSink& sink) {
+        if (offset > 0) {
+          std::unique_lock lock(mu_);
+          if (stopped_cv_.wait_for(lock, kSlowBodyTotal / kSlowBodyPieces,
+                                   [&] { return stopping_; })) {
+            return false;
+          }
+        }
+        const std::size_t n = std::min(piece, body->size() - offset);
+        return sink.write(body->data() + offset, n);
+      });
+}
+
+bool LocalBackendImpl::WaitLatency() {
+  if (options_.latency.count() <= 0) return true;
+  std::unique_lock lock(mu_);
+  return !stopped_cv_.wait_for(lock, options_.latency, [&] { return stopping_; });
+}
+
+StatusOr<Json> LocalBackendImpl::CompleteTurn(const internal::ParsedRequest& request,
+                                              const std::string& id, const std::string& created) {
+  if (!WaitLatency()) return UnavailableError("the local backend is shutting down");
+  auto coder = MakeCoder();
+  internal::TurnContext context{coder.get(), sandbox_.get(), sandbox_error_, options_.max_attempts};
+  auto turn = internal::RunTurn(request, context);
+  if (!turn.ok()) return turn.status();
+  Json interaction = {{"id", id},
+                      {"object", "interaction"},
+                      {"model", request.model},
+                      {"status", turn->status},
+                      {"created", created},
+                      {"updated", internal::Iso8601(std::chrono::system_clock::now())},
+                      {"steps", turn->steps},
+                      {"usage", turn->usage}};
+  if (!request.previous_interaction_id.empty()) {
+    interaction["previous_interaction_id"] = request.previous_interaction_id;
+  }
+  if (request.store) {
+    // GET shows the turn's input too (as user_input steps); replayed model steps of a
+    // stateless request are not this turn's and are left out.
+    Json stored = interaction;
+    Json steps = Json::array();
+    for (const auto& s : request.input_steps) {
+      if (s.value("type", "") == "user_input") steps.push_back(s);
+    }
+    for (auto& s : stored["steps"]) steps.push_back(std::move(s));
+    stored["steps"] = std::move(steps);
+    store_.Put(id, {std::move(stored), request.previous_interaction_id});
+  }
+  return interaction;
+}
+
+void LocalBackendImpl::HandleCreate(const httplib::Request& req, httplib::Response& res) {
+  Json body = Json::parse(req.body, nullptr, /*allow_exceptions=*/false);
+  if (body.is_discarded()) {
+    SendError(res, internal::MakeError(
+                       400, "Invalid JSON payload received: the request body is not valid JSON (" +
+                                std::to_string(req.body.size()) + " bytes)"));
+    return;
+  }
+  auto parsed = internal::ParseCreateRequest(body, store_);
+  if (!parsed.ok()) {
+    SendError(res, internal::ErrorFromStatus(parsed.status()));
+    return;
+  }
+  if (parsed->code_execution && coder_executes_code_ && !sandbox_) {
+    // Refused before any work (and before a stream starts): never run code unsandboxed.
+    auto e = internal::ErrorFromStatus(
+        Status(StatusCode::kFailedPrecondition,
+               "code execution is unavailable on this local backend: " + sandbox_error_ +
+                   " (code is never run unsandboxed)",
+               400, "SANDBOX_UNAVAILABLE"));
+    SendError(res, e);
+    return;
+  }
+  const std::string id = "v1_" + internal::RandomToken(24);
+  const std::string created = internal::Iso8601(std::chrono::system_clock::now());
+
+  if (parsed->stream) {
+    auto request = std::make_shared<internal::ParsedRequest>(std::move(*parsed));
+    res.status = 200;
+    res.set_header("Cache-Control", "no-cache");
+    res.set_chunked_content_provider(
+        "text/event-stream", [this, request, id, created](std::size_t, httplib::DataSink& sink) {
+          Json head = {{"id", id}, {"model", request->model}, {"created", created}};
+          std::string first = internal::SseCreatedFrame(head);
+          if (!sink.write(first.data(), first.size())) return false;
+          auto interaction = CompleteTurn(*request, id, created);
+          if (!interaction.ok()) {
+            std::string frame =
+                internal::SseErrorFrame(internal::ErrorFromStatus(interaction.status()));
+            sink.write(frame.data(), frame.size());
+            sink.done();
+            return true;
+          }
+          for (const auto& frame : internal::SseFrames(*interaction)) {
+            if (!sink.write(frame.data(), frame.size())) return false;  // client went away
+          }
+          sink.done();
+          return true;
+        });
+    return;
+  }
+
+  auto interaction = CompleteTurn(*parsed, id, created);
+  if (!interaction.ok()) {
+    SendError(res, internal::ErrorFromStatus(interaction.status()));
+    return;
+  }
+  SendJson(res, *interaction);
+}
+
+void LocalBackendImpl::HandleGet(const httplib::Request& req, httplib::Response& res) {
+  const std::string id = req.matches[3];
+  auto stored = store_.Get(id);
+  if (!stored) {
+    SendError(res, internal::MakeError(404, "interaction '" + id +
+                                                "' not found (unknown, expired, deleted or "
+                                                "created with store:false)"));
+    return;
+  }
+  Json interaction = std::move(stored->interaction);
+  if (req.get_param_value("include_input") == "false") {
+    Json steps = Json::array();
+    for (auto& s : interaction["steps"]) {
+      if (s.value("type", "") != "user_input") steps.push_back(std::move(s));
+    }
+    interaction["steps"] = std::move(steps);
+  }
+  if (req.get_param_value("stream") == "true") {
+    auto frames = std::make_shared<std::vector<std::string>>(internal::SseFrames(interaction));
+    frames->insert(frames->begin(), internal::SseCreatedFrame(interaction));
+    res.set_chunked_content_provider("text/event-stream",
+                                     [frames](std::size_t, httplib::DataSink& sink) {
+                                       for (const auto& f : *frames) {
+                                         if (!sink.write(f.data(), f.size())) return false;
+                                       }
+                                       sink.done();
+                                       return true;
+                                     });
+    return;
+  }
+  SendJson(res, interaction);
+}
+
+void LocalBackendImpl::HandleDelete(const httplib::Request& req, httplib::Response& res) {
+  const std::string id = req.matches[3];
+  if (!store_.Erase(id)) {
+    SendError(res, internal::MakeError(404, "interaction '" + id + "' not found"));
+    return;
+  }
+  SendJson(res, Json::object());
+}
+
+void LocalBackendImpl::HandleCancel(const httplib::Request& req, httplib::Response& res) {
+  // Turns run to completion inside their request, so a stored interaction is already final;
+  // cancel answers it as it is (the API's behaviour for a finished interaction).
+  const std::string id = req.matches[3];
+  auto stored = store_.Get(id);
+  if (!stored) {
+    SendError(res, internal::MakeError(404, "interaction '" + id + "' not found"));
+    return;
+  }
+  SendJson(res, stored->interaction);
+}
+
+}  // namespace
+
+StatusOr<std::unique_ptr<LocalBackend>> LocalBackend::Start(BackendOptions options) {
+  auto backend = std::make_unique<LocalBackendImpl>(std::move(options));
+  if (auto status = backend->Init(); !status.ok()) return status;
+  spdlog::debug("local backend listening on {} ({})", backend->base_url(), backend->Describe());
+  return std::unique_ptr<LocalBackend>(std::move(backend));
+}
+
+}  // namespace roilens::backend

@@ -1,0 +1,178 @@
+// Private pieces of the local backend (LocalBackend): Google-shaped errors, the bounded
+// interaction store, fault injection, request parsing, the model-turn orchestration and SSE.
+// Not installed; only tools/server/*.cc include this.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <list>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <random>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "roilens/backend/coder.h"
+#include "roilens/backend/sandbox.h"
+#include "roilens/backend/server.h"
+#include "roilens/status.h"
+
+namespace roilens::backend::internal {
+
+using Json = nlohmann::json;
+
+// ---- errors ---------------------------------------------------------------------------------
+
+/// An error as the server answers it: HTTP status + Google error body + extra headers.
+struct HttpError {
+  int http_status = 500;
+  std::string status;  ///< google.rpc name, e.g. "INVALID_ARGUMENT"
+  std::string message;
+  Json details = Json::array();
+  std::vector<std::pair<std::string, std::string>> headers;
+};
+
+/// {"error":{"code","message","status","details"}}.
+Json GoogleErrorBody(const HttpError& error);
+HttpError MakeError(int http_status, std::string message);
+/// Maps a Status (from the coder/sandbox/store) to an HTTP error; uses its http_status when set.
+HttpError ErrorFromStatus(const Status& status);
+/// An ErrorInfo detail (type.googleapis.com/google.rpc.ErrorInfo).
+Json ErrorInfo(std::string_view reason, std::string_view domain = "googleapis.com");
+
+// ---- small helpers --------------------------------------------------------------------------
+
+std::string Base64Encode(const std::uint8_t* data, std::size_t size);
+inline std::string Base64Encode(const std::vector<std::uint8_t>& bytes) {
+  return Base64Encode(bytes.data(), bytes.size());
+}
+/// Standard alphabet; padding optional; whitespace rejected. nullopt when not base64.
+std::optional<std::vector<std::uint8_t>> Base64Decode(std::string_view text);
+/// RFC 3339 / ISO-8601 UTC with milliseconds, e.g. "2026-05-20T10:11:12.345Z".
+std::string Iso8601(std::chrono::system_clock::time_point t);
+/// Random [A-Za-z0-9] string (thread-safe; not for secrets).
+std::string RandomToken(std::size_t length);
+/// An opaque signature as Gemini sends them: base64 of random bytes.
+std::string RandomSignature();
+
+// ---- store ----------------------------------------------------------------------------------
+
+/// What the store keeps per interaction.
+struct StoredInteraction {
+  Json interaction;  ///< the full interaction as GET returns it (user_input steps included)
+  std::string previous_interaction_id;  ///< "" for the first turn of a conversation
+};
+
+/// Bounded interaction store: at most `max_entries` (least recently used evicted first), each
+/// expiring `ttl` after it was last written. Thread-safe. `clock` is injectable for tests.
+class InteractionStore {
+ public:
+  using Clock = std::chrono::steady_clock;
+  InteractionStore(std::size_t max_entries, std::chrono::seconds ttl);
+
+  void Put(const std::string& id, StoredInteraction value);
+  /// nullopt when unknown or expired; a hit counts as a use for LRU.
+  std::optional<StoredInteraction> Get(const std::string& id);
+  bool Erase(const std::string& id);
+  /// Replaces the stored interaction's status (cancel); false when unknown.
+  bool UpdateStatus(const std::string& id, const std::string& status, const std::string& updated);
+  std::size_t size() const;
+  /// For tests: pretends `delta` has passed.
+  void AdvanceClockForTesting(std::chrono::seconds delta);
+
+ private:
+  struct Entry {
+    StoredInteraction value;
+    Clock::time_point expires;
+    std::list<std::string>::iterator lru;
+  };
+  Clock::time_point Now() const;
+  void EvictExpiredLocked(Clock::time_point now);
+
+  const std::size_t max_entries_;
+  const std::chrono::seconds ttl_;
+  mutable std::mutex mu_;
+  std::unordered_map<std::string, Entry> entries_;
+  std::list<std::string> lru_;                                    ///< front = most recently used
+  std::deque<std::pair<Clock::time_point, std::string>> expiry_;  ///< in write order
+  std::chrono::seconds skew_{0};
+};
+
+// ---- faults ---------------------------------------------------------------------------------
+
+enum class FaultKind { kNone, k429, k500, k503, kSlow, kReset, kGarbage };
+
+/// Validates kind names ("429", "500", "503", "slow", "reset", "garbage") and rate.
+Status ValidateFaults(const FaultOptions& options);
+FaultKind ParseFaultKind(std::string_view name);
+
+/// Decides per request whether and how to fail, reproducibly for a seed. Thread-safe.
+class FaultInjector {
+ public:
+  explicit FaultInjector(const FaultOptions& options);
+  FaultKind Next();
+
+ private:
+  double rate_;
+  std::vector<FaultKind> kinds_;
+  std::mutex mu_;
+  std::mt19937 rng_;
+};
+
+// ---- requests and turns ---------------------------------------------------------------------
+
+/// A create request, parsed and validated.
+struct ParsedRequest {
+  Json body;  ///< the request as sent (unknown fields kept)
+  std::string model;
+  Json input_steps;    ///< this turn's input as steps (user_input / replayed history)
+  Json history_steps;  ///< earlier turns (from previous_interaction_id), oldest first
+  std::string previous_interaction_id;
+  bool code_execution = false;  ///< tools holds {"type":"code_execution"}
+  bool store = true;
+  bool stream = false;
+  std::string system_instruction;
+};
+
+/// Parses + validates a create body. `lookup` resolves previous_interaction_id (and its
+/// ancestors); errors are Google-shaped (400 for bad shape, 404 for unknown previous id).
+StatusOr<ParsedRequest> ParseCreateRequest(const Json& body, InteractionStore& store);
+
+/// Flattens steps (history + input) into what the coder reads.
+CoderInput MakeCoderInput(const ParsedRequest& request);
+
+/// Everything one model turn needs; `sandbox` may be null (then code requests fail cleanly with
+/// `sandbox_error`).
+struct TurnContext {
+  Coder* coder = nullptr;
+  Sandbox* sandbox = nullptr;
+  std::string sandbox_error;  ///< why there is no sandbox (when coder executes code)
+  int max_attempts = 5;
+};
+
+/// Runs one model turn and returns the output steps and status ("completed" | "failed").
+struct TurnResult {
+  Json steps = Json::array();
+  std::string status = "completed";
+  Json usage;
+};
+StatusOr<TurnResult> RunTurn(const ParsedRequest& request, const TurnContext& context);
+
+/// Token usage in the Interactions shape (plausible figures: 258 per image, chars/4 for text).
+Json EstimateUsage(const Json& input_steps, const Json& output_steps);
+
+// ---- SSE ------------------------------------------------------------------------------------
+
+/// The first SSE frame ("event: interaction.created\ndata: {...}\n\n"), sent before the turn runs.
+std::string SseCreatedFrame(const Json& interaction);
+/// What follows it once the turn is done: step.start/delta/stop per step,
+/// interaction.status_update, interaction.completed, then "data: [DONE]".
+std::vector<std::string> SseFrames(const Json& interaction);
+/// An "error" event (a turn that failed after the stream started) followed by [DONE].
+std::string SseErrorFrame(const HttpError& error);
+
+}  // namespace roilens::backend::internal
