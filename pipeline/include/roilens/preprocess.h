@@ -15,8 +15,13 @@ struct PreprocessedFrame {
   cv::Mat image;  ///< BGR, 8-bit; shares the input's buffer when preprocessing is a no-op
   cv::Matx23d frame_to_image = cv::Matx23d(1, 0, 0, 0, 1, 0);
   cv::Matx23d image_to_frame = cv::Matx23d(1, 0, 0, 0, 1, 0);
+  cv::Size frame_size;  ///< size of the ORIGINAL frame (image_to_frame's target)
 };
 
+/// Coordinates everywhere are continuous pixel-edge coordinates: pixel (i, j) covers
+/// [i, i+1) x [j, j+1), so a rect [x, y, w, h] maps by its corners and resizing is a pure scale
+/// (the convention cv::resize uses). warpAffine works on pixel centres; Preprocess converts.
+///
 /// Applies `config` to a BGR (or grey, converted to BGR) 8-bit frame. ROI rects in the config are
 /// in ORIGINAL frame pixels; crops are cut from the processed image through frame_to_image;
 /// results/merge map back through image_to_frame. An identity config returns the input without
