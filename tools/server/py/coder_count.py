@@ -40,7 +40,7 @@ def split_touching(mask, img):
     """Splits lightly touching parts: each part keeps a core where the distance to the background
     is at least CORE of its component's maximum; watershed hands every core its pixels. Narrow
     necks between touching parts fall below the core level, a single part's core stays whole."""
-    core_level = STRATEGY.get("core", 0.6)
+    core_level = STRATEGY.get("core", 0.68)
     dt = cv2.distanceTransform(mask, cv2.DIST_L2, 5)
     n, lbl, stats, _ = cv2.connectedComponentsWithStats(mask, 8)
     markers = np.zeros(mask.shape, np.int32)
@@ -52,7 +52,7 @@ def split_touching(mask, img):
         sub = lbl[y:y + h, x:x + w] == i
         d = dt[y:y + h, x:x + w] * sub
         # only a component clearly bigger than a typical part can hold two parts
-        if STRATEGY.get("split", True) and a > 1.5 * typical:
+        if STRATEGY.get("split", True) and a > STRATEGY.get("split_area", 1.2) * typical:
             cores = (d >= core_level * d.max()).astype(np.uint8)
         else:
             cores = sub.astype(np.uint8)

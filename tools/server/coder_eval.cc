@@ -1,0 +1,225 @@
+// Scores the classical-CV coder on synthetic gauges and trays with known truth (see coder_eval.h).
+#include "roilens/backend/coder_eval.h"
+
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <nlohmann/json.hpp>
+#include <opencv2/imgcodecs.hpp>
+#include <sstream>
+#include <thread>
+
+#include "roilens/samples.h"
+
+namespace roilens::backend {
+namespace {
+
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+std::string ReadFile(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+/// The prompt the pipeline renders for a task (plain instruction + fenced spec).
+std::string Prompt(const json& spec) {
+  std::ostringstream out;
+  if (spec["task"] == "read_gauge")
+    out << "Read the analog gauge in the image. Use the calibration in the task spec. End with "
+           "one JSON line {\"value\": number, \"unit\": str, \"confidence\": 0..1}.\n";
+  else
+    out << "Count the " << spec.value("object", std::string("objects"))
+        << " in the image. End with one JSON line {\"count\": int, \"confidence\": 0..1}.\n";
+  out << "```json\n" << spec.dump() << "\n```\n";
+  return out.str();
+}
+
+/// Write -> run -> revise, as the local backend drives the coder; returns the answer JSON.
+json Solve(Coder& coder, const ProgramRunner& runner, const CoderInput& input, int max_attempts,
+           CoderEvalCase& c) {
+  std::vector<CoderObservation> history;
+  for (int attempt = 0; attempt < max_attempts; ++attempt) {
+    CoderProgram program = coder.Write(input, attempt, history);
+    SandboxJob job;
+    job.code = program.code;
+    job.inputs.push_back({"input_0.png", input.images[0].bytes});
+    history.push_back({runner(job)});
+    c.attempts = attempt + 1;
+    if (history.back().result.ok) break;
+  }
+  c.final_text = coder.Answer(input, history);
+  const auto nl = c.final_text.rfind('\n');
+  json answer = json::parse(nl == std::string::npos ? c.final_text : c.final_text.substr(nl + 1),
+                            nullptr, false);
+  return answer.is_object() ? answer : json{{"error", "answer line is not JSON"}};
+}
+
+}  // namespace
+
+SandboxResult RunPythonDirectly(const SandboxJob& job, const std::string& python) {
+  SandboxResult result;
+  const auto start = std::chrono::steady_clock::now();
+  std::string pattern = (fs::temp_directory_path() / "roilens-coder-XXXXXX").string();
+  if (!mkdtemp(pattern.data())) {
+    result.error = "cannot create a temporary directory";
+    return result;
+  }
+  const fs::path dir(pattern);
+  for (const SandboxFile& f : job.inputs)
+    std::ofstream(dir / f.name, std::ios::binary)
+        .write(reinterpret_cast<const char*>(f.bytes.data()), std::streamsize(f.bytes.size()));
+  std::ofstream(dir / "program.py") << job.code;
+  const long limit_s =
+      std::max<long>(1, long(job.wall_limit.count() > 0 ? job.wall_limit.count() / 1000 : 30));
+  // Everything the child needs is prepared before fork: it only calls async-signal-safe functions.
+  const std::string dir_s = dir.string(), out_s = (dir / ".stdout").string(),
+                    err_s = (dir / ".stderr").string(), limit = std::to_string(limit_s);
+  const char* argv[] = {"/usr/bin/timeout", "-s", "KILL",       limit.c_str(),
+                        python.c_str(),     "-B", "program.py", nullptr};
+  const pid_t pid = fork();
+  if (pid == 0) {
+    if (chdir(dir_s.c_str()) != 0) _exit(127);
+    const int out = open(out_s.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    const int err = open(err_s.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (out < 0 || err < 0) _exit(127);
+    dup2(out, 1);
+    dup2(err, 2);
+    execv(argv[0], const_cast<char* const*>(argv));
+    _exit(127);
+  }
+  int status = 0;
+  if (pid < 0 || waitpid(pid, &status, 0) < 0) {
+    result.error = "cannot start " + python;
+  } else {
+    result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    result.timed_out = result.exit_code == 124 || result.exit_code == 137;
+    result.ok = result.exit_code == 0;
+    if (result.timed_out)
+      result.error = "timed out after " + limit + " s";
+    else if (!result.ok)
+      result.error = "exit code " + std::to_string(result.exit_code);
+  }
+  result.stdout_text = ReadFile(dir / ".stdout");
+  result.stderr_text = ReadFile(dir / ".stderr");
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    const std::string ext = entry.path().extension().string();
+    if (name.rfind("input_", 0) == 0 || (ext != ".png" && ext != ".jpg")) continue;
+    const std::string bytes = ReadFile(entry.path());
+    result.images.push_back({name, ext == ".png" ? "image/png" : "image/jpeg",
+                             std::vector<std::uint8_t>(bytes.begin(), bytes.end())});
+  }
+  fs::remove_all(dir, ec);
+  result.elapsed_ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  return result;
+}
+
+CoderEvalReport EvaluateCoder(Coder& coder, const ProgramRunner& runner,
+                              const CoderEvalOptions& options) {
+  const auto start = std::chrono::steady_clock::now();
+  // Render everything up front from one RNG so the set depends on the seed only.
+  struct Item {
+    CoderInput input;
+    double truth = 0, span = 1;
+    bool gauge = true;
+  };
+  std::vector<Item> items;
+  cv::RNG rng(options.seed);
+  auto png = [](const cv::Mat& img) {
+    std::vector<std::uint8_t> bytes;
+    cv::imencode(".png", img, bytes);
+    return bytes;
+  };
+  for (int i = 0; i < options.gauges; ++i) {
+    const GaugeStyle style = RandomGaugeStyle(rng);
+    const double value =
+        style.min_value + rng.uniform(0.0, 1.0) * (style.max_value - style.min_value);
+    Item item;
+    item.truth = value;
+    item.span = std::abs(style.max_value - style.min_value);
+    json spec = {{"task", "read_gauge"},
+                 {"calibration",
+                  {{"min_value", style.min_value},
+                   {"max_value", style.max_value},
+                   {"min_angle_deg", style.min_angle_deg},
+                   {"max_angle_deg", style.max_angle_deg},
+                   {"unit", style.unit}}}};
+    item.input.text = Prompt(spec);
+    item.input.images.push_back({"image/png", png(RenderGauge(style, value, rng))});
+    items.push_back(std::move(item));
+  }
+  for (int i = 0; i < options.trays; ++i) {
+    const TrayStyle style = RandomTrayStyle(rng);
+    const int count = rng.uniform(options.min_parts, options.max_parts + 1);
+    std::vector<cv::Rect> boxes;
+    Item item;
+    item.gauge = false;
+    item.input.images.push_back({"image/png", png(RenderTray(count, style, rng, &boxes))});
+    item.truth = double(boxes.size());
+    item.input.text = Prompt({{"task", "count"}, {"object", "parts"}});
+    items.push_back(std::move(item));
+  }
+
+  CoderEvalReport report;
+  report.cases.resize(items.size());
+  std::atomic<std::size_t> next{0};
+  auto work = [&] {
+    for (std::size_t i; (i = next.fetch_add(1)) < items.size();) {
+      const Item& item = items[i];
+      CoderEvalCase& c = report.cases[i];
+      c.kind = item.gauge ? "gauge" : "tray";
+      c.index = int(item.gauge ? i : i - std::size_t(options.gauges));
+      c.truth = item.truth;
+      const json answer = Solve(coder, runner, item.input, options.max_attempts, c);
+      const char* key = item.gauge ? "value" : "count";
+      if (!answer.contains(key) || !answer[key].is_number()) {
+        c.failed = true;
+        c.error = answer.value("error", std::string("no ") + key + " in the answer");
+        c.error_pct = 100;
+        continue;
+      }
+      c.answer = answer[key].get<double>();
+      if (item.gauge) c.error_pct = std::abs(c.answer - c.truth) / item.span * 100.0;
+    }
+  };
+  std::vector<std::thread> threads;
+  for (int w = 0; w < std::max(1, options.workers); ++w) threads.emplace_back(work);
+  for (auto& t : threads) t.join();
+
+  int within3 = 0, exact = 0;
+  double sum = 0;
+  for (const CoderEvalCase& c : report.cases) {
+    if (c.kind == "gauge") {
+      ++report.gauges;
+      report.gauge_failures += c.failed;
+      sum += c.error_pct;
+      within3 += !c.failed && c.error_pct <= 3.0;
+      report.gauge_max_error_pct = std::max(report.gauge_max_error_pct, c.error_pct);
+    } else {
+      ++report.trays;
+      report.tray_failures += c.failed;
+      exact += !c.failed && std::lround(c.answer) == std::lround(c.truth);
+    }
+  }
+  if (report.gauges) {
+    report.gauge_mae_pct = sum / report.gauges;
+    report.gauge_within3_pct = 100.0 * within3 / report.gauges;
+  }
+  if (report.trays) report.count_exact_pct = 100.0 * exact / report.trays;
+  report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return report;
+}
+
+}  // namespace roilens::backend
