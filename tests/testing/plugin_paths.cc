@@ -23,6 +23,8 @@ const PluginPaths& GetPluginPaths() {
       if (key == "cmake") p.cmake = value;
       if (key == "generator") p.generator = value;
       if (key == "cxx") p.cxx = value;
+      if (key == "libdir") p.libdir = value;
+      if (key == "includedir") p.includedir = value;
     }
     return p;
   }();

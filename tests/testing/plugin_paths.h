@@ -10,9 +10,11 @@ struct PluginPaths {
   std::string sample_app;  ///< roilens_sample_app
   bool sanitize = false;   ///< built with ASan+UBSan (Python cannot load such a library)
   bool tsan = false;
-  std::string cmake;      ///< the cmake that configured this build
-  std::string generator;  ///< its generator ("Ninja", "Unix Makefiles")
-  std::string cxx;        ///< the C++ compiler
+  std::string cmake;                   ///< the cmake that configured this build
+  std::string generator;               ///< its generator ("Ninja", "Unix Makefiles")
+  std::string cxx;                     ///< the C++ compiler
+  std::string libdir = "lib";          ///< CMAKE_INSTALL_LIBDIR (relative to the prefix)
+  std::string includedir = "include";  ///< CMAKE_INSTALL_INCLUDEDIR
 };
 
 /// Parsed once; fields stay empty when the file is missing.
