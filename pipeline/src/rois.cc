@@ -14,6 +14,12 @@ std::string RectText(const cv::Rect& r) {
          "," + std::to_string(r.height) + "]";
 }
 
+/// The original frame's bounds; derived from the image when a caller built the frame by hand.
+cv::Rect FrameBounds(const PreprocessedFrame& frame) {
+  if (!frame.frame_size.empty()) return {0, 0, frame.frame_size.width, frame.frame_size.height};
+  return MapRect(frame.image_to_frame, cv::Rect(0, 0, frame.image.cols, frame.image.rows));
+}
+
 /// Fills rect (processed pixels, clipped) and frame_rect (original pixels, clipped) for a region
 /// given in processed-image pixels.
 RoiInstance InstanceFromImageRect(int roi_index, std::string name, const cv::Rect& image_rect,
@@ -22,8 +28,7 @@ RoiInstance InstanceFromImageRect(int roi_index, std::string name, const cv::Rec
   instance.roi_index = roi_index;
   instance.name = std::move(name);
   instance.rect = image_rect & cv::Rect(0, 0, frame.image.cols, frame.image.rows);
-  instance.frame_rect = MapRect(frame.image_to_frame, instance.rect) &
-                        cv::Rect(0, 0, frame.frame_size.width, frame.frame_size.height);
+  instance.frame_rect = MapRect(frame.image_to_frame, instance.rect) & FrameBounds(frame);
   return instance;
 }
 
@@ -112,8 +117,7 @@ StatusOr<std::vector<RoiInstance>> FindRois(const StationConfig& config,
                                         static_cast<int>(std::lround(q.y)));
         }
         instance.rect = cv::boundingRect(instance.polygon) & image_bounds;
-        instance.frame_rect = cv::boundingRect(roi.polygon) &
-                              cv::Rect(0, 0, frame.frame_size.width, frame.frame_size.height);
+        instance.frame_rect = cv::boundingRect(roi.polygon) & FrameBounds(frame);
         if (instance.rect.empty()) {
           return InvalidArgumentError("roi '" + roi.name +
                                       "': polygon lies outside the processed frame");
