@@ -662,7 +662,11 @@ print(json.dumps(r))
       return;
     }
     if (*line == "DONE") {
-      result->error = "sandbox supervisor failed: " + w.Diagnostics();
+      // The job's supervisor died before reporting (the job may have killed it). The channel
+      // may hold unread job bytes, so this worker is not reused.
+      std::string why = w.Diagnostics();
+      w.Kill();
+      result->error = "sandbox supervisor failed" + (why.empty() ? "" : ": " + why);
       return;
     }
     std::size_t size = 0;

@@ -6,10 +6,12 @@
 # collects the results and exits. So no job leaves anything in the server's memory that a later
 # job's fork could inherit, and everything the job started dies before the next job begins.
 #
-# Protocol (host -> server):  b"RUN <n>\n" + n bytes: u32 header length, JSON header, input blobs.
-# (supervisor -> host):       b"RES <n>\n" + n bytes: u32 header length, JSON header, blobs.
-# (server -> host):           b"READY <json>\n" once, b"DONE\n" after every job (after RES).
+# Protocol (host -> supervisor): b"RUN <n>\n" + n bytes: u32 header length, JSON header, inputs.
+# (supervisor -> host):          b"RES <n>\n" + n bytes: u32 header length, JSON header, blobs.
+# (server -> host):              b"READY <json>\n" once, b"DONE\n" after every job (after RES,
+#                                or alone when the supervisor died before reporting).
 import errno
+import fcntl
 import json
 import os
 import resource
@@ -112,17 +114,31 @@ def count_processes():
     return sum(1 for p in os.listdir("/proc") if p.isdigit())
 
 
-def run_code(header, job_dir, out_w, err_w, status_w):
-    """In the runner process: never returns."""
+def run_code(job_r, out_w, err_w, status_w):
+    """The runner: forked before the job arrives, it holds no channel to the host. It waits for
+    the job header from its supervisor, applies the limits and runs the code. Never returns."""
     try:
         os.setsid()
-        os.chdir(job_dir)
-        os.dup2(out_w, 1)
-        os.dup2(err_w, 2)
+        # Lift the four pipe ends above the target numbers first so no dup2 clobbers another.
+        high = [fcntl.fcntl(fd, fcntl.F_DUPFD, 100) for fd in (out_w, err_w, status_w, job_r)]
         null = os.open("/dev/null", os.O_RDONLY)
         os.dup2(null, 0)
-        os.dup2(status_w, 3)
-        os.closerange(4, 65536)
+        for target, fd in zip((1, 2, 3, 4), high):
+            os.dup2(fd, target)
+        os.closerange(5, 65536)
+        raw = bytearray()
+        while True:
+            chunk = os.read(4, 1 << 20)
+            if not chunk:
+                break
+            raw += chunk
+        os.close(4)
+        if not raw:
+            os._exit(0)  # the supervisor went away without a job
+        header = json.loads(raw.decode())
+        del raw
+        job_dir = os.path.join(JOB_ROOT, header["dir"])
+        os.chdir(job_dir)
         os.environ["HOME"] = job_dir
         os.environ["TMPDIR"] = job_dir
         limits = header["limits"]
@@ -133,6 +149,7 @@ def run_code(header, job_dir, out_w, err_w, status_w):
         resource.setrlimit(resource.RLIMIT_NPROC, (limits["tasks"],) * 2)
         resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         sys.stdin = open(0, "r", closefd=False)
         sys.stdout = open(1, "w", buffering=1, encoding="utf-8", errors="replace", closefd=False)
         sys.stderr = open(2, "w", buffering=1, encoding="utf-8", errors="replace", closefd=False)
@@ -232,9 +249,26 @@ def collect_images(job_dir, inputs, limits, notes):
     return images
 
 
-def supervise(n):
-    """In the disposable supervisor: reads one job, runs it, writes RES. Never returns."""
-    payload = read_exact(0, n)
+def supervise():
+    """The disposable supervisor, forked by PID 1 before the job arrives. It forks the runner,
+    reads one job from the host, hands it over, watches it, writes RES and exits. Exit status 3
+    means the host closed the channel (shut down); anything else ends the job."""
+    job_r, job_w = os.pipe()
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    st_r, st_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        run_code(job_r, out_w, err_w, st_w)
+    for fd in (job_r, out_w, err_w, st_w):
+        os.close(fd)
+
+    line = read_line(0)
+    if line is None:
+        os._exit(3)
+    if not line.startswith(b"RUN "):
+        raise ValueError("bad command %r" % line[:16])
+    payload = read_exact(0, int(line[4:]))
     (hlen,) = struct.unpack("<I", payload[:4])
     header = json.loads(payload[4:4 + hlen].decode())
     limits = header["limits"]
@@ -256,20 +290,13 @@ def supervise(n):
         inputs[name] = (st.st_size, st.st_mtime_ns)
     del payload
 
-    out_r, out_w = os.pipe()
-    err_r, err_w = os.pipe()
-    st_r, st_w = os.pipe()
-    sys.stdout.flush()
     start = time.monotonic()
-    pid = os.fork()
-    if pid == 0:
-        os.close(out_r)
-        os.close(err_r)
-        os.close(st_r)
-        run_code(header, job_dir, out_w, err_w, st_w)
-    for fd in (out_w, err_w, st_w):
-        os.close(fd)
-
+    try:
+        write_all(job_w, json.dumps({"code": header["code"], "dir": header["dir"],
+                                     "limits": limits}).encode())
+    except OSError:
+        pass  # the runner is gone; its exit status says why
+    os.close(job_w)
     deadline = start + limits["wall_ms"] / 1000.0
     cap = limits["output_bytes"]
     bufs = {out_r: bytearray(), err_r: bytearray()}
@@ -380,6 +407,16 @@ def wipe(path):
 
 
 def serve():
+    # PID 1 ignores signals it has no handler for; drop Python's SIGINT handler so a job cannot
+    # interrupt the server. Non-dumpable: same-uid job processes cannot ptrace the server or a
+    # supervisor, nor read their memory through /proc (inherited over fork).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    pr_set_dumpable = 4
+    if libc.prctl(pr_set_dumpable, 0, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_DUMPABLE, 0) failed")
     warm_up()
     info = {
         "python": sys.version.split()[0],
@@ -388,29 +425,31 @@ def serve():
         "matplotlib": matplotlib.__version__,
         "pid": os.getpid(),
     }
+    for root in SCRATCH_ROOTS:  # e.g. matplotlib's cache from the imports: jobs start clean
+        for name in os.listdir(root):
+            wipe(os.path.join(root, name))
     write_all(1, b"READY " + json.dumps(info).encode() + b"\n")
     while True:
-        line = read_line(0)
-        if line is None:
-            return
-        if not line.startswith(b"RUN "):
-            write_all(2, b"sandbox worker: bad command\n")
-            return
-        n = int(line[4:])
+        # The next job's supervisor (and its runner) are forked before the job arrives, so a
+        # job's latency does not include the two forks of this big process.
         pid = os.fork()
         if pid == 0:
+            code = 1
             try:
-                supervise(n)
+                supervise()
             except BaseException as e:  # noqa: BLE001
                 try:
                     os.write(2, ("sandbox supervisor failed: %r\n" % (e,)).encode())
-                finally:
-                    os._exit(1)
+                except OSError:
+                    pass
+            os._exit(code)
         while True:
-            wpid, _ = os.waitpid(-1, 0)  # also reaps orphans re-parented to PID 1
+            wpid, status = os.waitpid(-1, 0)  # also reaps orphans re-parented to PID 1
             if wpid == pid:
                 break
         kill_everything_else()
+        if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 3:
+            return  # the host closed the channel
         # Nothing a job wrote may be seen by the next one: the job dirs and the scratch tmpfs go.
         for root in SCRATCH_ROOTS:
             for name in os.listdir(root):

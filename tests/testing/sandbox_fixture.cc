@@ -1,0 +1,83 @@
+// Shared helpers for the sandbox tests (see sandbox_fixture.h).
+#include "testing/sandbox_fixture.h"
+
+#include <dirent.h>
+
+#include <fstream>
+#include <iterator>
+#include <memory>
+#include <mutex>
+
+namespace roilens::testing {
+namespace {
+std::once_flag g_once;
+std::unique_ptr<backend::Sandbox> g_sandbox;
+std::string g_error;
+
+std::string ReadWhole(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+}  // namespace
+
+backend::SandboxOptions SandboxTestOptions() {
+  backend::SandboxOptions o;
+  o.wall_limit = std::chrono::milliseconds(20000);
+  o.memory_limit_bytes = 1LL << 30;
+  o.job_dir_limit_bytes = 32LL << 20;
+  o.output_limit_bytes = 256 << 10;
+  o.max_processes = 16;
+  o.warm_workers = 2;
+  o.max_workers = 3;
+  return o;
+}
+
+backend::Sandbox* SharedSandbox() {
+  std::call_once(g_once, [] {
+    auto created = backend::Sandbox::Create(SandboxTestOptions());
+    if (created.ok()) {
+      g_sandbox = std::move(*created);
+    } else {
+      g_error = created.status().ToString();
+    }
+  });
+  return g_sandbox.get();
+}
+
+std::string SandboxCreateError() { return g_error; }
+
+std::vector<int> HostProcessesWith(const std::string& marker) {
+  std::vector<int> found;
+  DIR* dir = opendir("/proc");
+  if (!dir) return found;
+  while (dirent* e = readdir(dir)) {
+    char* end = nullptr;
+    long pid = std::strtol(e->d_name, &end, 10);
+    if (*end != '\0' || pid <= 0) continue;
+    const std::string base = std::string("/proc/") + e->d_name;
+    if (ReadWhole(base + "/cmdline").find(marker) != std::string::npos ||
+        ReadWhole(base + "/environ").find(marker) != std::string::npos) {
+      found.push_back(static_cast<int>(pid));
+    }
+  }
+  closedir(dir);
+  return found;
+}
+
+backend::SandboxJob MakeJob(std::string code, std::chrono::milliseconds wall) {
+  backend::SandboxJob job;
+  job.code = std::move(code);
+  job.wall_limit = wall;
+  return job;
+}
+
+backend::SandboxJob HealthyJob(int n) {
+  return MakeJob("import numpy as np\nprint('alive', int(np.arange(" + std::to_string(n) +
+                 ").sum()))\n");
+}
+
+bool IsHealthyResult(const backend::SandboxResult& r, int n) {
+  return r.ok && r.stdout_text == "alive " + std::to_string(n * (n - 1) / 2) + "\n";
+}
+
+}  // namespace roilens::testing
