@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <future>
+#include <iostream>
 #include <random>
 #include <string>
 #include <thread>
@@ -56,6 +57,8 @@ class SandboxHostileTest : public ::testing::Test {
     EXPECT_TRUE(IsHealthyResult(bystander, 7))
         << "bystander during the attack: " << bystander.error << " " << bystander.stdout_text;
     SandboxResult result = hostile.get();
+    std::cout << "[hostile] " << ::testing::UnitTest::GetInstance()->current_test_info()->name()
+              << ": " << (result.ok ? "ok" : result.error) << " (" << result.elapsed_ms << " ms)\n";
     auto after = sandbox_->Run(HealthyJob(9));
     EXPECT_TRUE(IsHealthyResult(after, 9))
         << "job after the attack: " << after.error << " " << after.stdout_text;
