@@ -1,0 +1,352 @@
+// The Pipeline engine against real loopback servers: the embedded backend (echo coder, faults)
+// and a held-response server for live mode. Checks order, the change gate's coalescing,
+// every_n_frames, error lines and that live frames never wait for the model.
+#include "roilens/pipeline.h"
+
+#include <gtest/gtest.h>
+#include <httplib.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <future>
+#include <map>
+#include <mutex>
+#include <opencv2/imgproc.hpp>
+#include <set>
+#include <thread>
+
+#include "roilens/backend/server.h"
+
+namespace roilens {
+namespace {
+
+constexpr int kWidth = 320, kHeight = 240;
+
+StationConfig TwoGaugeConfig() {
+  StationConfig config;
+  config.backend.max_in_flight = 8;
+  config.backend.max_retries = 0;
+  config.backend.request_timeout_s = 30;
+  for (int i = 0; i < 2; ++i) {
+    RoiConfig roi;
+    roi.name = i == 0 ? "left" : "right";
+    roi.task = TaskKind::kReadGauge;
+    roi.rect = cv::Rect(i == 0 ? 20 : 180, 40, 120, 120);
+    roi.gauge.min_value = 0;
+    roi.gauge.max_value = i == 0 ? 10 : 100;
+    roi.gauge.unit = i == 0 ? "bar" : "C";
+    roi.change_threshold = 0.02;
+    roi.max_age_s = 1000;
+    config.rois.push_back(roi);
+  }
+  config.merge.mode = MergeMode::kNone;
+  return config;
+}
+
+/// A frame whose left ROI shows `left` (a grey level) and right ROI `right`.
+cv::Mat Frame(int left, int right) {
+  cv::Mat frame(kHeight, kWidth, CV_8UC3, cv::Scalar(30, 30, 30));
+  cv::rectangle(frame, cv::Rect(30, 50, 100, 100), cv::Scalar::all(left), cv::FILLED);
+  cv::rectangle(frame, cv::Rect(190, 50, 100, 100), cv::Scalar::all(right), cv::FILLED);
+  return frame;
+}
+
+FrameInput Input(std::int64_t index, cv::Mat bgr) {
+  FrameInput input;
+  input.index = index;
+  input.time_s = static_cast<double>(index) / 10;
+  input.bgr = std::move(bgr);
+  return input;
+}
+
+std::unique_ptr<backend::LocalBackend> StartEcho(backend::FaultOptions faults = {}) {
+  backend::BackendOptions options;
+  options.coder = "echo";
+  options.faults = std::move(faults);
+  auto started = backend::LocalBackend::Start(options);
+  EXPECT_TRUE(started.ok()) << started.status();
+  return started.ok() ? std::move(*started) : nullptr;
+}
+
+std::unique_ptr<Pipeline> MakePipeline(StationConfig config, const std::string& base_url) {
+  PipelineOptions options;
+  options.base_url = base_url;
+  options.api_key = "";
+  auto created = Pipeline::Create(std::move(config), options);
+  EXPECT_TRUE(created.ok()) << created.status();
+  return created.ok() ? std::move(*created) : nullptr;
+}
+
+/// Submits every frame from this thread while another thread takes; returns outputs in the
+/// order Take() gave them.
+std::vector<FrameOutput> RunAll(Pipeline& pipeline, std::vector<FrameInput> frames) {
+  std::vector<FrameOutput> outputs;
+  std::thread taker([&] {
+    while (auto out = pipeline.Take()) outputs.push_back(std::move(*out));
+  });
+  for (auto& frame : frames) EXPECT_TRUE(pipeline.Submit(std::move(frame)).ok());
+  pipeline.Flush();
+  taker.join();
+  return outputs;
+}
+
+std::string Str(const nlohmann::json& line, const char* key) {
+  return line[key].is_string() ? line[key].get<std::string>() : "";
+}
+
+TEST(PipelineTest, OutputsStayInFrameOrderUnderRandomLatency) {
+  backend::FaultOptions faults;
+  faults.rate = 0.3;  // 30% of answers are dribbled slowly: completions arrive out of order
+  faults.kinds = {"slow"};
+  faults.seed = 7;
+  auto server = StartEcho(faults);
+  ASSERT_TRUE(server);
+  StationConfig config = TwoGaugeConfig();
+  for (auto& roi : config.rois) roi.change_threshold = 0;  // gate off: every frame calls
+  auto pipeline = MakePipeline(config, server->base_url());
+  ASSERT_TRUE(pipeline);
+  std::vector<FrameInput> frames;
+  for (int i = 0; i < 24; ++i) frames.push_back(Input(i, Frame(40 + 5 * i, 200 - 5 * i)));
+  auto outputs = RunAll(*pipeline, std::move(frames));
+
+  ASSERT_EQ(outputs.size(), 24u);
+  for (int i = 0; i < 24; ++i) {
+    EXPECT_EQ(outputs[i].index, i);
+    ASSERT_EQ(outputs[i].results.size(), 2u);
+    EXPECT_EQ(Str(outputs[i].results[0], "roi"), "left");
+    EXPECT_EQ(Str(outputs[i].results[1], "roi"), "right");
+    for (const auto& line : outputs[i].results) {
+      EXPECT_EQ(line["frame"], i);
+      EXPECT_EQ(Str(line, "status"), "ok") << line.dump();
+    }
+    // The echo coder answers the middle of the calibrated range.
+    EXPECT_DOUBLE_EQ(outputs[i].results[0]["value"].get<double>(), 5);
+    EXPECT_DOUBLE_EQ(outputs[i].results[1]["value"].get<double>(), 50);
+    EXPECT_FALSE(outputs[i].annotated.empty());
+  }
+  const PipelineSummary summary = pipeline->summary();
+  EXPECT_EQ(summary.calls, 48);
+  EXPECT_EQ(summary.frames, 24);
+  EXPECT_EQ(summary.roi_results, 48);
+  EXPECT_EQ(summary.errors, 0);
+}
+
+TEST(PipelineTest, ChangeGateCallsOncePerChangeEvenWithFramesInFlight) {
+  auto server = StartEcho();
+  ASSERT_TRUE(server);
+  auto pipeline = MakePipeline(TwoGaugeConfig(), server->base_url());
+  ASSERT_TRUE(pipeline);
+  // The left ROI changes at frame 10 and 20; the right one never does.
+  std::vector<FrameInput> frames;
+  for (int i = 0; i < 30; ++i)
+    frames.push_back(Input(i, Frame(i < 10 ? 60 : i < 20 ? 140 : 220, 90)));
+  auto outputs = RunAll(*pipeline, std::move(frames));
+  ASSERT_EQ(outputs.size(), 30u);
+
+  std::map<std::string, std::set<std::string>> ids;
+  std::map<std::string, int> ok_lines;
+  for (const auto& out : outputs) {
+    for (const auto& line : out.results) {
+      const std::string roi = Str(line, "roi"), status = Str(line, "status");
+      ids[roi].insert(Str(line, "interaction_id"));
+      if (status == "ok") {
+        ++ok_lines[roi];
+        EXPECT_GT(line["latency_ms"].get<double>(), 0);
+      } else {
+        EXPECT_EQ(status, "cached") << line.dump();
+        EXPECT_EQ(line["latency_ms"].get<double>(), 0);
+        EXPECT_TRUE(line["usage"].is_null());
+      }
+    }
+  }
+  // Frames waiting on a pending call share it instead of calling again.
+  EXPECT_EQ(ok_lines["left"], 3);
+  EXPECT_EQ(ok_lines["right"], 1);
+  EXPECT_EQ(ids["left"].size(), 3u);
+  EXPECT_EQ(ids["right"].size(), 1u);
+  for (int i : {0, 10, 20}) EXPECT_EQ(Str(outputs[i].results[0], "status"), "ok") << i;
+  // Every frame of a step shows the answer of the call made at the step's first frame.
+  for (int i = 0; i < 30; ++i) {
+    EXPECT_EQ(Str(outputs[i].results[0], "interaction_id"),
+              Str(outputs[i - i % 10].results[0], "interaction_id"));
+  }
+  const PipelineSummary summary = pipeline->summary();
+  EXPECT_EQ(summary.calls, 4);
+  EXPECT_EQ(summary.cache_hits, 56);
+}
+
+TEST(PipelineTest, EveryNFramesCallsOnlyOnEveryNthFrame) {
+  auto server = StartEcho();
+  ASSERT_TRUE(server);
+  StationConfig config = TwoGaugeConfig();
+  config.pipeline.every_n_frames = 5;
+  for (auto& roi : config.rois) roi.change_threshold = 0;  // every call frame calls
+  auto pipeline = MakePipeline(config, server->base_url());
+  ASSERT_TRUE(pipeline);
+  std::vector<FrameInput> frames;
+  for (int i = 0; i < 23; ++i) frames.push_back(Input(i, Frame(10 * i, 250 - 10 * i)));
+  auto outputs = RunAll(*pipeline, std::move(frames));
+  ASSERT_EQ(outputs.size(), 23u);
+  for (int i = 0; i < 23; ++i) {
+    for (std::size_t r = 0; r < 2; ++r) {
+      const auto& line = outputs[i].results[r];
+      EXPECT_EQ(Str(line, "status"), i % 5 == 0 ? "ok" : "cached") << line.dump();
+      EXPECT_EQ(Str(line, "interaction_id"), Str(outputs[i - i % 5].results[r], "interaction_id"));
+    }
+  }
+  EXPECT_EQ(pipeline->summary().calls, 10);  // frames 0, 5, 10, 15, 20 x 2 ROIs
+}
+
+TEST(PipelineTest, FailedCallsAndUnreadableFramesBecomeErrorLines) {
+  backend::FaultOptions faults;
+  faults.rate = 1.0;
+  faults.kinds = {"500"};
+  auto server = StartEcho(faults);
+  ASSERT_TRUE(server);
+  StationConfig config = TwoGaugeConfig();
+  for (auto& roi : config.rois) roi.change_threshold = 0;
+  auto pipeline = MakePipeline(config, server->base_url());
+  ASSERT_TRUE(pipeline);
+  std::vector<FrameInput> frames;
+  for (int i = 0; i < 8; ++i) {
+    frames.push_back(Input(i, i == 3 ? cv::Mat() : Frame(20 * i, 100)));  // frame 3 unreadable
+  }
+  auto outputs = RunAll(*pipeline, std::move(frames));
+  ASSERT_EQ(outputs.size(), 8u);
+  for (int i = 0; i < 8; ++i) {
+    ASSERT_EQ(outputs[i].results.size(), 2u);
+    for (const auto& line : outputs[i].results) {
+      EXPECT_EQ(Str(line, "status"), "error") << line.dump();
+      const std::string error = Str(line, "error");
+      EXPECT_NE(error.find(Str(line, "roi")), std::string::npos) << error;
+      if (i == 3) {
+        EXPECT_NE(error.find("frame 3"), std::string::npos) << error;
+        EXPECT_EQ(line["latency_ms"].get<double>(), 0);  // no call was made
+      }
+    }
+  }
+  EXPECT_TRUE(outputs[3].annotated.empty());
+  EXPECT_EQ(pipeline->summary().errors, 16);
+  EXPECT_EQ(pipeline->summary().calls, 14);
+}
+
+/// A loopback Interactions endpoint that holds every response until Release().
+class HeldServer {
+ public:
+  HeldServer() {
+    server_.Post("/v1beta/interactions", [this](const httplib::Request&, httplib::Response& res) {
+      {
+        std::unique_lock lock(mu_);
+        ++requests_;
+        cv_.notify_all();
+        cv_.wait(lock, [&] { return released_; });
+      }
+      const nlohmann::json body = {
+          {"id", "held-" + std::to_string(++answered_)},
+          {"object", "interaction"},
+          {"status", "completed"},
+          {"steps",
+           {{{"type", "model_output"},
+             {"content",
+              {{{"type", "text"},
+                {"text", R"({"value": 4, "unit": "bar", "confidence": 0.9})"}}}}}}}};
+      res.set_content(body.dump(), "application/json");
+    });
+    port_ = server_.bind_to_any_port("127.0.0.1");
+    thread_ = std::thread([this] { server_.listen_after_bind(); });
+  }
+  ~HeldServer() {
+    Release();
+    server_.stop();
+    thread_.join();
+  }
+  std::string base_url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  void Release() {
+    std::lock_guard lock(mu_);
+    released_ = true;
+    cv_.notify_all();
+  }
+  int requests() {
+    std::lock_guard lock(mu_);
+    return requests_;
+  }
+
+ private:
+  httplib::Server server_;
+  int port_ = 0;
+  std::thread thread_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool released_ = false;
+  int requests_ = 0;
+  std::atomic<int> answered_{0};
+};
+
+TEST(PipelineTest, LiveModeFramesNeverWaitForTheModel) {
+  HeldServer server;
+  StationConfig config = TwoGaugeConfig();
+  config.rois[1].task = TaskKind::kReadGauge;
+  config.rois[1].gauge.max_value = 10;
+  config.pipeline.mode = PipelineMode::kLive;
+  // Crops never count as changed: one call per ROI, whose answer is then shown on every frame.
+  for (auto& roi : config.rois) roi.change_threshold = 1.1;
+  auto pipeline = MakePipeline(config, server.base_url());
+  ASSERT_TRUE(pipeline);
+
+  // The server answers nothing until released, yet every frame comes out.
+  for (int i = 0; i < 20; ++i) {
+    ASSERT_TRUE(pipeline->Submit(Input(i, Frame(10 * i, 10 * i))).ok());
+    auto out = pipeline->Take();
+    ASSERT_TRUE(out);
+    EXPECT_EQ(out->index, i);
+    for (const auto& line : out->results) EXPECT_EQ(Str(line, "status"), "skipped");
+  }
+  // One call per ROI, still held by the server.
+  EXPECT_EQ(pipeline->requests_in_flight(), 2);
+  server.Release();
+
+  // Keep feeding frames until both answers are shown (waiting for a condition, bounded).
+  std::map<std::string, int> ok_shown;
+  std::int64_t index = 20;
+  while ((ok_shown["left"] == 0 || ok_shown["right"] == 0) && index < 200000) {
+    ASSERT_TRUE(pipeline->Submit(Input(index, Frame(index % 250, index % 250))).ok());
+    auto out = pipeline->Take();
+    ASSERT_TRUE(out);
+    EXPECT_EQ(out->index, index);
+    for (const auto& line : out->results) {
+      if (Str(line, "status") == "ok") {
+        ++ok_shown[Str(line, "roi")];
+        EXPECT_DOUBLE_EQ(line["value"].get<double>(), 4);
+      }
+    }
+    ++index;
+    std::this_thread::yield();
+  }
+  EXPECT_EQ(ok_shown["left"], 1);
+  EXPECT_EQ(ok_shown["right"], 1);
+  // Later frames show the same answer as cached.
+  for (int k = 0; k < 3; ++k, ++index) {
+    ASSERT_TRUE(pipeline->Submit(Input(index, Frame(1, 1))).ok());
+    auto out = pipeline->Take();
+    ASSERT_TRUE(out);
+    for (const auto& line : out->results) {
+      EXPECT_EQ(Str(line, "status"), "cached");
+      EXPECT_DOUBLE_EQ(line["value"].get<double>(), 4);
+    }
+  }
+  pipeline->Flush();
+  EXPECT_EQ(server.requests(), 2);
+}
+
+TEST(PipelineTest, SubmitAfterFlushIsRejected) {
+  auto server = StartEcho();
+  ASSERT_TRUE(server);
+  auto pipeline = MakePipeline(TwoGaugeConfig(), server->base_url());
+  ASSERT_TRUE(pipeline);
+  pipeline->Flush();
+  EXPECT_FALSE(pipeline->Take());
+  EXPECT_EQ(pipeline->Submit(Input(0, Frame(1, 1))).code(), StatusCode::kFailedPrecondition);
+}
+
+}  // namespace
+}  // namespace roilens

@@ -1,0 +1,29 @@
+// Runs the built roilens CLI as a child process (end-to-end tests of `roilens run`).
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+#include <vector>
+
+namespace roilens::testing {
+
+struct CliResult {
+  int exit_code = -1;  ///< -1 when the child did not exit normally
+  std::string out, err;
+};
+
+/// Runs `roilens ARGS...` to completion, capturing stdout and stderr.
+CliResult RunCli(const std::vector<std::string>& args);
+
+/// Starts `roilens ARGS...` without waiting (stdout/stderr to the given files); returns its pid.
+pid_t SpawnCli(const std::vector<std::string>& args, const std::string& out_path,
+               const std::string& err_path);
+
+/// Waits for a child started by SpawnCli; returns its exit code, or -signal when killed.
+int WaitChild(pid_t pid);
+
+/// Whole file as text ("" when missing).
+std::string ReadFileText(const std::string& path);
+
+}  // namespace roilens::testing

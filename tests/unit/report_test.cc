@@ -1,0 +1,132 @@
+// RunStats counting rules, results-file summaries and the self-contained HTML report.
+#include "roilens/report.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+namespace roilens {
+namespace {
+
+nlohmann::json Line(std::int64_t frame, const std::string& roi, const std::string& status,
+                    double latency_ms, std::optional<double> value = std::nullopt,
+                    const std::string& alarm = "") {
+  nlohmann::json usage = nullptr;
+  if (latency_ms > 0) {
+    usage = {{"total_input_tokens", 10}, {"total_output_tokens", 5}, {"total_tokens", 15}};
+  }
+  return {{"frame", frame},
+          {"source", ""},
+          {"time_s", frame * 0.1},
+          {"roi", roi},
+          {"task", "read_gauge"},
+          {"rect", {10, 10, 50, 50}},
+          {"status", status},
+          {"value", value ? nlohmann::json(*value) : nlohmann::json()},
+          {"unit", "bar"},
+          {"count", nullptr},
+          {"text", nullptr},
+          {"confidence", nullptr},
+          {"alarm", alarm.empty() ? nlohmann::json() : nlohmann::json(alarm)},
+          {"error", nullptr},
+          {"attempts", 1},
+          {"latency_ms", latency_ms},
+          {"interaction_id", "i"},
+          {"usage", usage}};
+}
+
+TEST(RunStatsTest, ALineMadeACallIffItHasLatency) {
+  RunStats stats;
+  stats.AddFrame();
+  stats.AddLine(Line(0, "a", "ok", 100));
+  stats.AddLine(Line(0, "b", "error", 300));
+  stats.AddFrame();
+  stats.AddLine(Line(1, "a", "cached", 0));
+  stats.AddLine(Line(1, "b", "error", 0));  // shows the failed call of frame 0
+  stats.AddFrame();
+  stats.AddLine(Line(2, "a", "skipped", 0));
+  stats.AddLine(Line(2, "b", "ok", 200));
+  const PipelineSummary s = stats.Summary();
+  EXPECT_EQ(s.frames, 3);
+  EXPECT_EQ(s.roi_results, 6);
+  EXPECT_EQ(s.calls, 3);
+  EXPECT_EQ(s.cache_hits, 1);
+  EXPECT_EQ(s.errors, 2);
+  EXPECT_EQ(s.skipped, 1);
+  EXPECT_DOUBLE_EQ(s.latency_p50_ms, 200);
+  EXPECT_DOUBLE_EQ(s.latency_p95_ms, 290);  // linear interpolation between 200 and 300
+  EXPECT_EQ(s.input_tokens, 30);
+  EXPECT_EQ(s.output_tokens, 15);
+  EXPECT_EQ(s.total_tokens, 45);
+  const auto json = s.ToJson();
+  EXPECT_EQ(json["calls"], 3);
+  EXPECT_EQ(json["cache_hits"], 1);
+}
+
+std::string WriteResults(const std::vector<nlohmann::json>& lines) {
+  auto path = std::filesystem::temp_directory_path() /
+              ("roilens-report-" + std::to_string(::getpid()) + ".jsonl");
+  std::ofstream out(path);
+  for (const auto& l : lines) out << l.dump() << "\n";
+  return path.string();
+}
+
+TEST(RunStatsTest, SummarizeResultsFileCountsFramesAndRejectsGarbage) {
+  const std::string path = WriteResults({Line(0, "a", "ok", 5), Line(0, "b", "ok", 6),
+                                         Line(1, "a", "cached", 0), Line(1, "b", "cached", 0)});
+  auto summary = SummarizeResultsFile(path);
+  ASSERT_TRUE(summary.ok()) << summary.status();
+  EXPECT_EQ(summary->frames, 2);
+  EXPECT_EQ(summary->roi_results, 4);
+  EXPECT_EQ(summary->calls, 2);
+  std::ofstream(path, std::ios::app) << "{not json\n";
+  auto bad = SummarizeResultsFile(path);
+  EXPECT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find(":5:"), std::string::npos) << bad.status();
+}
+
+TEST(HtmlReportTest, IsSelfContainedWithChartsAlarmsAndCrops) {
+  std::vector<nlohmann::json> lines;
+  for (int f = 0; f < 50; ++f) {
+    const double v = f < 40 ? 5 : 9;
+    lines.push_back(
+        Line(f, "boiler", f == 0 ? "ok" : "cached", f == 0 ? 10 : 0, v, v > 8 ? "high" : ""));
+  }
+  StationConfig config;
+  RoiConfig roi;
+  roi.name = "boiler";
+  roi.task = TaskKind::kReadGauge;
+  roi.alarm.high = 8;
+  config.rois.push_back(roi);
+  ReportInputs inputs;
+  inputs.config = &config;
+  inputs.title = "station <1>.mp4";
+  inputs.results_path = WriteResults(lines);
+  inputs.summary = {{"calls", 1}};
+  inputs.crops.push_back({"boiler, frame 0", cv::Mat(20, 30, CV_8UC3, cv::Scalar(0, 0, 255))});
+  auto html = RenderHtmlReport(inputs);
+  ASSERT_TRUE(html.ok()) << html.status();
+  EXPECT_NE(html->find("<svg"), std::string::npos);
+  EXPECT_NE(html->find("<polyline"), std::string::npos);
+  EXPECT_NE(html->find("data:image/png;base64,iVBOR"), std::string::npos);
+  EXPECT_NE(html->find("station &lt;1&gt;.mp4"), std::string::npos);
+  EXPECT_NE(html->find("<td>high</td>"), std::string::npos);
+  EXPECT_NE(html->find("10 result lines in alarm"), std::string::npos);
+  // No external resources: no scripts, stylesheets, or http(s) references except the SVG
+  // namespace identifier.
+  EXPECT_EQ(html->find("<script"), std::string::npos);
+  EXPECT_EQ(html->find("<link"), std::string::npos);
+  std::string without_ns = *html;
+  for (std::size_t p; (p = without_ns.find("http://www.w3.org/2000/svg")) != std::string::npos;) {
+    without_ns.erase(p, 26);
+  }
+  EXPECT_EQ(without_ns.find("http"), std::string::npos);
+}
+
+TEST(HtmlReportTest, EscapesText) {
+  EXPECT_EQ(HtmlEscape("<a href=\"x\">&'"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
+}
+
+}  // namespace
+}  // namespace roilens

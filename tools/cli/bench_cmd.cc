@@ -1,0 +1,476 @@
+// `roilens bench`: the pipeline's figures, each next to a baseline measured in the same run and
+// the ratio between them (DESIGN.md "Measured, not assumed").
+//   throughput  embedded backend at 1000 ms latency, echo coder, 200 ROI calls through
+//               `roilens run` vs sequential loops (official JS SDK; our own client)
+//   fps         1080p, 300 frames, 4 ROIs, echo coder, no latency vs an OpenCV decode+encode loop
+//   gate        the sample station: calls / (frames x ROIs) with the change gate, and reading
+//               error vs ground truth with and without it (cv coder)
+//   rss         peak RSS of a 300-frame and a 3000-frame run (child processes)
+#include <spawn.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+#include <opencv2/videoio.hpp>
+#include <sstream>
+
+#include "commands.h"
+#include "roilens/backend/server.h"
+#include "roilens/config.h"
+#include "roilens/interactions_client.h"
+#include "roilens/prompt.h"
+#include "roilens/samples.h"
+#include "roilens/sinks.h"
+#include "run_cmd.h"
+
+extern char** environ;
+
+namespace roilens::cli {
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+using nlohmann::json;
+
+struct BenchFlags {
+  std::string which = "all";
+  std::string dir;       ///< working directory for generated inputs and outputs
+  int gate_frames = 60;  ///< frames of the ungated (every frame calls cv) comparison
+  int throughput_calls = 200;
+  int sequential_calls = 8;  ///< calls in each sequential baseline (1 s each)
+};
+
+double Seconds(Clock::time_point since) {
+  return std::chrono::duration<double>(Clock::now() - since).count();
+}
+
+/// A synthetic gauge panel: `rois` dials on a grid whose needles turn every frame, plus noise,
+/// so every crop differs from the last.
+Status WriteSyntheticVideo(const std::string& path, cv::Size size, int frames, int rois,
+                           std::vector<cv::Rect>* rects) {
+  std::string fourcc;
+  auto writer = OpenMp4Writer(path, 30, size, &fourcc);
+  if (!writer.ok()) return writer.status();
+  const int cols = 2, rows = (rois + 1) / 2;
+  const int side = std::min(size.width / (cols * 2), size.height / (rows + 1));
+  rects->clear();
+  for (int i = 0; i < rois; ++i) {
+    const int cx = size.width * (2 * (i % cols) + 1) / (2 * cols);
+    const int cy = size.height * (2 * (i / cols) + 1) / (2 * rows);
+    rects->push_back(cv::Rect(cx - side / 2, cy - side / 2, side, side));
+  }
+  cv::RNG rng(42);
+  cv::Mat noise(size, CV_8UC3);
+  for (int f = 0; f < frames; ++f) {
+    cv::Mat frame(size, CV_8UC3, cv::Scalar(70, 70, 70));
+    rng.fill(noise, cv::RNG::UNIFORM, 0, 12);
+    frame += noise;
+    for (std::size_t i = 0; i < rects->size(); ++i) {
+      const cv::Rect& r = (*rects)[i];
+      const cv::Point c(r.x + r.width / 2, r.y + r.height / 2);
+      cv::circle(frame, c, r.width * 2 / 5, cv::Scalar(235, 235, 235), cv::FILLED);
+      const double angle = (225 - 270.0 * ((f * (i + 3)) % 100) / 100.0) * CV_PI / 180;
+      const cv::Point tip(c.x + static_cast<int>(r.width * 0.35 * std::cos(angle)),
+                          c.y - static_cast<int>(r.width * 0.35 * std::sin(angle)));
+      cv::line(frame, c, tip, cv::Scalar(0, 0, 200), std::max(2, r.width / 60), cv::LINE_AA);
+    }
+    (*writer)->write(frame);
+  }
+  (*writer)->release();
+  return OkStatus();
+}
+
+std::string SyntheticConfig(const std::vector<cv::Rect>& rects, int max_in_flight) {
+  json rois = json::array();
+  for (std::size_t i = 0; i < rects.size(); ++i) {
+    const cv::Rect& r = rects[i];
+    rois.push_back({{"name", "dial" + std::to_string(i)},
+                    {"rect", {r.x, r.y, r.width, r.height}},
+                    {"task", "read_gauge"},
+                    {"gauge",
+                     {{"min_value", 0},
+                      {"max_value", 10},
+                      {"min_angle_deg", 225},
+                      {"max_angle_deg", -45},
+                      {"unit", "bar"}}}});
+  }
+  json config = {{"backend", {{"endpoint", "local"}, {"max_in_flight", max_in_flight}}},
+                 {"pipeline", {{"mode", "batch"}}},
+                 {"rois", rois},
+                 {"merge", {{"mode", "replace"}, {"labels", true}}}};
+  return config.dump(2);
+}
+
+Status WriteFile(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary);
+  out << text;
+  return out.good() ? OkStatus() : InternalError("cannot write '" + path + "'");
+}
+
+/// Looks for bench/sdk_sequential.mjs above the working directory and the executable.
+std::string FindSdkScript() {
+  std::vector<fs::path> starts = {fs::current_path()};
+  std::error_code ec;
+  auto exe = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec) starts.push_back(exe.parent_path());
+  for (fs::path p : starts) {
+    for (int up = 0; up < 6 && !p.empty(); ++up, p = p.parent_path()) {
+      const fs::path script = p / "bench" / "sdk_sequential.mjs";
+      if (fs::exists(script) &&
+          fs::exists(p / "tests" / "conformance" / "node_modules" / "@google" / "genai")) {
+        return script.string();
+      }
+      if (p == p.parent_path()) break;
+    }
+  }
+  return "";
+}
+
+/// Runs a program, capturing stdout; returns the exit code (-1 on failure to start).
+int RunCapture(const std::vector<std::string>& args, std::string* out, rusage* usage = nullptr) {
+  char path[] = "/tmp/roilens-bench-XXXXXX";
+  const int fd = mkstemp(path);
+  if (fd < 0) return -1;
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, fd, STDOUT_FILENO);
+  std::vector<char*> argv;
+  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  pid_t pid = -1;
+  int code = -1;
+  if (posix_spawnp(&pid, argv[0], &actions, nullptr, argv.data(), environ) == 0) {
+    int status = 0;
+    rusage local{};
+    while (wait4(pid, &status, 0, usage ? usage : &local) < 0 && errno == EINTR) {
+    }
+    code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  }
+  posix_spawn_file_actions_destroy(&actions);
+  close(fd);
+  if (out) {
+    std::ifstream in(path);
+    std::stringstream s;
+    s << in.rdbuf();
+    *out = s.str();
+  }
+  unlink(path);
+  return code;
+}
+
+/// One run through RunStation, quiet.
+RunOutcome Run(const std::string& input, const std::string& config, const std::string& out,
+               const std::string& coder, int latency_ms, std::optional<double> threshold,
+               std::int64_t max_frames = -1) {
+  RunFlags flags;
+  flags.input = input;
+  flags.config_path = config;
+  flags.out_dir = out;
+  flags.coder = coder;
+  flags.latency_ms = latency_ms;
+  flags.change_threshold = threshold;
+  flags.max_frames = max_frames;
+  flags.quiet = true;
+  return RunStation(flags);
+}
+
+bool BenchThroughput(const BenchFlags& b) {
+  std::printf("== throughput: echo coder, 1000 ms latency per call, %d ROI calls\n",
+              b.throughput_calls);
+  constexpr int kMaxInFlight = 16, kRois = 4;
+  const fs::path dir = fs::path(b.dir) / "throughput";
+  fs::create_directories(dir);
+  std::vector<cv::Rect> rects;
+  const int frames = b.throughput_calls / kRois;
+  if (Status s = WriteSyntheticVideo((dir / "in.mp4").string(), {640, 360}, frames, kRois, &rects);
+      !s.ok()) {
+    std::printf("  failed: %s\n", s.message().c_str());
+    return false;
+  }
+  (void)WriteFile((dir / "config.json").string(), SyntheticConfig(rects, kMaxInFlight));
+  const auto start = Clock::now();
+  auto run = Run((dir / "in.mp4").string(), (dir / "config.json").string(), (dir / "out").string(),
+                 "echo", 1000, 0.0);
+  const double run_s = Seconds(start);
+  if (!run.summary.is_object()) {
+    std::printf("  roilens run failed (exit %d)\n", run.exit_code);
+    return false;
+  }
+  const double calls = run.summary["calls"].get<double>();
+  const double roilens_rate = calls / run_s;
+  std::printf("  roilens run: %.0f calls in %.2f s = %.2f calls/s (max_in_flight %d)\n", calls,
+              run_s, roilens_rate, kMaxInFlight);
+
+  // Baselines: the same request, one call after another.
+  backend::BackendOptions options;
+  options.coder = "echo";
+  options.latency = std::chrono::milliseconds(1000);
+  auto server = backend::LocalBackend::Start(options);
+  if (!server.ok()) {
+    std::printf("  baseline backend failed: %s\n", server.status().message().c_str());
+    return false;
+  }
+  auto config = LoadStationConfig((dir / "config.json").string());
+  cv::VideoCapture capture((dir / "in.mp4").string());
+  cv::Mat frame;
+  capture.read(frame);
+  const cv::Mat crop = frame(rects[0]).clone();
+  const wire::InteractionRequest request =
+      BuildRoiRequest(config->rois[0], crop, config->backend.model);
+  bool met = false;
+
+  ClientOptions client_options;
+  client_options.base_url = (*server)->base_url();
+  client_options.api_key = "";
+  auto client = InteractionsClient::Create(client_options);
+  double own_rate = 0;
+  if (client.ok()) {
+    const auto t0 = Clock::now();
+    int ok = 0;
+    for (int i = 0; i < b.sequential_calls; ++i) {
+      ok += (*client)->CreateInteraction(request).get().ok() ? 1 : 0;
+    }
+    own_rate = b.sequential_calls / Seconds(t0);
+    std::printf(
+        "  baseline, sequential loop with our client: %d calls (%d ok) = %.2f calls/s -> "
+        "ratio %.1fx\n",
+        b.sequential_calls, ok, own_rate, roilens_rate / own_rate);
+  }
+  const std::string script = FindSdkScript();
+  if (script.empty()) {
+    std::printf(
+        "  baseline, official JS SDK: skipped (bench/sdk_sequential.mjs or "
+        "tests/conformance/node_modules/@google/genai not found; run scripts/setup.sh)\n");
+    met = own_rate > 0 && roilens_rate / own_rate >= 0.8 * kMaxInFlight;
+  } else {
+    std::string mime;
+    const auto bytes = EncodeCropImage(crop, &mime);
+    (void)WriteFile((dir / "prompt.txt").string(), RenderTaskPrompt(config->rois[0]));
+    (void)WriteFile((dir / "crop.bin").string(), std::string(bytes.begin(), bytes.end()));
+    std::string out;
+    const int rc =
+        RunCapture({"node", script, (*server)->base_url(), std::to_string(b.sequential_calls),
+                    (dir / "prompt.txt").string(), (dir / "crop.bin").string(), mime},
+                   &out);
+    auto result = json::parse(out, nullptr, false);
+    if (rc != 0 || !result.is_object()) {
+      std::printf("  baseline, official JS SDK: failed (exit %d): %s\n", rc, out.c_str());
+    } else {
+      const double sdk_rate = result["calls"].get<double>() / result["seconds"].get<double>();
+      const double ratio = roilens_rate / sdk_rate;
+      met = ratio >= 0.8 * kMaxInFlight;
+      std::printf(
+          "  baseline, sequential loop with the official JS SDK: %d calls (%d ok) = %.2f "
+          "calls/s -> ratio %.1fx (target >= %.1fx = 0.8 x max_in_flight): %s\n",
+          result["calls"].get<int>(), result["ok"].get<int>(), sdk_rate, ratio, 0.8 * kMaxInFlight,
+          met ? "met" : "NOT met");
+    }
+  }
+  return met;
+}
+
+bool BenchFps(const BenchFlags& b) {
+  std::printf("== fps: 1920x1080, 300 frames, 4 ROIs, echo coder, no latency, every frame calls\n");
+  const fs::path dir = fs::path(b.dir) / "fps";
+  fs::create_directories(dir);
+  std::vector<cv::Rect> rects;
+  const std::string input = (dir / "in.mp4").string();
+  if (Status s = WriteSyntheticVideo(input, {1920, 1080}, 300, 4, &rects); !s.ok()) {
+    std::printf("  failed: %s\n", s.message().c_str());
+    return false;
+  }
+  (void)WriteFile((dir / "config.json").string(), SyntheticConfig(rects, 16));
+
+  // Baseline: the floor any video job pays, decode + encode of the same frames.
+  auto t0 = Clock::now();
+  {
+    cv::VideoCapture capture(input, cv::CAP_FFMPEG);
+    std::string fourcc;
+    auto writer = OpenMp4Writer((dir / "floor.mp4").string(), 30, {1920, 1080}, &fourcc);
+    cv::Mat frame;
+    while (writer.ok() && capture.read(frame)) (*writer)->write(frame);
+    if (writer.ok()) (*writer)->release();
+  }
+  const double floor_fps = 300 / Seconds(t0);
+  t0 = Clock::now();
+  auto run = Run(input, (dir / "config.json").string(), (dir / "out").string(), "echo", 0, 0.0);
+  const double run_s = Seconds(t0);
+  if (!run.summary.is_object()) {
+    std::printf("  roilens run failed (exit %d)\n", run.exit_code);
+    return false;
+  }
+  const double fps = 300 / run_s;
+  const double ratio = fps / floor_fps;
+  std::printf("  roilens run: 300 frames, %d calls in %.2f s = %.1f fps\n",
+              run.summary["calls"].get<int>(), run_s, fps);
+  std::printf("  baseline, OpenCV decode+encode loop: %.1f fps -> ratio %.2f (target >= 0.6): %s\n",
+              floor_fps, ratio, ratio >= 0.6 ? "met" : "NOT met");
+  return ratio >= 0.6;
+}
+
+/// Mean absolute reading error (gauges, in % of span) and count accuracy over the first
+/// `frames` frames of a results file, against the sample ground truth.
+struct Accuracy {
+  double gauge_error_pct = 0;
+  double count_exact = 0;
+  int lines = 0;
+};
+Accuracy Score(const fs::path& results, const fs::path& samples, int frames) {
+  std::map<std::pair<std::int64_t, std::string>, json> truth;
+  std::ifstream t((samples / "ground_truth.jsonl").string());
+  std::string text;
+  while (std::getline(t, text)) {
+    auto line = json::parse(text, nullptr, false);
+    if (line.is_object()) truth[{line["frame"].get<std::int64_t>(), line["roi"]}] = line;
+  }
+  auto station = json::parse(std::ifstream((samples / "station.json").string()), nullptr, false);
+  std::map<std::string, double> span;
+  for (const auto& roi : station["rois"]) {
+    if (roi.contains("gauge")) {
+      span[roi["name"]] =
+          roi["gauge"]["max_value"].get<double>() - roi["gauge"]["min_value"].get<double>();
+    }
+  }
+  Accuracy a;
+  double error_sum = 0;
+  int gauges = 0, counts = 0, exact = 0;
+  std::ifstream r(results.string());
+  while (std::getline(r, text)) {
+    auto line = json::parse(text, nullptr, false);
+    if (!line.is_object() || line["frame"].get<std::int64_t>() >= frames) continue;
+    auto it = truth.find({line["frame"].get<std::int64_t>(), line["roi"]});
+    if (it == truth.end()) continue;
+    ++a.lines;
+    if (it->second.contains("count")) {
+      ++counts;
+      exact += line["count"].is_number() && line["count"] == it->second["count"];
+    } else {
+      ++gauges;
+      // A missing reading counts as the whole span wrong.
+      error_sum += line["value"].is_number()
+                       ? std::abs(line["value"].get<double>() - it->second["value"].get<double>()) /
+                             span[line["roi"]] * 100
+                       : 100;
+    }
+  }
+  a.gauge_error_pct = gauges ? error_sum / gauges : 0;
+  a.count_exact = counts ? static_cast<double>(exact) / counts : 0;
+  return a;
+}
+
+bool BenchGate(const BenchFlags& b) {
+  std::printf("== gate: sample station (300 frames, 3 ROIs), cv coder\n");
+  const fs::path dir = fs::path(b.dir) / "gate";
+  const fs::path samples = dir / "samples";
+  auto manifest = WriteSamples(samples.string(), SampleOptions{});
+  if (!manifest.ok()) {
+    std::printf("  samples failed: %s\n", manifest.status().message().c_str());
+    return false;
+  }
+  const std::string input = (samples / "station.mp4").string();
+  const std::string config = (samples / "station.json").string();
+  auto gated = Run(input, config, (dir / "gated").string(), "cv", 0, std::nullopt);
+  if (!gated.summary.is_object()) {
+    std::printf("  gated run failed (exit %d)\n", gated.exit_code);
+    return false;
+  }
+  const double lines = gated.summary["roi_results"].get<double>();
+  const double ratio = gated.summary["calls"].get<double>() / lines;
+  std::printf("  with the change gate: %d calls / %.0f frame x ROI = %.4f (target <= 0.05): %s\n",
+              gated.summary["calls"].get<int>(), lines, ratio, ratio <= 0.05 ? "met" : "NOT met");
+  const Accuracy all = Score(dir / "gated" / "results.jsonl", samples, 300);
+  std::printf("  gated, all 300 frames: gauge error %.2f%% of span, counts exact %.1f%%\n",
+              all.gauge_error_pct, 100 * all.count_exact);
+  auto ungated = Run(input, config, (dir / "ungated").string(), "cv", 0, 0.0, b.gate_frames);
+  if (!ungated.summary.is_object()) {
+    std::printf("  ungated run failed (exit %d)\n", ungated.exit_code);
+    return false;
+  }
+  const Accuracy with = Score(dir / "gated" / "results.jsonl", samples, b.gate_frames);
+  const Accuracy without = Score(dir / "ungated" / "results.jsonl", samples, b.gate_frames);
+  std::printf(
+      "  first %d frames: gauge error %.2f%% with the gate vs %.2f%% without (%d calls); "
+      "counts exact %.1f%% vs %.1f%%: %s\n",
+      b.gate_frames, with.gauge_error_pct, without.gauge_error_pct,
+      ungated.summary["calls"].get<int>(), 100 * with.count_exact, 100 * without.count_exact,
+      with.gauge_error_pct <= without.gauge_error_pct + 0.5 &&
+              with.count_exact >= without.count_exact
+          ? "no worse"
+          : "WORSE");
+  return ratio <= 0.05;
+}
+
+bool BenchRss(const BenchFlags& b) {
+  std::printf(
+      "== rss: peak RSS of a 300-frame and a 3000-frame run (echo coder, child processes)\n");
+  const fs::path dir = fs::path(b.dir) / "rss";
+  fs::create_directories(dir);
+  std::vector<cv::Rect> rects;
+  const std::string input = (dir / "in.mp4").string();
+  if (Status s = WriteSyntheticVideo(input, {640, 360}, 3000, 4, &rects); !s.ok()) {
+    std::printf("  failed: %s\n", s.message().c_str());
+    return false;
+  }
+  (void)WriteFile((dir / "config.json").string(), SyntheticConfig(rects, 16));
+  std::error_code ec;
+  const std::string self = fs::read_symlink("/proc/self/exe", ec).string();
+  long peak[2] = {0, 0};
+  const int lengths[2] = {300, 3000};
+  for (int i = 0; i < 2; ++i) {
+    rusage usage{};
+    const auto t0 = Clock::now();
+    const int rc = RunCapture({self, "run", input, "--config", (dir / "config.json").string(),
+                               "--out", (dir / ("out" + std::to_string(i))).string(), "--coder",
+                               "echo", "--max-frames", std::to_string(lengths[i]), "--quiet"},
+                              nullptr, &usage);
+    peak[i] = usage.ru_maxrss;  // KiB on Linux
+    std::printf("  %d frames: peak RSS %.1f MiB (exit %d, %.1f s)\n", lengths[i], peak[i] / 1024.0,
+                rc, Seconds(t0));
+  }
+  const double ratio = static_cast<double>(peak[1]) / static_cast<double>(std::max(1L, peak[0]));
+  std::printf("  ratio 3000/300 = %.3f (target within 10%%): %s\n", ratio,
+              std::abs(ratio - 1) <= 0.10 ? "met" : "NOT met");
+  return std::abs(ratio - 1) <= 0.10;
+}
+
+const CommandRegistration kBenchCommand("bench", [](CLI::App& root, int& exit_code) {
+  auto flags = std::make_shared<BenchFlags>();
+  auto* cmd = root.add_subcommand("bench",
+                                  "Measure throughput, fps, the change gate and memory, "
+                                  "each against a baseline measured in the same run");
+  cmd->add_option("--which", flags->which, "all, throughput, fps, gate or rss")
+      ->check(CLI::IsMember({"all", "throughput", "fps", "gate", "rss"}));
+  cmd->add_option("--dir", flags->dir, "working directory (default: a temp dir)");
+  cmd->add_option("--frames", flags->gate_frames,
+                  "gate: frames of the ungated comparison run (every frame calls the cv coder)")
+      ->check(CLI::Range(1, 300));
+  cmd->callback([flags, &exit_code] {
+    if (flags->dir.empty()) {
+      flags->dir =
+          (fs::temp_directory_path() / ("roilens-bench-" + std::to_string(getpid()))).string();
+    }
+    fs::create_directories(flags->dir);
+    std::printf("roilens bench (working directory %s)\n", flags->dir.c_str());
+    bool all_met = true;
+    const auto pick = [&](const char* name) {
+      return flags->which == "all" || flags->which == name;
+    };
+    if (pick("throughput")) all_met &= BenchThroughput(*flags);
+    if (pick("fps")) all_met &= BenchFps(*flags);
+    if (pick("gate")) all_met &= BenchGate(*flags);
+    if (pick("rss")) all_met &= BenchRss(*flags);
+    std::fflush(stdout);
+    exit_code = all_met ? kExitOk : kExitFailure;
+  });
+});
+
+}  // namespace
+}  // namespace roilens::cli

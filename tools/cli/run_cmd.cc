@@ -1,0 +1,532 @@
+// `roilens run INPUT --config station.json --out DIR`: frames from INPUT through the station
+// pipeline; annotated video or images, results.jsonl, summary.json and report.html in DIR.
+// Resumable: a journal in DIR records durable checkpoints; `--resume` continues after the last.
+#include "run_cmd.h"
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+#include <sstream>
+#include <thread>
+
+#include "commands.h"
+#include "progress.h"
+#include "roilens/backend/server.h"
+#include "roilens/config.h"
+#include "roilens/journal.h"
+#include "roilens/pipeline.h"
+#include "roilens/preprocess.h"
+#include "roilens/report.h"
+#include "roilens/sinks.h"
+#include "roilens/source.h"
+
+namespace roilens::cli {
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+constexpr const char* kJournalName = ".roilens-journal";
+constexpr const char* kWorkDirName = ".roilens-work";
+
+std::atomic<bool> g_interrupted{false};
+extern "C" void OnInterrupt(int) { g_interrupted = true; }
+
+/// Installs SIGINT/SIGTERM handlers for the run (stop reading, finish what is queued, write
+/// the outputs) and restores the previous ones on destruction.
+class InterruptScope {
+ public:
+  InterruptScope() {
+    g_interrupted = false;
+    struct sigaction action {};
+    action.sa_handler = OnInterrupt;
+    sigemptyset(&action.sa_mask);
+    sigaction(SIGINT, &action, &old_int_);
+    sigaction(SIGTERM, &action, &old_term_);
+  }
+  ~InterruptScope() {
+    sigaction(SIGINT, &old_int_, nullptr);
+    sigaction(SIGTERM, &old_term_, nullptr);
+  }
+
+ private:
+  struct sigaction old_int_ {
+  }, old_term_{};
+};
+
+RunOutcome Fail(int code, const std::string& message) {
+  std::fprintf(stderr, "roilens: %s\n", message.c_str());
+  return {code, nullptr};
+}
+
+std::string ReadText(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+Status WriteText(const std::string& path, const std::string& text) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out << text;
+    if (!out.good()) return InternalError("cannot write '" + path + "'");
+  }
+  std::error_code ec;
+  fs::rename(tmp, path, ec);
+  if (ec) return InternalError("cannot write '" + path + "': " + ec.message());
+  return OkStatus();
+}
+
+/// Picks a few annotated crops for the report: per ROI the first answered frame and the first
+/// frame in alarm.
+class CropPicker {
+ public:
+  CropPicker(cv::Size source_size) : source_size_(source_size) {}
+
+  void Offer(const FrameOutput& frame) {
+    if (frame.annotated.empty()) return;
+    for (const auto& line : frame.results) {
+      const std::string roi = line.value("roi", "");
+      const std::string status = line.value("status", "");
+      const bool alarm = line.contains("alarm") && line["alarm"].is_string() &&
+                         !line["alarm"].get<std::string>().empty();
+      auto& have = taken_[roi];
+      if (status == "ok" && !(have & kFirst)) {
+        Take(frame, line, "");
+        have |= kFirst;
+      } else if (alarm && !(have & kAlarm)) {
+        Take(frame, line, " (alarm " + line["alarm"].get<std::string>() + ")");
+        have |= kAlarm;
+      }
+    }
+  }
+  std::vector<ReportCrop> crops() && { return std::move(crops_); }
+
+ private:
+  static constexpr int kFirst = 1, kAlarm = 2;
+  static constexpr std::size_t kMaxCrops = 12;
+
+  void Take(const FrameOutput& frame, const nlohmann::json& line, const std::string& note) {
+    if (crops_.size() >= kMaxCrops || !line["rect"].is_array() || line["rect"].size() != 4) return;
+    // The rect is in original-frame pixels; the annotated frame is the processed image.
+    const double sx = static_cast<double>(frame.annotated.cols) / source_size_.width;
+    const double sy = static_cast<double>(frame.annotated.rows) / source_size_.height;
+    const auto& r = line["rect"];
+    // A margin so the label drawn next to the ROI is in the picture.
+    constexpr int kMargin = 28;
+    cv::Rect rect(static_cast<int>(r[0].get<double>() * sx) - kMargin,
+                  static_cast<int>(r[1].get<double>() * sy) - kMargin,
+                  static_cast<int>(r[2].get<double>() * sx) + 2 * kMargin,
+                  static_cast<int>(r[3].get<double>() * sy) + 2 * kMargin);
+    rect &= cv::Rect(0, 0, frame.annotated.cols, frame.annotated.rows);
+    if (rect.area() == 0) return;
+    std::string reading;
+    if (line["value"].is_number()) {
+      std::ostringstream v;
+      v.precision(4);
+      v << line["value"].get<double>();
+      reading = v.str() + " " + line.value("unit", "");
+    } else if (line["count"].is_number()) {
+      reading = std::to_string(line["count"].get<std::int64_t>());
+    } else if (line["text"].is_string()) {
+      reading = line["text"].get<std::string>().substr(0, 60);
+    }
+    crops_.push_back(
+        {line.value("roi", "") + ", frame " + std::to_string(frame.index) + ": " + reading + note,
+         frame.annotated(rect).clone()});
+  }
+
+  cv::Size source_size_;
+  std::map<std::string, int> taken_;
+  std::vector<ReportCrop> crops_;
+};
+
+}  // namespace
+
+RunOutcome RunStation(const RunFlags& flags) {
+  const auto started = Clock::now();
+  InterruptScope interrupt_scope;
+
+  // --- Config and overrides.
+  auto loaded = LoadStationConfig(flags.config_path);
+  if (!loaded.ok()) return Fail(kExitBadConfig, loaded.status().message());
+  StationConfig config = std::move(*loaded);
+  if (!flags.model.empty()) config.backend.model = flags.model;
+  if (flags.mode == "live") config.pipeline.mode = PipelineMode::kLive;
+  if (flags.mode == "batch") config.pipeline.mode = PipelineMode::kBatch;
+  if (flags.max_in_flight) config.backend.max_in_flight = *flags.max_in_flight;
+  if (flags.every_n_frames) config.pipeline.every_n_frames = *flags.every_n_frames;
+  if (flags.change_threshold) {
+    for (auto& roi : config.rois) roi.change_threshold = *flags.change_threshold;
+  }
+
+  // --- Input.
+  auto opened = FrameSource::Open(flags.input);
+  if (!opened.ok()) return Fail(kExitBadInput, opened.status().message());
+  std::unique_ptr<FrameSource> source = std::move(*opened);
+  const SourceInfo info = source->info();
+  if (Status s = ValidateRoisForFrame(config, info.frame_size); !s.ok()) {
+    return Fail(kExitBadConfig, flags.config_path + ": " + s.message());
+  }
+  cv::Size video_size = info.frame_size;
+  if (auto probe = Preprocess(cv::Mat(info.frame_size, CV_8UC3, cv::Scalar::all(0)),
+                              config.pipeline.preprocess);
+      probe.ok()) {
+    video_size = probe->image.size();
+  }
+
+  // --- Output directory, journal and resume point.
+  std::error_code ec;
+  fs::create_directories(flags.out_dir, ec);
+  if (ec) return Fail(kExitBadInput, "cannot create output directory '" + flags.out_dir + "'");
+  const fs::path out(flags.out_dir);
+  const std::string journal_path = (out / kJournalName).string();
+  const std::string work_dir = (out / kWorkDirName).string();
+  const std::string results_path = (out / config.output.results).string();
+  const std::string video_path = (out / config.output.video).string();
+  const std::string images_dir = (out / "annotated").string();
+
+  JournalHeader header;
+  header.input = flags.input;
+  header.config_digest =
+      Fnv1aHex(ReadText(flags.config_path) + "|" + config.backend.model + "|" +
+               std::to_string(static_cast<int>(config.pipeline.mode)) + "|" +
+               std::to_string(config.pipeline.every_n_frames) + "|" +
+               (flags.change_threshold ? std::to_string(*flags.change_threshold) : ""));
+  header.segment_frames =
+      flags.segment_frames > 0
+          ? flags.segment_frames
+          : (info.video() ? std::clamp(static_cast<int>(info.fps * 10 + 0.5), 10, 600) : 10);
+
+  JournalCheckpoint resume_from;
+  bool resuming = false;
+  if (flags.resume) {
+    auto state = Journal::Load(journal_path);
+    if (!state.ok() && state.status().code() != StatusCode::kNotFound) {
+      return Fail(kExitBadInput, state.status().message());
+    }
+    if (state.ok()) {
+      if (state->header.input != header.input ||
+          state->header.config_digest != header.config_digest) {
+        return Fail(kExitUsage, "the journal in '" + flags.out_dir +
+                                    "' belongs to another input or config; run without --resume");
+      }
+      if (state->finished) {
+        std::printf("roilens: the run in %s already finished; nothing to resume\n",
+                    flags.out_dir.c_str());
+        return {kExitOk, nlohmann::json::parse(ReadText((out / config.output.summary).string()),
+                                               nullptr, false)};
+      }
+      header.segment_frames = state->header.segment_frames;
+      if (state->last) {
+        resume_from = *state->last;
+        resuming = true;
+      }
+    }
+    if (!resuming && !flags.quiet) {
+      std::printf("roilens: nothing to resume in %s; starting from the first frame\n",
+                  flags.out_dir.c_str());
+    }
+  }
+  if (resuming) {
+    // Segments past the checkpoint belong to the interrupted chunk: they are redone.
+    for (int i = resume_from.segments;; ++i) {
+      const std::string segment = SegmentedVideoWriter::SegmentPath(work_dir, i);
+      if (!fs::exists(segment)) break;
+      fs::remove(segment, ec);
+    }
+    if (Status s = source->Skip(resume_from.frames_done); !s.ok()) {
+      return Fail(kExitBadInput, s.message());
+    }
+  } else {
+    fs::remove_all(work_dir, ec);
+  }
+  fs::create_directories(work_dir, ec);
+  if (!info.video()) fs::create_directories(images_dir, ec);
+
+  auto results = ResultsWriter::Open(results_path, resuming ? resume_from.results_bytes : 0);
+  if (!results.ok()) return Fail(kExitBadInput, results.status().message());
+  auto journal = resuming ? Journal::Append(journal_path) : Journal::Create(journal_path, header);
+  if (!journal.ok()) return Fail(kExitBadInput, journal.status().message());
+
+  // --- Backend.
+  PipelineOptions pipeline_options;
+  std::unique_ptr<backend::LocalBackend> embedded;
+  std::string endpoint_label;
+  if (!flags.endpoint.empty() || config.backend.endpoint != "local") {
+    pipeline_options.base_url = flags.endpoint.empty() ? config.backend.endpoint : flags.endpoint;
+    endpoint_label = pipeline_options.base_url;
+    if ((flags.coder != "cv" || flags.latency_ms != 0) && !flags.quiet) {
+      std::fprintf(stderr,
+                   "roilens: --coder and --latency-ms apply to the embedded backend only; "
+                   "ignored\n");
+    }
+  } else {
+    backend::BackendOptions backend_options;
+    backend_options.coder = flags.coder;
+    backend_options.latency = std::chrono::milliseconds(flags.latency_ms);
+    auto started_backend = backend::LocalBackend::Start(backend_options);
+    if (!started_backend.ok()) {
+      return Fail(kExitBackend, "the embedded local backend could not start: " +
+                                    started_backend.status().message());
+    }
+    embedded = std::move(*started_backend);
+    pipeline_options.base_url = embedded->base_url();
+    pipeline_options.api_key = "";  // never send a real key to the local emulator
+    endpoint_label = embedded->base_url() + " (embedded, coder " + flags.coder + ")";
+    std::printf(
+        "roilens: no endpoint configured — using the embedded local backend at %s "
+        "(coder %s)\n",
+        embedded->base_url().c_str(), flags.coder.c_str());
+    std::fflush(stdout);
+  }
+
+  auto created = Pipeline::Create(config, pipeline_options);
+  if (!created.ok()) return Fail(kExitBackend, created.status().message());
+  std::unique_ptr<Pipeline> pipeline = std::move(*created);
+
+  // --- Writer thread: takes finished frames in order and writes every sink; checkpoints.
+  SegmentedVideoWriter::Options video_options;
+  video_options.dir = work_dir;
+  video_options.fps = info.fps;
+  video_options.size = video_size;
+  video_options.first_segment = resuming ? resume_from.segments : 0;
+  std::optional<SegmentedVideoWriter> video;
+  if (info.video()) video.emplace(video_options);
+
+  const std::int64_t first_frame = resuming ? resume_from.frames_done : 0;
+  std::atomic<std::int64_t> written{0};
+  std::mutex written_mu;
+  std::condition_variable written_cv;
+  Status write_error;
+  std::int64_t calls = 0, failed_calls = 0;
+  std::string first_call_error;
+  CropPicker crops(info.frame_size);
+  Progress progress(stdout, !flags.quiet && Progress::StdoutIsTerminal());
+  ProgressSnapshot snapshot;
+  snapshot.frames_total =
+      info.total_frames > 0 && flags.max_frames >= 0
+          ? std::min(info.total_frames, first_frame + flags.max_frames)
+          : (flags.max_frames >= 0 ? first_frame + flags.max_frames : info.total_frames);
+  bool announced_codec = false;
+
+  auto checkpoint = [&](std::int64_t frames_done) -> Status {
+    if (Status s = (*results)->Sync(); !s.ok()) return s;
+    int segments = 0;
+    if (video) {
+      if (Status s = video->CloseSegment(); !s.ok()) return s;
+      segments = static_cast<int>(video->Segments().size());
+    }
+    return (*journal)->Record({frames_done, (*results)->bytes(), segments});
+  };
+
+  std::thread writer([&] {
+    std::int64_t frames_done = first_frame;
+    std::int64_t since_checkpoint = 0;
+    while (auto frame = pipeline->Take()) {
+      if (write_error.ok()) {
+        Status s = (*results)->WriteFrame(frame->results);
+        if (s.ok() && video) {
+          s = video->Write(frame->annotated);
+          if (s.ok() && !announced_codec && !video->fourcc().empty()) {
+            announced_codec = true;
+            if (video->fourcc() != "avc1") {
+              std::fprintf(stderr,
+                           "roilens: the H.264 (avc1) encoder is unavailable; the "
+                           "annotated video uses MPEG-4 Part 2 (%s)\n",
+                           video->fourcc().c_str());
+            }
+          }
+        } else if (s.ok() && !frame->annotated.empty()) {
+          const std::string path = (fs::path(images_dir) / frame->source).string();
+          if (!cv::imwrite(path, frame->annotated)) {
+            s = InternalError("cannot write annotated image '" + path + "'");
+          }
+        }
+        ++frames_done;
+        if (s.ok() && ++since_checkpoint >= header.segment_frames) {
+          s = checkpoint(frames_done);
+          since_checkpoint = 0;
+        }
+        if (!s.ok()) write_error = s;
+      }
+      for (const auto& line : frame->results) {
+        const double latency = line.value("latency_ms", 0.0);
+        if (latency <= 0) continue;
+        ++calls;
+        if (line.value("status", "") == "error") {
+          ++failed_calls;
+          if (first_call_error.empty() && line["error"].is_string()) {
+            first_call_error = line["error"].get<std::string>();
+          }
+        }
+      }
+      crops.Offer(*frame);
+      written.fetch_add(1);
+      written_cv.notify_all();
+      const PipelineSummary now = pipeline->summary();
+      snapshot.frames_done = frames_done;
+      snapshot.in_flight = pipeline->requests_in_flight();
+      snapshot.calls = now.calls;
+      snapshot.cache_hits = now.cache_hits;
+      snapshot.errors = now.errors;
+      progress.Update(snapshot);
+    }
+    if (write_error.ok() && since_checkpoint > 0) write_error = checkpoint(frames_done);
+    snapshot.frames_done = frames_done;
+  });
+
+  // --- Reader: this thread decodes and submits. Frames taken by the pipeline but not yet
+  // written are capped too, so a slow disk cannot make the output queue grow without bound.
+  constexpr std::int64_t kMaxUnwritten = 32;
+  std::int64_t submitted = 0;
+  bool writer_failed = false;
+  while (!g_interrupted.load() && (flags.max_frames < 0 || submitted < flags.max_frames)) {
+    {
+      std::unique_lock lock(written_mu);
+      written_cv.wait_for(lock, std::chrono::milliseconds(200),
+                          [&] { return submitted - written.load() < kMaxUnwritten; });
+      if (submitted - written.load() >= kMaxUnwritten) continue;
+    }
+    auto frame = source->Next();
+    if (!frame) break;
+    if (Status s = pipeline->Submit(std::move(*frame)); !s.ok()) {
+      writer_failed = true;
+      break;
+    }
+    ++submitted;
+  }
+  pipeline->Flush();
+  writer.join();
+  progress.Finish(snapshot);
+  if (writer_failed || !write_error.ok()) {
+    return Fail(kExitFailure, "writing outputs failed: " + write_error.message());
+  }
+
+  // --- Final outputs.
+  std::string video_method;
+  if (video) {
+    auto segments = video->Segments();
+    if (Status s = ConcatSegments(segments, video_path, info.fps, &video_method); !s.ok()) {
+      return Fail(kExitFailure, s.message());
+    }
+  }
+  auto totals = SummarizeResultsFile(results_path);
+  if (!totals.ok()) return Fail(kExitFailure, totals.status().message());
+  const double wall_s = std::chrono::duration<double>(Clock::now() - started).count();
+  nlohmann::json summary = totals->ToJson();
+  summary["frames_this_run"] = submitted;
+  summary["wall_time_s"] = wall_s;
+  summary["fps"] = wall_s > 0 ? static_cast<double>(submitted) / wall_s : 0;
+  summary["input"] = flags.input;
+  summary["mode"] = config.pipeline.mode == PipelineMode::kLive ? "live" : "batch";
+  summary["endpoint"] = endpoint_label;
+  summary["model"] = config.backend.model;
+  summary["resumed_from_frame"] = resuming ? nlohmann::json(first_frame) : nlohmann::json(nullptr);
+  summary["interrupted"] = g_interrupted.load();
+  if (video) {
+    summary["video"] = config.output.video;
+    summary["video_codec"] = video->fourcc();
+    summary["video_join"] = video_method;
+  } else {
+    summary["annotated_images"] = "annotated/";
+  }
+  if (Status s = WriteText((out / config.output.summary).string(), summary.dump(2) + "\n");
+      !s.ok()) {
+    return Fail(kExitFailure, s.message());
+  }
+  ReportInputs report;
+  report.config = &config;
+  report.title = fs::path(flags.input).filename().string();
+  report.results_path = results_path;
+  report.summary = summary;
+  report.crops = std::move(crops).crops();
+  auto html = RenderHtmlReport(report);
+  if (!html.ok()) return Fail(kExitFailure, html.status().message());
+  if (Status s = WriteText((out / config.output.report).string(), *html); !s.ok()) {
+    return Fail(kExitFailure, s.message());
+  }
+  if (!g_interrupted.load() && (flags.max_frames < 0 || submitted < flags.max_frames)) {
+    (void)(*journal)->RecordFinished();
+    fs::remove_all(work_dir, ec);
+  }
+
+  if (!flags.quiet) {
+    std::printf(
+        "roilens: %lld frames (%lld result lines: %lld calls, %lld cached, %lld errors, "
+        "%lld skipped) in %.1f s\n",
+        static_cast<long long>(totals->frames), static_cast<long long>(totals->roi_results),
+        static_cast<long long>(totals->calls), static_cast<long long>(totals->cache_hits),
+        static_cast<long long>(totals->errors), static_cast<long long>(totals->skipped), wall_s);
+    if (video) {
+      std::printf("  annotated video: %s\n", video_path.c_str());
+    } else {
+      std::printf("  annotated images: %s/\n", images_dir.c_str());
+    }
+    std::printf("  results: %s\n  summary: %s\n  report: %s\n", results_path.c_str(),
+                (out / config.output.summary).string().c_str(),
+                (out / config.output.report).string().c_str());
+  }
+
+  int code = kExitOk;
+  if (g_interrupted.load()) {
+    code = kExitInterrupted;
+  } else if (calls > 0 && failed_calls == calls) {
+    std::fprintf(stderr, "roilens: every model call failed; first error: %s\n",
+                 first_call_error.c_str());
+    code = kExitBackend;
+  } else if (totals->errors > 0) {
+    code = kExitFailure;
+  }
+  return {code, summary};
+}
+
+namespace {
+
+const CommandRegistration kRunCommand("run", [](CLI::App& root, int& exit_code) {
+  auto flags = std::make_shared<RunFlags>();
+  auto* cmd = root.add_subcommand(
+      "run",
+      "Run INPUT (video, image, folder of images, camera index or stream URL) through a "
+      "station config; outputs go to --out");
+  cmd->add_option("input", flags->input, "video file, image, folder, camera index or URL")
+      ->required();
+  cmd->add_option("--config", flags->config_path, "station config (JSON)")->required();
+  cmd->add_option("--out", flags->out_dir, "output directory")->required();
+  cmd->add_option("--endpoint", flags->endpoint,
+                  "Interactions API base URL (overrides backend.endpoint)");
+  cmd->add_option("--model", flags->model, "model name (overrides backend.model)");
+  cmd->add_option("--mode", flags->mode, "batch (frames wait for answers) or live")
+      ->check(CLI::IsMember({"batch", "live"}));
+  cmd->add_option("--max-in-flight", flags->max_in_flight, "concurrent model requests")
+      ->check(CLI::Range(1, 1024));
+  cmd->add_option("--every-n-frames", flags->every_n_frames, "call the model every Nth frame")
+      ->check(CLI::Range(1, 1000000));
+  cmd->add_flag("--resume", flags->resume, "continue an interrupted run in --out");
+  cmd->add_flag("--quiet", flags->quiet, "no progress line and no final report lines");
+  cmd->add_option("--coder", flags->coder, "embedded backend coder: cv or echo")
+      ->check(CLI::IsMember({"cv", "echo"}));
+  cmd->add_option("--latency-ms", flags->latency_ms, "embedded backend: added latency per turn")
+      ->check(CLI::Range(0, 600000));
+  cmd->add_option("--max-frames", flags->max_frames, "stop after this many frames");
+  cmd->add_option("--change-threshold", flags->change_threshold,
+                  "override every ROI's change_threshold (0 disables the change gate)")
+      ->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--segment-frames", flags->segment_frames,
+                  "frames per resume checkpoint (default: about 10 s of video)")
+      ->check(CLI::Range(1, 100000));
+  cmd->callback([flags, &exit_code] { exit_code = RunStation(*flags).exit_code; });
+});
+
+}  // namespace
+}  // namespace roilens::cli
