@@ -165,6 +165,10 @@ TEST(PreprocessTest, ClaheRaisesLocalContrastAndKeepsGeometry) {
   cv::meanStdDev(frame, in_mean, in_dev);
   cv::meanStdDev(p->image, out_mean, out_dev);
   EXPECT_GT(out_dev[0], in_dev[0] * 1.5);
+  // Only luma changes: neutral grey stays neutral (no colour cast).
+  std::vector<cv::Mat> planes;
+  cv::split(p->image, planes);
+  EXPECT_LE(cv::norm(planes[0], planes[2], cv::NORM_INF), 2);
 }
 
 TEST(PreprocessTest, DenoiseSmoothsNoiseButKeepsEdges) {
