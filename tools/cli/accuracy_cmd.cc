@@ -1,0 +1,77 @@
+// `roilens accuracy`: how well the local coder reads synthetic gauges and counts trays.
+#include <cstdio>
+#include <iostream>
+
+#include "commands.h"
+#include "roilens/backend/coder.h"
+#include "roilens/backend/coder_eval.h"
+#include "roilens/backend/sandbox.h"
+
+namespace roilens::cli {
+namespace {
+
+const CommandRegistration kAccuracy("accuracy", [](CLI::App& root, int& exit_code) {
+  auto options = std::make_shared<backend::CoderEvalOptions>();
+  auto direct = std::make_shared<bool>(false);
+  auto verbose = std::make_shared<bool>(false);
+  CLI::App* cmd = root.add_subcommand(
+      "accuracy",
+      "Score the local coder on generated gauges (varied styles, degradations) and trays");
+  cmd->add_option("--gauges", options->gauges, "Gauge images")->check(CLI::Range(0, 100000));
+  cmd->add_option("--trays", options->trays, "Tray images (1-25 parts)")
+      ->check(CLI::Range(0, 100000));
+  cmd->add_option("--seed", options->seed, "Seed of the generated set");
+  cmd->add_option("--workers", options->workers, "Programs run at once")->check(CLI::Range(1, 64));
+  cmd->add_flag("--direct", *direct,
+                "Run programs with /usr/bin/python3 directly instead of the sandbox");
+  cmd->add_flag("-v,--verbose", *verbose, "List every reading outside 3% and every miscount");
+  cmd->callback([options, direct, verbose, &exit_code] {
+    backend::ProgramRunner runner;
+    std::shared_ptr<backend::Sandbox> sandbox;
+    if (!*direct) {
+      backend::SandboxOptions so;
+      so.warm_workers = options->workers;
+      auto created = backend::Sandbox::Create(so);
+      if (created.ok()) {
+        sandbox = std::move(created).value();
+        std::cout << "runner: sandbox (" << sandbox->Describe() << ")\n";
+        runner = [sandbox](const backend::SandboxJob& job) { return sandbox->Run(job); };
+      } else {
+        std::cout << "runner: sandbox unavailable (" << created.status().message()
+                  << "); running the coder's programs with /usr/bin/python3 directly\n";
+      }
+    } else {
+      std::cout << "runner: /usr/bin/python3 directly (--direct)\n";
+    }
+    if (!runner)
+      runner = [](const backend::SandboxJob& job) { return backend::RunPythonDirectly(job); };
+    auto coder = backend::MakeCvCoder();
+    const backend::CoderEvalReport r = backend::EvaluateCoder(*coder, runner, *options);
+    if (*verbose) {
+      for (const auto& c : r.cases) {
+        if (c.kind == "gauge" && (c.failed || c.error_pct > 3.0))
+          std::printf("  gauge %d: truth %.4g read %.4g (%.1f%% of span)%s%s\n", c.index, c.truth,
+                      c.answer, c.error_pct, c.failed ? " FAILED: " : "", c.error.c_str());
+        if (c.kind == "tray" && (c.failed || c.answer != c.truth))
+          std::printf("  tray %d: truth %.0f counted %.0f%s%s\n", c.index, c.truth, c.answer,
+                      c.failed ? " FAILED: " : "", c.error.c_str());
+      }
+    }
+    std::printf("gauges: %d (seed %llu)\n", r.gauges,
+                static_cast<unsigned long long>(options->seed));
+    std::printf("  mean absolute error: %.2f%% of span (target <= 1.5%%)\n", r.gauge_mae_pct);
+    std::printf("  within 3%% of span:  %.1f%% (target >= 95%%)\n", r.gauge_within3_pct);
+    std::printf("  worst: %.1f%% of span; failures: %d\n", r.gauge_max_error_pct, r.gauge_failures);
+    std::printf("trays: %d with %d-%d parts\n", r.trays, options->min_parts, options->max_parts);
+    std::printf("  exact counts: %.1f%% (target >= 90%%); failures: %d\n", r.count_exact_pct,
+                r.tray_failures);
+    std::printf("elapsed: %.1f s\n", r.seconds);
+    const bool met = (r.gauges == 0 || (r.gauge_mae_pct <= 1.5 && r.gauge_within3_pct >= 95.0)) &&
+                     (r.trays == 0 || r.count_exact_pct >= 90.0);
+    std::printf("targets: %s\n", met ? "met" : "NOT met");
+    exit_code = met ? kExitOk : kExitFailure;
+  });
+});
+
+}  // namespace
+}  // namespace roilens::cli
