@@ -6,7 +6,6 @@
 
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
-#include <regex>
 
 namespace roilens {
 namespace {
@@ -24,10 +23,14 @@ RoiConfig GaugeRoi() {
 
 /// The ```json fenced block of a prompt, parsed (the local coder does the same).
 nlohmann::json FencedSpec(const std::string& prompt) {
-  const std::regex fence("```json\\n([^`]*)\\n```");
-  std::smatch m;
-  EXPECT_TRUE(std::regex_search(prompt, m, fence)) << prompt;
-  return nlohmann::json::parse(m[1].str());
+  const std::string open = "```json\n";
+  const std::size_t begin = prompt.find(open);
+  EXPECT_NE(begin, std::string::npos) << prompt;
+  if (begin == std::string::npos) return nullptr;
+  const std::size_t end = prompt.find("\n```", begin + open.size());
+  EXPECT_NE(end, std::string::npos) << prompt;
+  if (end == std::string::npos) return nullptr;
+  return nlohmann::json::parse(prompt.substr(begin + open.size(), end - begin - open.size()));
 }
 
 TEST(PromptTest, GaugePromptCarriesInstructionSpecAndFinalLine) {
