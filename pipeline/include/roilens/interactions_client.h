@@ -44,6 +44,9 @@ struct CallOptions {
   std::chrono::milliseconds deadline{0};
   /// Set to true from any thread to cancel; the result is then kCancelled.
   std::shared_ptr<std::atomic<bool>> cancel;
+  /// Optional out-parameter: set to the number of HTTP attempts made (1 + retries) before the
+  /// result is delivered.
+  std::shared_ptr<std::atomic<int>> attempts;
 };
 
 /// Thread-safe: any thread may call Create/Get/Delete concurrently. Destruction cancels
@@ -78,6 +81,8 @@ class InteractionsClient {
     std::int64_t attempts = 0;   ///< HTTP attempts including retries
     std::int64_t in_flight = 0;  ///< transfers running now
     std::int64_t max_in_flight_seen = 0;
+    std::int64_t connections = 0;  ///< new TCP connections opened (reuse keeps this low)
+    std::int64_t retries = 0;      ///< attempts that followed a retryable failure
   };
   Stats stats() const;
   const std::string& base_url() const;
