@@ -263,7 +263,8 @@ cv2.imwrite("out.png", cv2.GaussianBlur(img, (5, 5), 0))
   auto measure = [&](Sandbox& s) {
     std::vector<double> ms;
     for (int i = 0; i < 3; ++i) {
-      // Sequential with a gap: a warm worker re-forks its supervisor between jobs.
+      // Sequential: with 2 warm workers taken in turn, each has the other's job time to
+      // pre-fork its next supervisor and runner.
       auto r = s.Run(MakeJob(code));
       EXPECT_TRUE(r.ok) << r.error << r.stderr_text;
       EXPECT_EQ(r.images.size(), 1u);

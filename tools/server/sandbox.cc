@@ -761,7 +761,11 @@ print(json.dumps(r))
                    "; memory limit " + FormatMiB(options_.memory_limit_bytes) +
                    " may have been hit)";
       }
-    } else if (err_no == EFBIG || err_no == ENOSPC) {
+    } else if (err_no == EFBIG) {
+      r->killed_by_limit = true;
+      r->error = "file size limit " + FormatMiB(options_.job_dir_limit_bytes) + " exceeded (" +
+                 exception + ")";
+    } else if (err_no == ENOSPC) {
       r->killed_by_limit = true;
       r->error = "job dir limit " + FormatMiB(options_.job_dir_limit_bytes) + " exceeded (" +
                  exception + ")";

@@ -58,6 +58,7 @@ struct SandboxResult {
 /// Thread-safe: Run may be called from many threads at once; jobs run concurrently up to the
 /// number of warm workers plus cold starts. Create() runs a self-test and fails with
 /// kFailedPrecondition naming exactly what is missing when isolation cannot be had.
+/// Destroy it only after every Run() has returned; destruction kills the worker sandboxes.
 class Sandbox {
  public:
   static StatusOr<std::unique_ptr<Sandbox>> Create(SandboxOptions options);
