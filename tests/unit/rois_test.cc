@@ -8,6 +8,8 @@
 #include <cmath>
 #include <opencv2/imgproc.hpp>
 
+#include "roilens/samples.h"
+
 namespace roilens {
 namespace {
 
@@ -189,6 +191,25 @@ TEST(RoisTest, DialSearchStaysInsideTheRect) {
   ASSERT_EQ(rois->size(), 1u);
   EXPECT_EQ((*rois)[0].name, "right#0");
   EXPECT_NEAR(((*rois)[0].rect.tl() + (*rois)[0].rect.br()).x / 2.0, 470, 4);
+}
+
+TEST(RoisTest, FindsVariedRenderedDials) {
+  // Random styles (faces, bezels, needles, blur, noise, glare, JPEG, perspective) from the
+  // sample renderer, each placed off-centre on a wider canvas: exactly one dial, near the truth.
+  cv::RNG rng(42);
+  for (int i = 0; i < 24; ++i) {
+    const GaugeStyle style = RandomGaugeStyle(rng);
+    const cv::Mat dial = RenderGauge(style, (style.min_value + style.max_value) / 2, rng);
+    cv::Mat canvas(dial.rows, dial.cols * 2, CV_8UC3, style.background);
+    dial.copyTo(canvas(cv::Rect(dial.cols / 2, 0, dial.cols, dial.rows)));
+    const cv::Point2d truth(dial.cols + style.centre_offset.x * style.size,
+                            dial.rows / 2.0 + style.centre_offset.y * style.size);
+    const std::vector<cv::Vec3f> found =
+        FindDials(canvas, cv::Rect(0, 0, canvas.cols, canvas.rows));
+    ASSERT_EQ(found.size(), 1u) << "style " << i;
+    EXPECT_LT(std::hypot(found[0][0] - truth.x, found[0][1] - truth.y), 0.1 * style.size)
+        << "style " << i;
+  }
 }
 
 TEST(RoisTest, NoDialsOnAPlainOrNoisyFrame) {
