@@ -105,6 +105,9 @@ struct Worker {
   int diagnostics = -1;   ///< bwrap's and the server's stderr (non-blocking)
   bool ready = false;     ///< READY line received
   bool healthy = true;
+  /// RES was read but not the DONE that follows once the server has wiped the job's files;
+  /// read before the next job so a job's result is not held up by the clean-up.
+  bool done_pending = false;
   std::string ready_info;  ///< READY's JSON
   std::string inbox;       ///< bytes received but not consumed yet
 
@@ -530,6 +533,16 @@ print(json.dumps(r))
   }
 
   Status WaitReady(Worker& w) {
+    if (w.ready && w.done_pending) {
+      auto done = w.ReadLine(Clock::now() + kReportGrace);
+      if (!done || *done != "DONE") {
+        std::string why = w.Diagnostics();
+        w.Kill();
+        return UnavailableError("sandbox worker did not finish cleaning up after the last job" +
+                                (why.empty() ? std::string() : ": " + why));
+      }
+      w.done_pending = false;
+    }
     if (w.ready) return OkStatus();
     auto line = w.ReadLine(Clock::now() + kStartupTimeout);
     if (!line || line->rfind("READY ", 0) != 0) {
@@ -678,13 +691,14 @@ print(json.dumps(r))
     if (line->rfind("RES ", 0) == 0) size = std::strtoull(line->c_str() + 4, nullptr, 10);
     std::optional<std::string> body;
     if (size >= 4 && size <= max_body) body = w.ReadExact(size, deadline);
-    std::optional<std::string> done;
-    if (body) done = w.ReadLine(deadline);
-    if (!body || !done || *done != "DONE") {
+    if (!body) {
       w.Kill();
       result->error = "sandbox protocol error (worker restarted)";
       return;
     }
+    // The supervisor killed every process of the job before writing RES; the server's DONE
+    // (files wiped, ready for the next job) is read when the worker is next used.
+    w.done_pending = true;
     std::uint32_t hlen = 0;
     std::memcpy(&hlen, body->data(), 4);
     json h =
