@@ -23,6 +23,11 @@ double Percentile(std::vector<double> samples, double p) {
   return samples[lo] + (samples[hi] - samples[lo]) * (rank - static_cast<double>(lo));
 }
 
+std::string StringField(const nlohmann::json& object, const char* key) {
+  auto it = object.find(key);
+  return it != object.end() && it->is_string() ? it->get<std::string>() : "";
+}
+
 std::int64_t IntField(const nlohmann::json& object, const char* key) {
   auto it = object.find(key);
   if (it == object.end() || !it->is_number()) return 0;
@@ -33,7 +38,7 @@ std::int64_t IntField(const nlohmann::json& object, const char* key) {
 
 void RunStats::AddLine(const nlohmann::json& line) {
   ++lines_;
-  const std::string status = line.value("status", "");
+  const std::string status = StringField(line, "status");
   if (status == "cached") ++cache_hits_;
   if (status == "error") ++errors_;
   if (status == "skipped") ++skipped_;
@@ -254,7 +259,7 @@ StatusOr<std::string> RenderHtmlReport(const ReportInputs& inputs) {
     if (text.empty()) continue;
     auto line = nlohmann::json::parse(text, nullptr, false);
     if (line.is_discarded() || !line.is_object()) continue;
-    const std::string roi = line.value("roi", "");
+    const std::string roi = StringField(line, "roi");
     auto [it, inserted] = series.try_emplace(roi);
     Series& s = it->second;
     if (inserted) {
@@ -266,7 +271,7 @@ StatusOr<std::string> RenderHtmlReport(const ReportInputs& inputs) {
         }
       }
     }
-    const std::string status = line.value("status", "");
+    const std::string status = StringField(line, "status");
     if (status == "ok") ++s.ok;
     if (status == "cached") ++s.cached;
     if (status == "error") ++s.errors;
@@ -286,8 +291,8 @@ StatusOr<std::string> RenderHtmlReport(const ReportInputs& inputs) {
     if (!alarm.empty()) ++alarm_lines;
     // The alarm table lists where an alarm starts (or changes side), not every frame in it.
     if (!alarm.empty() && last_alarm[roi] != alarm && alarms.size() < kMaxAlarmRows) {
-      alarms.push_back({roi, alarm, line.value("source", ""), line.value("frame", std::int64_t{0}),
-                        t, v.value_or(0)});
+      alarms.push_back({roi, alarm, StringField(line, "source"),
+                        line.value("frame", std::int64_t{0}), t, v.value_or(0)});
     }
     last_alarm[roi] = alarm;
   }

@@ -62,6 +62,12 @@ class InterruptScope {
   }, old_term_{};
 };
 
+/// A string field of a results line ("" when null or absent: lines carry nulls).
+std::string Str(const nlohmann::json& line, const char* key) {
+  auto it = line.find(key);
+  return it != line.end() && it->is_string() ? it->get<std::string>() : "";
+}
+
 RunOutcome Fail(int code, const std::string& message) {
   std::fprintf(stderr, "roilens: %s\n", message.c_str());
   return {code, nullptr};
@@ -96,16 +102,15 @@ class CropPicker {
   void Offer(const FrameOutput& frame) {
     if (frame.annotated.empty()) return;
     for (const auto& line : frame.results) {
-      const std::string roi = line.value("roi", "");
-      const std::string status = line.value("status", "");
-      const bool alarm = line.contains("alarm") && line["alarm"].is_string() &&
-                         !line["alarm"].get<std::string>().empty();
+      const std::string roi = Str(line, "roi");
+      const std::string status = Str(line, "status");
+      const bool alarm = !Str(line, "alarm").empty();
       auto& have = taken_[roi];
       if (status == "ok" && !(have & kFirst)) {
         Take(frame, line, "");
         have |= kFirst;
       } else if (alarm && !(have & kAlarm)) {
-        Take(frame, line, " (alarm " + line["alarm"].get<std::string>() + ")");
+        Take(frame, line, " (alarm " + Str(line, "alarm") + ")");
         have |= kAlarm;
       }
     }
@@ -135,14 +140,14 @@ class CropPicker {
       std::ostringstream v;
       v.precision(4);
       v << line["value"].get<double>();
-      reading = v.str() + " " + line.value("unit", "");
+      reading = v.str() + " " + Str(line, "unit");
     } else if (line["count"].is_number()) {
       reading = std::to_string(line["count"].get<std::int64_t>());
     } else if (line["text"].is_string()) {
       reading = line["text"].get<std::string>().substr(0, 60);
     }
     crops_.push_back(
-        {line.value("roi", "") + ", frame " + std::to_string(frame.index) + ": " + reading + note,
+        {Str(line, "roi") + ", frame " + std::to_string(frame.index) + ": " + reading + note,
          frame.annotated(rect).clone()});
   }
 
@@ -330,7 +335,7 @@ RunOutcome RunStation(const RunFlags& flags) {
     return (*journal)->Record({frames_done, (*results)->bytes(), segments});
   };
 
-  std::thread writer([&] {
+  auto write_outputs = [&] {
     std::int64_t frames_done = first_frame;
     std::int64_t since_checkpoint = 0;
     while (auto frame = pipeline->Take()) {
@@ -364,11 +369,9 @@ RunOutcome RunStation(const RunFlags& flags) {
         const double latency = line.value("latency_ms", 0.0);
         if (latency <= 0) continue;
         ++calls;
-        if (line.value("status", "") == "error") {
+        if (Str(line, "status") == "error") {
           ++failed_calls;
-          if (first_call_error.empty() && line["error"].is_string()) {
-            first_call_error = line["error"].get<std::string>();
-          }
+          if (first_call_error.empty()) first_call_error = Str(line, "error");
         }
       }
       crops.Offer(*frame);
@@ -384,6 +387,18 @@ RunOutcome RunStation(const RunFlags& flags) {
     }
     if (write_error.ok() && since_checkpoint > 0) write_error = checkpoint(frames_done);
     snapshot.frames_done = frames_done;
+  };
+  std::thread writer([&] {
+    try {
+      write_outputs();
+    } catch (const std::exception& e) {
+      // Keep draining so the pipeline can finish; the run then fails with this message.
+      write_error = InternalError(std::string("writing outputs: ") + e.what());
+      while (pipeline->Take()) {
+        written.fetch_add(1);
+        written_cv.notify_all();
+      }
+    }
   });
 
   // --- Reader: this thread decodes and submits. Frames taken by the pipeline but not yet
@@ -525,7 +540,14 @@ const CommandRegistration kRunCommand("run", [](CLI::App& root, int& exit_code) 
   cmd->add_option("--segment-frames", flags->segment_frames,
                   "frames per resume checkpoint (default: about 10 s of video)")
       ->check(CLI::Range(1, 100000));
-  cmd->callback([flags, &exit_code] { exit_code = RunStation(*flags).exit_code; });
+  cmd->callback([flags, &exit_code] {
+    try {
+      exit_code = RunStation(*flags).exit_code;
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "roilens: internal error: %s\n", e.what());
+      exit_code = kExitFailure;
+    }
+  });
 });
 
 }  // namespace

@@ -1,0 +1,253 @@
+// `roilens run` end to end, as a user runs it: the sample station video through the embedded
+// backend (cv coder: real Python in the sandbox), checked against the ground truth; bad inputs
+// and an unreachable backend; and SIGKILL + --resume.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "roilens/samples.h"
+#include "roilens/sinks.h"
+#include "testing/cli_runner.h"
+#include "testing/paths.h"
+
+namespace roilens {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::ReadFileText;
+using testing::RunCli;
+
+constexpr int kFrames = 60;
+constexpr int kRois = 3;
+
+fs::path TempDir(const std::string& name) {
+  auto dir = fs::temp_directory_path() / ("roilens-run-" + std::to_string(::getpid())) / name;
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir;
+}
+
+/// The sample station, 60 frames, written once per test binary run.
+const fs::path& Samples() {
+  static const fs::path dir = [] {
+    fs::path d = TempDir("samples");
+    SampleOptions options;
+    options.frames = kFrames;
+    auto manifest = WriteSamples(d.string(), options);
+    EXPECT_TRUE(manifest.ok()) << manifest.status();
+    return d;
+  }();
+  return dir;
+}
+
+std::vector<nlohmann::json> ReadLines(const fs::path& path) {
+  std::vector<nlohmann::json> lines;
+  std::ifstream in(path);
+  std::string text;
+  while (std::getline(in, text)) {
+    if (!text.empty()) lines.push_back(nlohmann::json::parse(text));
+  }
+  return lines;
+}
+
+/// Every frame x ROI exactly once, frames in order, ROIs in config order within a frame.
+void ExpectCompleteResults(const std::vector<nlohmann::json>& lines, int frames) {
+  ASSERT_EQ(lines.size(), static_cast<std::size_t>(frames * kRois));
+  std::set<std::pair<std::int64_t, std::string>> seen;
+  const char* names[kRois] = {"boiler", "coolant", "tray"};
+  for (std::size_t i = 0; i < lines.size(); ++i) {
+    const auto frame = lines[i]["frame"].get<std::int64_t>();
+    EXPECT_EQ(frame, static_cast<std::int64_t>(i / kRois)) << lines[i].dump();
+    EXPECT_EQ(lines[i]["roi"], names[i % kRois]);
+    EXPECT_TRUE(seen.insert({frame, lines[i]["roi"].get<std::string>()}).second);
+  }
+}
+
+TEST(RunCliTest, SampleStationThroughTheEmbeddedBackendMatchesGroundTruth) {
+  const fs::path out = TempDir("e2e");
+  // The sample's needle steps change a 32x32 grey thumbnail by 0.006-0.010 (sensor noise:
+  // 0.001), so the gate needs a threshold under that to see every step.
+  auto result = RunCli({"run", (Samples() / "station.mp4").string(), "--config",
+                        (Samples() / "station.json").string(), "--out", out.string(),
+                        "--change-threshold", "0.004"});
+  ASSERT_EQ(result.exit_code, 0) << result.out << result.err;
+  EXPECT_NE(result.out.find("using the embedded local backend at http://127.0.0.1:"),
+            std::string::npos)
+      << result.out;
+  EXPECT_NE(result.out.find("(coder cv)"), std::string::npos);
+
+  const auto lines = ReadLines(out / "results.jsonl");
+  ExpectCompleteResults(lines, kFrames);
+  std::map<std::pair<std::int64_t, std::string>, nlohmann::json> truth;
+  for (const auto& t : ReadLines(Samples() / "ground_truth.jsonl")) {
+    truth[{t["frame"].get<std::int64_t>(), t["roi"].get<std::string>()}] = t;
+  }
+  const auto station = nlohmann::json::parse(ReadFileText((Samples() / "station.json").string()));
+  std::map<std::string, double> span;
+  for (const auto& roi : station["rois"]) {
+    if (roi.contains("gauge")) {
+      span[roi["name"]] =
+          roi["gauge"]["max_value"].get<double>() - roi["gauge"]["min_value"].get<double>();
+    }
+  }
+  int checked = 0;
+  for (const auto& line : lines) {
+    const std::string status = line["status"];
+    ASSERT_TRUE(status == "ok" || status == "cached") << line.dump();
+    const auto& t = truth.at({line["frame"].get<std::int64_t>(), line["roi"].get<std::string>()});
+    if (t.contains("count")) {
+      EXPECT_EQ(line["count"], t["count"]) << line.dump();
+    } else {
+      // Within 4% of the dial's span (a needle read to about +-10 degrees).
+      EXPECT_NEAR(line["value"].get<double>(), t["value"].get<double>(),
+                  0.04 * span.at(line["roi"]))
+          << line.dump();
+    }
+    ++checked;
+  }
+  EXPECT_EQ(checked, kFrames * kRois);
+
+  auto frames = CountVideoFrames((out / "annotated.mp4").string());
+  ASSERT_TRUE(frames.ok()) << frames.status();
+  EXPECT_EQ(*frames, kFrames);
+  const auto summary = nlohmann::json::parse(ReadFileText((out / "summary.json").string()));
+  EXPECT_EQ(summary["frames"], kFrames);
+  EXPECT_EQ(summary["roi_results"], kFrames * kRois);
+  EXPECT_GT(summary["calls"].get<int>(), 0);
+  EXPECT_EQ(summary["calls"].get<int>() + summary["cache_hits"].get<int>(), kFrames * kRois);
+  const std::string html = ReadFileText((out / "report.html").string());
+  EXPECT_NE(html.find("<svg"), std::string::npos);
+  EXPECT_NE(html.find("data:image/png;base64,"), std::string::npos);
+  EXPECT_FALSE(fs::exists(out / ".roilens-work"));
+}
+
+TEST(RunCliTest, FolderOfImagesGivesAnnotatedImagesAndNamesSources) {
+  const fs::path out = TempDir("stills");
+  auto result = RunCli({"run", (Samples() / "stills").string(), "--config",
+                        (Samples() / "stills.json").string(), "--out", out.string(), "--coder",
+                        "echo", "--quiet"});
+  ASSERT_TRUE(result.exit_code == 0 || result.exit_code == 1) << result.out << result.err;
+  std::set<std::string> sources;
+  for (const auto& line : ReadLines(out / "results.jsonl")) sources.insert(line["source"]);
+  ASSERT_FALSE(sources.empty());
+  for (const auto& name : sources) {
+    EXPECT_TRUE(fs::exists(out / "annotated" / name)) << name;
+  }
+}
+
+TEST(RunCliTest, BadInputsGiveOneClearLineAndDistinctExitCodes) {
+  const fs::path dir = TempDir("bad");
+  const std::string config = (Samples() / "station.json").string();
+  auto missing =
+      RunCli({"run", "/nonexistent/clip.mp4", "--config", config, "--out", (dir / "o1").string()});
+  EXPECT_EQ(missing.exit_code, 4);
+  EXPECT_NE(missing.err.find("/nonexistent/clip.mp4"), std::string::npos) << missing.err;
+
+  std::ofstream(dir / "corrupt.mp4") << std::string(10000, '\x42');
+  auto corrupt = RunCli(
+      {"run", (dir / "corrupt.mp4").string(), "--config", config, "--out", (dir / "o2").string()});
+  EXPECT_EQ(corrupt.exit_code, 4);
+  EXPECT_NE(corrupt.err.find("corrupt.mp4"), std::string::npos) << corrupt.err;
+
+  auto station = nlohmann::json::parse(ReadFileText(config));
+  station["rois"][1]["gauge"]["max_value"] = "high";
+  std::ofstream(dir / "invalid.json") << station.dump();
+  auto invalid = RunCli({"run", (Samples() / "station.mp4").string(), "--config",
+                         (dir / "invalid.json").string(), "--out", (dir / "o3").string()});
+  EXPECT_EQ(invalid.exit_code, 3);
+  EXPECT_NE(invalid.err.find("rois[1].gauge.max_value"), std::string::npos) << invalid.err;
+
+  station = nlohmann::json::parse(ReadFileText(config));
+  station["rois"][2]["rect"] = {600, 300, 200, 200};  // past the 640x360 frame
+  std::ofstream(dir / "outside.json") << station.dump();
+  auto outside = RunCli({"run", (Samples() / "station.mp4").string(), "--config",
+                         (dir / "outside.json").string(), "--out", (dir / "o4").string()});
+  EXPECT_EQ(outside.exit_code, 3);
+  EXPECT_NE(outside.err.find("tray"), std::string::npos) << outside.err;
+}
+
+TEST(RunCliTest, UnreachableBackendGivesErrorLinesSummaryAndNonZeroExit) {
+  const fs::path dir = TempDir("unreachable");
+  auto station = nlohmann::json::parse(ReadFileText((Samples() / "station.json").string()));
+  station["backend"]["max_retries"] = 1;
+  std::ofstream(dir / "station.json") << station.dump();
+  // Port 1 on loopback: nothing listens there, connections are refused at once.
+  auto result = RunCli({"run", (Samples() / "station.mp4").string(), "--config",
+                        (dir / "station.json").string(), "--out", (dir / "out").string(),
+                        "--endpoint", "http://127.0.0.1:1", "--max-frames", "5", "--quiet"});
+  EXPECT_EQ(result.exit_code, 5) << result.out << result.err;
+  EXPECT_NE(result.err.find("every model call failed"), std::string::npos) << result.err;
+  const auto lines = ReadLines(dir / "out" / "results.jsonl");
+  ASSERT_EQ(lines.size(), 5u * kRois);
+  for (const auto& line : lines) EXPECT_EQ(line["status"], "error") << line.dump();
+  const auto summary = nlohmann::json::parse(ReadFileText((dir / "out" / "summary.json").string()));
+  EXPECT_EQ(summary["errors"], 5 * kRois);
+}
+
+TEST(RunCliTest, ResumeAfterSigkillCompletesWithEveryFrameExactlyOnce) {
+  const fs::path dir = TempDir("resume");
+  const fs::path out = dir / "out";
+  const std::vector<std::string> args = {
+      "run", (Samples() / "station.mp4").string(), "--config",
+      (Samples() / "station.json").string(), "--out", out.string(), "--coder", "echo",
+      // Every frame calls (gate off) with 150 ms per call and few in flight: a run of several
+      // seconds, checkpointed every 10 frames.
+      "--change-threshold", "0", "--latency-ms", "150", "--max-in-flight", "3", "--segment-frames",
+      "10", "--quiet"};
+  const pid_t pid =
+      testing::SpawnCli(args, (dir / "first.out").string(), (dir / "first.err").string());
+  ASSERT_GT(pid, 0);
+  // Wait (polling the file: waiting for a condition) until at least one checkpoint exists and
+  // the next chunk is under way, then kill without warning.
+  bool ready = false;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (std::chrono::steady_clock::now() < deadline) {
+    const std::string journal = ReadFileText((out / ".roilens-journal").string());
+    const auto results = ReadLines(out / "results.jsonl").size();
+    if (std::count(journal.begin(), journal.end(), '\n') >= 2 && results > 12 * kRois &&
+        results % (10 * kRois) != 0) {
+      ready = true;
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_TRUE(ready) << ReadFileText((dir / "first.err").string());
+  ASSERT_EQ(::kill(pid, SIGKILL), 0);
+  EXPECT_EQ(testing::WaitChild(pid), -SIGKILL);
+  const auto partial = ReadLines(out / "results.jsonl").size();
+  ASSERT_LT(partial, static_cast<std::size_t>(kFrames * kRois)) << "the run finished too soon";
+
+  auto resumed = RunCli([&] {
+    auto a = args;
+    a.push_back("--resume");
+    return a;
+  }());
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.out << resumed.err;
+  ExpectCompleteResults(ReadLines(out / "results.jsonl"), kFrames);
+  auto frames = CountVideoFrames((out / "annotated.mp4").string());
+  ASSERT_TRUE(frames.ok()) << frames.status();
+  EXPECT_EQ(*frames, kFrames);
+  const auto summary = nlohmann::json::parse(ReadFileText((out / "summary.json").string()));
+  EXPECT_EQ(summary["frames"], kFrames);
+  EXPECT_TRUE(summary["resumed_from_frame"].is_number());
+  EXPECT_EQ(summary["resumed_from_frame"].get<int>() % 10, 0);
+
+  // A finished run has nothing to resume.
+  auto again = RunCli([&] {
+    auto a = args;
+    a.push_back("--resume");
+    return a;
+  }());
+  EXPECT_EQ(again.exit_code, 0);
+  EXPECT_NE(again.out.find("nothing to resume"), std::string::npos) << again.out;
+}
+
+}  // namespace
+}  // namespace roilens
