@@ -2,9 +2,11 @@
 // errors, fault injection, latency, the store, and unary or SSE answers around one model turn.
 #include "roilens/backend/server.h"
 
+#include <dirent.h>
 #include <httplib.h>
-#include <spdlog/spdlog.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #include <atomic>
 #include <condition_variable>
@@ -34,6 +36,16 @@ bool ConstantTimeEquals(const std::string& a, const std::string& b) {
     diff |= static_cast<unsigned char>(a[i] ^ (i < b.size() ? b[i] : 0));
   }
   return diff == 0;
+}
+
+int PortOf(const sockaddr_storage& address) {
+  if (address.ss_family == AF_INET) {
+    return ntohs(reinterpret_cast<const sockaddr_in*>(&address)->sin_port);
+  }
+  if (address.ss_family == AF_INET6) {
+    return ntohs(reinterpret_cast<const sockaddr_in6*>(&address)->sin6_port);
+  }
+  return -1;
 }
 
 void SendError(httplib::Response& res, const HttpError& error) {
@@ -123,10 +135,6 @@ class LocalBackendImpl final : public LocalBackend {
   std::mutex mu_;
   std::condition_variable stopped_cv_;
   bool stopping_ = false;
-
-  // Accepted sockets, so the "reset" fault can find the one a request came in on.
-  std::mutex sockets_mu_;
-  std::set<int> sockets_;
 };
 
 std::unique_ptr<Coder> LocalBackendImpl::MakeCoder() const {
@@ -168,7 +176,6 @@ Status LocalBackendImpl::Init() {
       sandbox_ = std::move(*sandbox);
     } else {
       sandbox_error_ = "the code sandbox could not start: " + sandbox.status().message();
-      spdlog::warn("roilens serve: {}; code execution requests will be refused", sandbox_error_);
     }
   }
 
@@ -176,11 +183,6 @@ Status LocalBackendImpl::Init() {
     return new httplib::ThreadPool(static_cast<std::size_t>(n));
   };
   server_.set_payload_max_length(options_.max_request_bytes);
-  server_.set_socket_options([this](int sock) {
-    httplib::default_socket_options(sock);
-    std::lock_guard lock(sockets_mu_);
-    sockets_.insert(sock);
-  });
   InstallRoutes();
 
   if (options_.port == 0) {
@@ -301,30 +303,31 @@ bool LocalBackendImpl::Admit(const httplib::Request& req, httplib::Response& res
 }
 
 void LocalBackendImpl::ResetConnection(const httplib::Request& req) {
-  // httplib does not hand handlers their socket; find it among the accepted ones by the peer's
-  // address, then shut it down so the client sees the connection close with no response.
-  std::lock_guard lock(sockets_mu_);
-  for (auto it = sockets_.begin(); it != sockets_.end();) {
-    sockaddr_storage peer{};
-    socklen_t len = sizeof(peer);
-    if (getpeername(*it, reinterpret_cast<sockaddr*>(&peer), &len) != 0) {
-      it = sockets_.erase(it);  // closed since: forget it
+  // httplib does not hand handlers their socket: find it among this process's descriptors as the
+  // socket whose local port is ours and whose peer port is the request's, then shut it down so
+  // the client sees the connection close with no response at all.
+  DIR* fds = opendir("/proc/self/fd");
+  if (fds == nullptr) return;
+  while (dirent* entry = readdir(fds)) {
+    char* end = nullptr;
+    const long fd = std::strtol(entry->d_name, &end, 10);
+    if (*end != '\0' || fd < 0 || fd == dirfd(fds)) continue;
+    struct stat st {};
+    if (fstat(static_cast<int>(fd), &st) != 0 || !S_ISSOCK(st.st_mode)) continue;
+    sockaddr_storage local{}, peer{};
+    socklen_t local_len = sizeof(local), peer_len = sizeof(peer);
+    if (getsockname(static_cast<int>(fd), reinterpret_cast<sockaddr*>(&local), &local_len) != 0 ||
+        getpeername(static_cast<int>(fd), reinterpret_cast<sockaddr*>(&peer), &peer_len) != 0) {
       continue;
     }
-    int port = -1;
-    if (peer.ss_family == AF_INET) port = ntohs(reinterpret_cast<sockaddr_in*>(&peer)->sin_port);
-    if (peer.ss_family == AF_INET6) {
-      port = ntohs(reinterpret_cast<sockaddr_in6*>(&peer)->sin6_port);
-    }
-    if (port == req.remote_port) {
+    if (PortOf(local) == port_ && PortOf(peer) == req.remote_port) {
       linger hard{1, 0};  // RST rather than FIN where the stack allows it
-      setsockopt(*it, SOL_SOCKET, SO_LINGER, &hard, sizeof(hard));
-      shutdown(*it, SHUT_RDWR);
-      sockets_.erase(it);
-      return;
+      setsockopt(static_cast<int>(fd), SOL_SOCKET, SO_LINGER, &hard, sizeof(hard));
+      shutdown(static_cast<int>(fd), SHUT_RDWR);
+      break;
     }
-    ++it;
   }
+  closedir(fds);
 }
 
 void LocalBackendImpl::MakeSlow(httplib::Response& res) {
@@ -506,7 +509,6 @@ void LocalBackendImpl::HandleCancel(const httplib::Request& req, httplib::Respon
 StatusOr<std::unique_ptr<LocalBackend>> LocalBackend::Start(BackendOptions options) {
   auto backend = std::make_unique<LocalBackendImpl>(std::move(options));
   if (auto status = backend->Init(); !status.ok()) return status;
-  spdlog::debug("local backend listening on {} ({})", backend->base_url(), backend->Describe());
   return std::unique_ptr<LocalBackend>(std::move(backend));
 }
 
