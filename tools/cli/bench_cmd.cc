@@ -45,7 +45,8 @@ struct BenchFlags {
   std::string dir;       ///< working directory for generated inputs and outputs
   int gate_frames = 60;  ///< frames of the ungated (every frame calls cv) comparison
   int throughput_calls = 200;
-  int sequential_calls = 8;  ///< calls in each sequential baseline (1 s each)
+  int sequential_calls = 8;              ///< calls in each sequential baseline (1 s each)
+  std::optional<double> gate_threshold;  ///< gate: override the sample config's change_threshold
 };
 
 double Seconds(Clock::time_point since) {
@@ -377,7 +378,8 @@ bool BenchGate(const BenchFlags& b) {
   }
   const std::string input = (samples / "station.mp4").string();
   const std::string config = (samples / "station.json").string();
-  auto gated = Run(input, config, (dir / "gated").string(), "cv", 0, std::nullopt);
+  if (b.gate_threshold) std::printf("  change_threshold overridden: %g\n", *b.gate_threshold);
+  auto gated = Run(input, config, (dir / "gated").string(), "cv", 0, b.gate_threshold);
   if (!gated.summary.is_object()) {
     std::printf("  gated run failed (exit %d)\n", gated.exit_code);
     return false;
@@ -452,6 +454,9 @@ const CommandRegistration kBenchCommand("bench", [](CLI::App& root, int& exit_co
   cmd->add_option("--frames", flags->gate_frames,
                   "gate: frames of the ungated comparison run (every frame calls the cv coder)")
       ->check(CLI::Range(1, 300));
+  cmd->add_option("--gate-threshold", flags->gate_threshold,
+                  "gate: change_threshold for every ROI (default: the sample config's)")
+      ->check(CLI::Range(0.0, 1.0));
   cmd->callback([flags, &exit_code] {
     if (flags->dir.empty()) {
       flags->dir =
