@@ -86,7 +86,8 @@ TEST(InteractionsTest, RoundTripIsLossless) {
 }
 
 TEST(InteractionsTest, StepRoundTripKeepsIdsSignaturesAndUnknowns) {
-  for (const auto& step : FullInteraction()["steps"]) {
+  const json full = FullInteraction();  // named: a temporary's ["steps"] would dangle
+  for (const auto& step : full["steps"]) {
     Step s = step.get<Step>();
     json back = s;
     EXPECT_EQ(back, step) << json::diff(step, back).dump();
