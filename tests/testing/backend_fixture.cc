@@ -32,6 +32,7 @@ std::unique_ptr<backend::LocalBackend> StartBackend(backend::BackendOptions opti
 std::unique_ptr<httplib::Client> ClientFor(const backend::LocalBackend& backend) {
   auto client = std::make_unique<httplib::Client>("127.0.0.1", backend.port());
   client->set_keep_alive(true);
+  client->set_tcp_nodelay(true);  // as libcurl does; avoids Nagle + delayed-ACK stalls
   client->set_connection_timeout(10);
   client->set_read_timeout(120);
   client->set_write_timeout(60);
