@@ -30,7 +30,8 @@ struct ServeFlags {
 
 // Signal handlers may only do async-signal-safe things: release a semaphore that a waiter
 // thread turns into LocalBackend::Stop().
-std::binary_semaphore g_stop_signal{0};
+// Counting (not binary): a second Ctrl-C before shutdown ends must not overflow it.
+std::counting_semaphore<1024> g_stop_signal{0};
 extern "C" void OnStopSignal(int) { g_stop_signal.release(); }
 
 std::vector<std::string> SplitCommas(const std::string& text) {
