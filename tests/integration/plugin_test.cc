@@ -34,7 +34,7 @@ std::vector<cv::Mat> MakeFrames(int n) {
   for (int i = 0; i < n; ++i) {
     cv::Mat f(360, 640, CV_8UC3);
     rng.fill(f, cv::RNG::UNIFORM, 0, 256);
-    cv::circle(f, {60 + 40 * i, 180}, 50, {0, 40 * (i % 6), 255}, -1);
+    cv::circle(f, {60 + 40 * i, 180}, 50, {0, 40.0 * (i % 6), 255}, -1);
     frames.push_back(f);
   }
   return frames;
@@ -316,8 +316,14 @@ TEST(PluginFacade, SessionsAreIndependent) {
   a.Flush();
   b.Flush();
   int na = 0, nb = 0;
-  while (auto f = a.Take()) EXPECT_EQ(json::parse(f->results_json).size(), 1u), ++na;
-  while (auto f = b.Take()) EXPECT_EQ(f->index, 10 + nb++);
+  while (auto f = a.Take()) {
+    EXPECT_EQ(json::parse(f->results_json).size(), 1u);
+    ++na;
+  }
+  while (auto f = b.Take()) {
+    EXPECT_EQ(f->index, 10 + nb);
+    ++nb;
+  }
   EXPECT_EQ(na, 3);
   EXPECT_EQ(nb, 3);
 }
