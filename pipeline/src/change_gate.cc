@@ -29,7 +29,15 @@ double ChangeGate::Difference(const cv::Mat& a, const cv::Mat& b) {
   if (a.empty() || b.empty() || a.size() != b.size() || a.type() != b.type()) return 1.0;
   cv::Mat diff;
   cv::absdiff(a, b, diff);
-  return cv::mean(diff)[0];
+  // The mean over the whole crop hides a thin needle that moved: it changes a few percent of the
+  // pixels, as much as sensor noise changes all of them. The mean over each cell of a
+  // kCells x kCells grid keeps noise averaged out yet sees a local change at full strength, so
+  // the largest cell mean is the measure.
+  cv::Mat cells;
+  cv::resize(diff, cells, cv::Size(kCells, kCells), 0, 0, cv::INTER_AREA);
+  double largest = 0;
+  cv::minMaxLoc(cells, nullptr, &largest);
+  return largest;
 }
 
 std::optional<RoiAnswer> ChangeGate::Lookup(const std::string& roi_key, const cv::Mat& thumbnail,

@@ -20,6 +20,24 @@ cv::Mat Dial(double needle_deg) {
   return m;
 }
 
+// A station-like crop: a big light dial, a thin needle, and sensor noise on every pixel.
+cv::Mat ThinNeedleDial(double needle_deg, int noise_seed) {
+  cv::Mat m(200, 200, CV_8UC3, cv::Scalar(60, 60, 60));
+  cv::circle(m, {100, 100}, 90, cv::Scalar(235, 235, 235), cv::FILLED);
+  const double a = needle_deg * CV_PI / 180;
+  cv::line(m, {100, 100},
+           {100 + static_cast<int>(80 * std::cos(a)), 100 - static_cast<int>(80 * std::sin(a))},
+           cv::Scalar(20, 20, 200), 2, cv::LINE_AA);
+  cv::Mat noise(m.size(), CV_16SC3);
+  cv::RNG rng(noise_seed);
+  rng.fill(noise, cv::RNG::NORMAL, 0, 4);
+  cv::Mat noisy;
+  m.convertTo(noisy, CV_16SC3);
+  noisy += noise;
+  noisy.convertTo(m, CV_8UC3);
+  return m;
+}
+
 RoiAnswer Ok(double value) {
   RoiAnswer a;
   a.value = value;
@@ -27,6 +45,14 @@ RoiAnswer Ok(double value) {
   a.interaction_id = "int-" + std::to_string(value);
   a.image = cv::Mat(4, 4, CV_8UC3, cv::Scalar(1, 2, 3));
   return a;
+}
+
+TEST(ChangeGateTest, ThinNeedleMoveIsAChangeButNoiseIsNot) {
+  const cv::Mat still = ChangeGate::Thumbnail(ThinNeedleDial(120, 1));
+  // Same needle, fresh noise: must stay under the default threshold (0.02).
+  EXPECT_LT(ChangeGate::Difference(still, ChangeGate::Thumbnail(ThinNeedleDial(120, 2))), 0.02);
+  // The needle moved 15 degrees (a reading change of ~5% of a 270-degree span).
+  EXPECT_GT(ChangeGate::Difference(still, ChangeGate::Thumbnail(ThinNeedleDial(105, 3))), 0.02);
 }
 
 TEST(ChangeGateTest, ThumbnailIsSmallGreyFloat) {
@@ -41,7 +67,7 @@ TEST(ChangeGateTest, ThumbnailIsSmallGreyFloat) {
   EXPECT_EQ(ChangeGate::Thumbnail(cv::Mat(10, 10, CV_8UC1, cv::Scalar(255))).at<float>(3, 3), 1.0f);
 }
 
-TEST(ChangeGateTest, DifferenceMatchesPlainMeanAbsDiff) {
+TEST(ChangeGateTest, DifferenceIsLargestCellMeanOfPlainAbsDiff) {
   const cv::Mat a = ChangeGate::Thumbnail(Dial(90));
   const cv::Mat b = ChangeGate::Thumbnail(Dial(30));
   EXPECT_EQ(ChangeGate::Difference(a, a), 0);
@@ -52,7 +78,11 @@ TEST(ChangeGateTest, DifferenceMatchesPlainMeanAbsDiff) {
   cv::resize(gb, gb, {32, 32}, 0, 0, cv::INTER_AREA);
   cv::Mat diff;
   cv::absdiff(ga, gb, diff);
-  EXPECT_NEAR(ChangeGate::Difference(a, b), cv::mean(diff)[0] / 255.0, 1e-3);
+  cv::Mat cells;
+  cv::resize(diff, cells, {8, 8}, 0, 0, cv::INTER_AREA);
+  double largest = 0;
+  cv::minMaxLoc(cells, nullptr, &largest);
+  EXPECT_NEAR(ChangeGate::Difference(a, b), largest / 255.0, 2e-3);
   EXPECT_GT(ChangeGate::Difference(a, b), 0.02) << "a moved needle is a change at the default";
   EXPECT_EQ(ChangeGate::Difference(a, cv::Mat()), 1.0);
   EXPECT_EQ(ChangeGate::Difference(a, cv::Mat(8, 8, CV_32F, cv::Scalar(0))), 1.0);

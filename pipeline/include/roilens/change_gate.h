@@ -17,11 +17,14 @@ class ChangeGate {
  public:
   /// Thumbnail side in pixels.
   static constexpr int kThumbnailSide = 32;
+  /// Difference() compares kCells x kCells cells of 4x4 thumbnail pixels each.
+  static constexpr int kCells = 8;
 
   /// A small grey thumbnail (32x32, CV_32F in 0..1) of the crop; empty for an empty crop.
   static cv::Mat Thumbnail(const cv::Mat& crop);
-  /// Mean absolute difference in 0..1 between thumbnails; 1 when either is empty or they differ
-  /// in size.
+  /// Largest mean absolute difference (0..1) over a kCells x kCells grid of thumbnail cells: a
+  /// local change (a moved needle) counts fully, sensor noise averages out. 1 when either is
+  /// empty or they differ in size.
   static double Difference(const cv::Mat& a, const cv::Mat& b);
   /// The cached answer (a copy, status "cached") when the crop changed less than threshold and
   /// the answer is younger than max_age_s (now_s - stored_at <= max_age_s).
