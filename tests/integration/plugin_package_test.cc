@@ -126,18 +126,45 @@ TEST_F(PluginPackage, PkgConfigRoilensPluginServesACProgram) {
   EXPECT_EQ(fs::canonical(plugindir), fs::canonical(LibDir()));
 
   const std::string src = work_->path() + "/loads_plugin.c";
+  // It also runs a session, unloads the library (dlclose after destroy) and loads it again.
   WriteTextFile(src, R"(#include <dlfcn.h>
 #include <stdio.h>
+#include <string.h>
 #include <roilens_plugin/roilens_plugin.h>
-int main(int argc, char** argv) {
-  void* dl = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);
+static const char* kConfig =
+    "{\"rois\": [{\"name\": \"a\", \"rect\": [0, 0, 32, 32], \"task\": \"count\","
+    " \"object\": \"bolts\"}]}";
+static int RunOnce(const char* path, int round) {
+  void* dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
   if (!dl) { printf("dlopen: %s\n", dlerror()); return 1; }
   roilens_plugin_init_fn init = (roilens_plugin_init_fn)dlsym(dl, ROILENS_PLUGIN_INIT_SYMBOL);
   roilens_init_error e;
   if (init(2, 1, &e) != NULL) return 2;
   const roilens_plugin_api* api = init(ROILENS_PLUGIN_ABI_VERSION, ROILENS_PLUGIN_API_VERSION, &e);
   if (!api) { printf("%s\n", e.message); return 3; }
-  printf("abi=%d refused=\"%s\"\n", api->abi_version, e.message);
+  roilens_handle* h = NULL;
+  if (api->create(kConfig, "{\"coder\": \"echo\"}", &h) != ROILENS_OK) {
+    printf("create: %s\n", api->last_error());
+    return 4;
+  }
+  static unsigned char pixels[64 * 64 * 3];
+  memset(pixels, 100, sizeof pixels);
+  if (api->submit(h, pixels, 64, 64, 64 * 3, 0, 0.0) != ROILENS_OK) return 5;
+  if (api->flush(h) != ROILENS_OK) return 6;
+  roilens_frame_out out;
+  if (api->take(h, -1, &out) != ROILENS_OK) return 7;
+  int rois = strstr(out.results_json, "\"roi\":\"a\"") != NULL;
+  api->frame_release(&out);
+  if (api->take(h, -1, &out) != ROILENS_END) return 8;
+  if (api->destroy(h) != ROILENS_OK) return 9;
+  printf("round=%d abi=%d roi_a=%d refused=\"%s\"\n", round, api->abi_version, rois, e.message);
+  return dlclose(dl) == 0 ? 0 : 10;
+}
+int main(int argc, char** argv) {
+  for (int round = 0; round < 2; ++round) {
+    int rc = RunOnce(argv[1], round);
+    if (rc != 0) return rc;
+  }
   return 0;
 }
 )");
@@ -149,7 +176,9 @@ int main(int argc, char** argv) {
   ASSERT_EQ(compile.exit_code, 0) << compile.output;
   auto run = RunCommand(ShellQuote(exe) + " " + ShellQuote(plugindir + "/libroilens_plugin.so.1"));
   EXPECT_EQ(run.exit_code, 0) << run.output;
-  EXPECT_EQ(run.output, "abi=1 refused=\"roilens plugin ABI 1, caller asked for ABI 2\"\n");
+  EXPECT_EQ(run.output,
+            "round=0 abi=1 roi_a=1 refused=\"roilens plugin ABI 1, caller asked for ABI 2\"\n"
+            "round=1 abi=1 roi_a=1 refused=\"roilens plugin ABI 1, caller asked for ABI 2\"\n");
 }
 
 }  // namespace
