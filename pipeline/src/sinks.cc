@@ -161,13 +161,17 @@ std::vector<std::string> SegmentedVideoWriter::Segments() const {
 }
 
 Status ConcatSegments(const std::vector<std::string>& segments, const std::string& out, double fps,
-                      std::string* method) {
+                      std::string* method, bool keep_segments) {
   std::error_code ec;
   if (segments.empty()) return InvalidArgumentError("no video segments to join into '" + out + "'");
   if (segments.size() == 1) {
-    fs::rename(segments[0], out, ec);
+    if (keep_segments) {
+      fs::copy_file(segments[0], out, fs::copy_options::overwrite_existing, ec);
+    } else {
+      fs::rename(segments[0], out, ec);
+    }
     if (!ec) {
-      if (method) *method = "rename";
+      if (method) *method = keep_segments ? "copy" : "rename";
       return OkStatus();
     }
   }

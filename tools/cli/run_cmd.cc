@@ -429,10 +429,14 @@ RunOutcome RunStation(const RunFlags& flags) {
   }
 
   // --- Final outputs.
+  // A run that stopped early (interrupt, --max-frames) keeps its segments for --resume.
+  const bool finished =
+      !g_interrupted.load() && (flags.max_frames < 0 || submitted < flags.max_frames);
   std::string video_method;
   if (video) {
     auto segments = video->Segments();
-    if (Status s = ConcatSegments(segments, video_path, info.fps, &video_method); !s.ok()) {
+    if (Status s = ConcatSegments(segments, video_path, info.fps, &video_method, !finished);
+        !s.ok()) {
       return Fail(kExitFailure, s.message());
     }
   }
@@ -471,7 +475,7 @@ RunOutcome RunStation(const RunFlags& flags) {
   if (Status s = WriteText((out / config.output.report).string(), *html); !s.ok()) {
     return Fail(kExitFailure, s.message());
   }
-  if (!g_interrupted.load() && (flags.max_frames < 0 || submitted < flags.max_frames)) {
+  if (finished) {
     (void)(*journal)->RecordFinished();
     fs::remove_all(work_dir, ec);
   }

@@ -81,9 +81,10 @@ class SegmentedVideoWriter {
 
 /// Joins segment files into `out`, in order: by stream copy with the ffmpeg program when it is
 /// on PATH (no re-encoding), otherwise by decoding and re-encoding with OpenCV. One segment is
-/// simply renamed. `method` receives "rename", "ffmpeg stream copy" or "opencv re-encode (FOURCC)".
+/// renamed, or copied when `keep_segments` (an unfinished run that may still be resumed).
+/// `method` receives "rename", "copy", "ffmpeg stream copy" or "opencv re-encode (FOURCC)".
 Status ConcatSegments(const std::vector<std::string>& segments, const std::string& out, double fps,
-                      std::string* method);
+                      std::string* method, bool keep_segments = false);
 
 /// Frames in a video file, counted by decoding (the container's count can be an estimate).
 StatusOr<std::int64_t> CountVideoFrames(const std::string& path);
