@@ -201,6 +201,22 @@ TEST_F(PluginMisuse, DestroyWithAFullTakeQueueDrainsCleanly) {
   EXPECT_EQ(api_->destroy(h), ROILENS_OK);
 }
 
+// flush() before any take(), with more frames than the plugin's queue holds: flush must not wait
+// for the application to take (finished frames wait in the pipeline instead).
+TEST_F(PluginMisuse, FlushBeforeTakingMoreFramesThanTheQueueHolds) {
+  roilens_handle* h = Create(EchoStationConfig(1), R"({"coder":"echo","queue_frames":1})");
+  for (int i = 0; i < 6; ++i) ASSERT_EQ(SubmitGrey(h, i), ROILENS_OK) << LastError();
+  ASSERT_EQ(api_->flush(h), ROILENS_OK) << LastError();
+  roilens_frame_out out;
+  for (int i = 0; i < 6; ++i) {
+    ASSERT_EQ(api_->take(h, -1, &out), ROILENS_OK) << LastError();
+    EXPECT_EQ(out.frame_index, i);
+    api_->frame_release(&out);
+  }
+  EXPECT_EQ(api_->take(h, -1, &out), ROILENS_END);
+  EXPECT_EQ(api_->destroy(h), ROILENS_OK);
+}
+
 // A take blocked on another thread is woken by destroy with INVALID_HANDLE. (If the thread only
 // gets to take after destroy returned, the answer is the same: the outcome does not depend on
 // timing.)

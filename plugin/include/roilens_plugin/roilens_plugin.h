@@ -105,7 +105,9 @@ typedef struct roilens_plugin_api {
   /** Copies one BGR frame (8 bits per channel) into the pipeline. `bgr` must hold
    *  (height - 1) * stride + width * 3 bytes; stride >= width * 3 (ROI views of a bigger image
    *  are fine). frame_index must increase strictly from call to call. May block while the
-   *  pipeline has its maximum of frames in flight (batch mode); never blocks in live mode. */
+   *  pipeline has its maximum of frames in flight (batch mode; untaken finished frames count once
+   *  queue_frames are waiting), so a single-threaded caller takes between submits (take with
+   *  timeout 0, as the sample apps do); never blocks in live mode. */
   roilens_result (*submit)(roilens_handle* handle, const uint8_t* bgr, int32_t width,
                            int32_t height, size_t stride, int64_t frame_index, double timestamp_s);
 
