@@ -177,6 +177,16 @@ TEST(BackendServerTest, WithoutKeysOnlyLoopbackIsServed) {
       << backend.status();
 }
 
+// Regression: cpp-httplib ignores stop() until its listener runs, so a backend destroyed right
+// after Start() used to hang in the destructor's join.
+TEST(BackendServerTest, StopRightAfterStartReturns) {
+  for (int i = 0; i < 20; ++i) {
+    auto backend = LocalBackend::Start(EchoBackendOptions());
+    ASSERT_TRUE(backend.ok()) << backend.status();
+    (*backend)->Stop();
+  }
+}
+
 TEST(BackendServerTest, RejectsBadOptions) {
   auto options = EchoBackendOptions();
   options.coder = "gpt";

@@ -89,6 +89,12 @@ class LocalBackendImpl final : public LocalBackend {
       stopping_ = true;
     }
     stopped_cv_.notify_all();
+    // cpp-httplib's stop() does nothing until listen_after_bind() has marked the server running;
+    // a Stop() right after Start() would then leave the listener accepting forever and the join
+    // below would hang. Wait for "running" (or for the listener to have given up) first.
+    if (listener_.joinable()) {
+      while (!server_.is_running() && !listener_done_.load()) std::this_thread::yield();
+    }
     server_.stop();
     std::lock_guard join_lock(join_mu_);
     if (listener_.joinable()) listener_.join();
@@ -134,6 +140,7 @@ class LocalBackendImpl final : public LocalBackend {
   int port_ = 0;
   int listen_socket_ = -1;
   std::thread listener_;
+  std::atomic<bool> listener_done_{false};  ///< listen_after_bind() returned
   std::mutex join_mu_;
   std::mutex mu_;
   std::condition_variable stopped_cv_;
@@ -213,7 +220,10 @@ Status LocalBackendImpl::Init() {
   // Sized for the 64-client burst of the load test and then some; the kernel caps it at
   // net.core.somaxconn.
   if (listen_socket_ >= 0) ::listen(listen_socket_, kListenBacklog);
-  listener_ = std::thread([this] { server_.listen_after_bind(); });
+  listener_ = std::thread([this] {
+    server_.listen_after_bind();
+    listener_done_ = true;
+  });
   return OkStatus();
 }
 
