@@ -2,7 +2,9 @@
 #include "testing/sandbox_fixture.h"
 
 #include <dirent.h>
+#include <unistd.h>
 
+#include <cstdio>
 #include <fstream>
 #include <iterator>
 #include <memory>
@@ -62,6 +64,34 @@ std::vector<int> HostProcessesWith(const std::string& marker) {
   }
   closedir(dir);
   return found;
+}
+
+namespace {
+/// Parent PID from /proc/<pid>/stat ("pid (comm) state ppid ..."; comm may hold spaces).
+long ParentOf(long pid) {
+  const std::string stat = ReadWhole("/proc/" + std::to_string(pid) + "/stat");
+  const auto close = stat.rfind(')');
+  if (close == std::string::npos) return 0;
+  char state = 0;
+  long ppid = 0;
+  if (std::sscanf(stat.c_str() + close + 1, " %c %ld", &state, &ppid) != 2) return 0;
+  return ppid;
+}
+}  // namespace
+
+std::vector<int> DescendantProcessesWith(const std::string& marker) {
+  std::vector<int> mine;
+  const long self = getpid();
+  for (int pid : HostProcessesWith(marker)) {
+    // Walk up the parent chain; other test executables (ctest -j) have sandboxes of their own.
+    for (long p = pid; p > 1; p = ParentOf(p)) {
+      if (p == self) {
+        mine.push_back(pid);
+        break;
+      }
+    }
+  }
+  return mine;
 }
 
 backend::SandboxJob MakeJob(std::string code, std::chrono::milliseconds wall) {

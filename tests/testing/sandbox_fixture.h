@@ -21,6 +21,8 @@ std::string SandboxCreateError();
 
 /// Host PIDs whose /proc/<pid>/cmdline or environ contains `marker`.
 std::vector<int> HostProcessesWith(const std::string& marker);
+/// The subset of HostProcessesWith(marker) that descends from this process.
+std::vector<int> DescendantProcessesWith(const std::string& marker);
 
 /// A job that runs `code` with the given wall limit.
 backend::SandboxJob MakeJob(std::string code,
