@@ -72,11 +72,10 @@ void ExpectCompleteResults(const std::vector<nlohmann::json>& lines, int frames)
 
 TEST(RunCliTest, SampleStationThroughTheEmbeddedBackendMatchesGroundTruth) {
   const fs::path out = TempDir("e2e");
-  // The sample's needle steps change a 32x32 grey thumbnail by 0.006-0.010 (sensor noise:
-  // 0.001), so the gate needs a threshold under that to see every step.
+  // The sample config's own change gate (threshold 0.02) must see every needle step and tray
+  // change: the readings below are checked against ground truth on every frame.
   auto result = RunCli({"run", (Samples() / "station.mp4").string(), "--config",
-                        (Samples() / "station.json").string(), "--out", out.string(),
-                        "--change-threshold", "0.004"});
+                        (Samples() / "station.json").string(), "--out", out.string()});
   ASSERT_EQ(result.exit_code, 0) << result.out << result.err;
   EXPECT_NE(result.out.find("using the embedded local backend at http://127.0.0.1:"),
             std::string::npos)
