@@ -19,6 +19,7 @@
 #include "roilens/backend/coder.h"
 #include "roilens/backend/sandbox.h"
 #include "roilens/backend/server.h"
+#include "roilens/interactions.h"
 #include "roilens/status.h"
 
 namespace roilens::backend::internal {
@@ -46,12 +47,16 @@ Json ErrorInfo(std::string_view reason, std::string_view domain = "googleapis.co
 
 // ---- small helpers --------------------------------------------------------------------------
 
-std::string Base64Encode(const std::uint8_t* data, std::size_t size);
+/// The wire model's base64 (one implementation for client and server).
 inline std::string Base64Encode(const std::vector<std::uint8_t>& bytes) {
-  return Base64Encode(bytes.data(), bytes.size());
+  return wire::Base64Encode(bytes.data(), bytes.size());
 }
-/// Standard alphabet; padding optional; whitespace rejected. nullopt when not base64.
-std::optional<std::vector<std::uint8_t>> Base64Decode(std::string_view text);
+/// nullopt when `text` is not base64 (wire::Base64Decode's rules).
+inline std::optional<std::vector<std::uint8_t>> Base64Decode(std::string_view text) {
+  auto bytes = wire::Base64Decode(text);
+  if (!bytes.ok()) return std::nullopt;
+  return std::move(*bytes);
+}
 /// RFC 3339 / ISO-8601 UTC with milliseconds, e.g. "2026-05-20T10:11:12.345Z".
 std::string Iso8601(std::chrono::system_clock::time_point t);
 /// Random [A-Za-z0-9] string (thread-safe; not for secrets).

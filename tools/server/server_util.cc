@@ -66,9 +66,6 @@ int HttpForCode(StatusCode code) {
   }
 }
 
-constexpr char kBase64Alphabet[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
 std::mt19937_64& Rng() {
   thread_local std::mt19937_64 rng{std::random_device{}()};
   return rng;
@@ -106,56 +103,6 @@ Json ErrorInfo(std::string_view reason, std::string_view domain) {
               {"reason", std::string(reason)},
               {"domain", std::string(domain)},
               {"metadata", {{"service", "generativelanguage.googleapis.com"}}}};
-}
-
-std::string Base64Encode(const std::uint8_t* data, std::size_t size) {
-  std::string out;
-  out.reserve((size + 2) / 3 * 4);
-  std::size_t i = 0;
-  for (; i + 2 < size; i += 3) {
-    std::uint32_t v = (data[i] << 16) | (data[i + 1] << 8) | data[i + 2];
-    out.push_back(kBase64Alphabet[(v >> 18) & 63]);
-    out.push_back(kBase64Alphabet[(v >> 12) & 63]);
-    out.push_back(kBase64Alphabet[(v >> 6) & 63]);
-    out.push_back(kBase64Alphabet[v & 63]);
-  }
-  if (i < size) {
-    std::uint32_t v = data[i] << 16;
-    if (i + 1 < size) v |= data[i + 1] << 8;
-    out.push_back(kBase64Alphabet[(v >> 18) & 63]);
-    out.push_back(kBase64Alphabet[(v >> 12) & 63]);
-    out.push_back(i + 1 < size ? kBase64Alphabet[(v >> 6) & 63] : '=');
-    out.push_back('=');
-  }
-  return out;
-}
-
-std::optional<std::vector<std::uint8_t>> Base64Decode(std::string_view text) {
-  static const std::array<int, 256> table = [] {
-    std::array<int, 256> t{};
-    t.fill(-1);
-    for (int i = 0; i < 64; ++i) t[static_cast<unsigned char>(kBase64Alphabet[i])] = i;
-    t['-'] = 62;  // accept the URL-safe alphabet too
-    t['_'] = 63;
-    return t;
-  }();
-  while (!text.empty() && text.back() == '=') text.remove_suffix(1);
-  if (text.size() % 4 == 1) return std::nullopt;
-  std::vector<std::uint8_t> out;
-  out.reserve(text.size() * 3 / 4);
-  std::uint32_t acc = 0;
-  int bits = 0;
-  for (char c : text) {
-    int v = table[static_cast<unsigned char>(c)];
-    if (v < 0) return std::nullopt;
-    acc = (acc << 6) | static_cast<std::uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push_back(static_cast<std::uint8_t>((acc >> bits) & 0xFF));
-    }
-  }
-  return out;
 }
 
 std::string Iso8601(std::chrono::system_clock::time_point t) {
