@@ -71,8 +71,31 @@ void DrawInset(cv::Mat& frame, const RoiInstance& roi, const cv::Mat& returned,
   cv::rectangle(frame, place, colour, 1);
 }
 
-void DrawLabel(cv::Mat& frame, const cv::Rect& roi_rect, const std::string& text,
+}  // namespace
+
+// Hershey fonts draw ASCII only: UTF-8 such as the degree sign would come out as "??".
+std::string HersheyText(const std::string& utf8) {
+  std::string out;
+  for (std::size_t i = 0; i < utf8.size(); ++i) {
+    const auto c = static_cast<unsigned char>(utf8[i]);
+    if (c < 0x80) {
+      out += utf8[i];
+    } else if (c == 0xC2 && i + 1 < utf8.size() &&
+               static_cast<unsigned char>(utf8[i + 1]) == 0xB0) {
+      out += "deg";
+      ++i;
+    } else if ((c & 0xC0) != 0x80) {
+      out += '?';  // one mark per non-ASCII character, not per byte
+    }
+  }
+  return out;
+}
+
+namespace {
+
+void DrawLabel(cv::Mat& frame, const cv::Rect& roi_rect, const std::string& utf8_text,
                const cv::Scalar& colour) {
+  const std::string text = HersheyText(utf8_text);
   // Scale with the frame so labels stay readable on 360p and 4K alike.
   const double font_scale = std::clamp(frame.rows / 720.0 * 0.6, 0.35, 1.6);
   const int thickness = std::max(1, static_cast<int>(std::lround(font_scale * 1.5)));

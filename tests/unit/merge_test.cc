@@ -186,5 +186,11 @@ TEST(MergeTest, OddInputsNeverCrash) {
   SUCCEED();
 }
 
+TEST(MergeTest, LabelsAreDrawnAsAscii) {
+  EXPECT_EQ(HersheyText("coolant: 62.9 \u00b0C"), "coolant: 62.9 degC");
+  EXPECT_EQ(HersheyText("na\u00efve \u2192 ok"), "na?ve ? ok");
+  EXPECT_EQ(HersheyText("plain"), "plain");
+}
+
 }  // namespace
 }  // namespace roilens

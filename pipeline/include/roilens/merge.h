@@ -12,6 +12,10 @@
 
 namespace roilens {
 
+/// The label as OpenCV's Hershey fonts can draw it (ASCII): the degree sign becomes "deg", any
+/// other non-ASCII character one '?'.
+std::string HersheyText(const std::string& utf8);
+
 /// The label text for an answer: "boiler: 4.2 bar", "pallets: 3", "boiler: error", with
 /// " +Ns" appended when age_s is given.
 std::string LabelText(const RoiInstance& roi, const RoiAnswer& answer, std::optional<double> age_s);

@@ -40,6 +40,8 @@ def save(img, name="annotated.png"):
 
 
 def put_label(img, text, org, scale=None, colour=(0, 0, 255)):
+    # Hershey fonts draw ASCII only; the degree sign would come out as "??".
+    text = text.replace("\u00b0", "deg").encode("ascii", "replace").decode("ascii")
     h, w = img.shape[:2]
     if scale is None:
         scale = max(0.4, min(h, w) / 400.0)
