@@ -62,6 +62,10 @@ void ChangeGate::Store(const std::string& roi_key, const cv::Mat& thumbnail,
   Entry entry{thumbnail.clone(), answer, now_s};
   entry.answer.image = answer.image.clone();  // the caller may draw on its copy later
   std::lock_guard<std::mutex> lock(mu_);
+  // Frames finish out of order under parallel workers: an answer for an older frame must not
+  // replace the one for a newer frame, or the newer frames would see a stale, aged-out entry.
+  auto it = entries_.find(roi_key);
+  if (it != entries_.end() && it->second.stored_at_s > now_s) return;
   entries_[roi_key] = std::move(entry);
 }
 

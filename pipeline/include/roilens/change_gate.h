@@ -30,8 +30,9 @@ class ChangeGate {
   /// the answer is younger than max_age_s (now_s - stored_at <= max_age_s).
   std::optional<RoiAnswer> Lookup(const std::string& roi_key, const cv::Mat& thumbnail,
                                   double now_s, double threshold, double max_age_s) const;
-  /// Remembers `answer` for roi_key (replacing any earlier one). Only "ok" answers should be
-  /// stored; others are ignored so an error is retried on the next frame.
+  /// Remembers `answer` for roi_key, replacing an entry stored at the same or an earlier time; an
+  /// answer older than the stored one is dropped (frames finish out of order). Only "ok" answers
+  /// are stored; others are ignored so an error is retried on the next frame.
   void Store(const std::string& roi_key, const cv::Mat& thumbnail, const RoiAnswer& answer,
              double now_s);
 
