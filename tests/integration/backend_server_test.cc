@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <future>
 #include <nlohmann/json.hpp>
 
 #include "roilens/backend/coder.h"
@@ -429,6 +430,71 @@ TEST(BackendServerTest, StreamingSendsTheSdkEventSequence) {
   }
   EXPECT_EQ(rebuilt, interaction["steps"]);
   EXPECT_GT(events.size(), 8u) << "long text should arrive in several deltas";
+}
+
+// A coder that answers only once the client has seen the turn's first step: a server that
+// renders the stream after the turn is done can never release it.
+class WaitsForTheClientCoder final : public Coder {
+ public:
+  explicit WaitsForTheClientCoder(std::shared_future<void> client_saw_first_step)
+      : client_saw_first_step_(std::move(client_saw_first_step)) {}
+  CoderProgram Write(const CoderInput&, int, const std::vector<CoderObservation>&) override {
+    return {};
+  }
+  std::string Answer(const CoderInput&, const std::vector<CoderObservation>&) override {
+    // A liveness bound, not a timing assertion: without incremental streaming this never fires.
+    const bool released =
+        client_saw_first_step_.wait_for(std::chrono::seconds(60)) == std::future_status::ready;
+    return released ? "{\"text\": \"released\"}" : "{\"text\": \"not streamed\"}";
+  }
+  bool ExecutesCode() const override { return false; }
+
+ private:
+  std::shared_future<void> client_saw_first_step_;
+};
+
+TEST(BackendServerTest, StreamingSendsEachStepBeforeTheTurnEnds) {
+  std::promise<void> saw_first_step;
+  std::shared_future<void> released = saw_first_step.get_future().share();
+  auto options = EchoBackendOptions();
+  options.coder_factory = [released] { return std::make_unique<WaitsForTheClientCoder>(released); };
+  auto backend = StartBackend(options);
+  ASSERT_TRUE(backend);
+  auto client = ClientFor(*backend);
+
+  json body = ImageRequest("read it", TestPng());
+  body["stream"] = true;
+  httplib::Request req;
+  req.method = "POST";
+  req.path = "/v1beta/interactions";
+  req.body = body.dump();
+  req.set_header("Content-Type", "application/json");
+  std::string received;
+  bool released_once = false;
+  req.content_receiver = [&](const char* data, std::size_t n, std::uint64_t, std::uint64_t) {
+    received.append(data, n);
+    if (!released_once && received.find("\"event_type\":\"step.stop\"") != std::string::npos) {
+      EXPECT_EQ(received.find("interaction.completed"), std::string::npos);
+      released_once = true;
+      saw_first_step.set_value();
+    }
+    return true;
+  };
+  auto res = client->send(req);
+  ASSERT_TRUE(res) << httplib::to_string(res.error());
+  ASSERT_EQ(res->status, 200);
+  ASSERT_TRUE(released_once) << "no step.stop arrived before the turn ended:\n" << received;
+
+  auto events = ParseSse(received);
+  ASSERT_GE(events.size(), 3u);
+  EXPECT_EQ(events.back().data, "[DONE]");
+  json completed = json::parse(events[events.size() - 2].data);
+  ASSERT_EQ(completed["event_type"], "interaction.completed");
+  EXPECT_EQ(FinalText(completed["interaction"]), "{\"text\": \"released\"}");
+  int expected_id = 0;
+  for (std::size_t i = 0; i + 1 < events.size(); ++i) {  // ids stay one sequence across the turn
+    EXPECT_EQ(json::parse(events[i].data)["event_id"], "evt_" + std::to_string(++expected_id));
+  }
 }
 
 // ---- faults ---------------------------------------------------------------------------------

@@ -126,8 +126,11 @@ class LocalBackendImpl final : public LocalBackend {
   std::unique_ptr<Coder> MakeCoder() const;
   /// Closes the client connection of `req` without answering (the "reset" fault).
   void ResetConnection(const httplib::Request& req);
+  /// Runs the turn, stores it (unless store:false) and returns the interaction. `on_step`
+  /// (may be empty) sees each output step as it is produced.
   StatusOr<Json> CompleteTurn(const internal::ParsedRequest& request, const std::string& id,
-                              const std::string& created);
+                              const std::string& created,
+                              std::function<bool(std::size_t, const Json&)> on_step = nullptr);
 
   BackendOptions options_;
   internal::InteractionStore store_;
@@ -385,11 +388,13 @@ bool LocalBackendImpl::WaitLatency() {
   return !stopped_cv_.wait_for(lock, options_.latency, [&] { return stopping_; });
 }
 
-StatusOr<Json> LocalBackendImpl::CompleteTurn(const internal::ParsedRequest& request,
-                                              const std::string& id, const std::string& created) {
+StatusOr<Json> LocalBackendImpl::CompleteTurn(
+    const internal::ParsedRequest& request, const std::string& id, const std::string& created,
+    std::function<bool(std::size_t, const Json&)> on_step) {
   if (!WaitLatency()) return UnavailableError("the local backend is shutting down");
   auto coder = MakeCoder();
-  internal::TurnContext context{coder.get(), sandbox_.get(), sandbox_error_, options_.max_attempts};
+  internal::TurnContext context{coder.get(), sandbox_.get(), sandbox_error_, options_.max_attempts,
+                                std::move(on_step)};
   auto turn = internal::RunTurn(request, context);
   if (!turn.ok()) return turn.status();
   Json interaction = {{"id", id},
@@ -453,15 +458,25 @@ void LocalBackendImpl::HandleCreate(const httplib::Request& req, httplib::Respon
           Json head = {{"id", id}, {"model", request->model}, {"created", created}};
           std::string first = internal::SseCreatedFrame(head);
           if (!sink.write(first.data(), first.size())) return false;
-          auto interaction = CompleteTurn(*request, id, created);
+          // Steps go out as the turn produces them; a client that hangs up abandons the turn
+          // (no more sandbox runs for nobody).
+          int event_id = 1;  // evt_1 was interaction.created
+          auto send_step = [&](std::size_t index, const Json& step) {
+            for (const auto& frame : internal::SseStepFrames(event_id, index, step)) {
+              if (!sink.write(frame.data(), frame.size())) return false;
+            }
+            return true;
+          };
+          auto interaction = CompleteTurn(*request, id, created, send_step);
           if (!interaction.ok()) {
+            if (interaction.status().code() == StatusCode::kCancelled) return false;
             std::string frame =
                 internal::SseErrorFrame(internal::ErrorFromStatus(interaction.status()));
             sink.write(frame.data(), frame.size());
             sink.done();
             return true;
           }
-          for (const auto& frame : internal::SseFrames(*interaction)) {
+          for (const auto& frame : internal::SseEndFrames(event_id, *interaction)) {
             if (!sink.write(frame.data(), frame.size())) return false;  // client went away
           }
           sink.done();

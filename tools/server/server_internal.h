@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <list>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -157,6 +158,9 @@ struct TurnContext {
   Sandbox* sandbox = nullptr;
   std::string sandbox_error;  ///< why there is no sandbox (when coder executes code)
   int max_attempts = 5;
+  /// Called with each output step as soon as it exists (a streaming answer sends it at once).
+  /// Returning false (the client went away) abandons the turn with CANCELLED.
+  std::function<bool(std::size_t index, const Json& step)> on_step;
 };
 
 /// Runs one model turn and returns the output steps and status ("completed" | "failed").
@@ -174,8 +178,12 @@ Json EstimateUsage(const Json& input_steps, const Json& output_steps);
 
 /// The first SSE frame ("event: interaction.created\ndata: {...}\n\n"), sent before the turn runs.
 std::string SseCreatedFrame(const Json& interaction);
-/// What follows it once the turn is done: step.start/delta/stop per step,
-/// interaction.status_update, interaction.completed, then "data: [DONE]".
+/// One output step as step.start, step.delta(s), step.stop. `event_id` numbers the events of
+/// one stream (the interaction.created frame is evt_1) and is advanced.
+std::vector<std::string> SseStepFrames(int& event_id, std::size_t index, const Json& step);
+/// The end of a stream: interaction.status_update, interaction.completed, "data: [DONE]".
+std::vector<std::string> SseEndFrames(int& event_id, const Json& interaction);
+/// A finished interaction's whole stream after interaction.created (a streamed GET).
 std::vector<std::string> SseFrames(const Json& interaction);
 /// An "error" event (a turn that failed after the stream started) followed by [DONE].
 std::string SseErrorFrame(const HttpError& error);

@@ -327,18 +327,27 @@ StatusOr<TurnResult> RunTurn(const ParsedRequest& request, const TurnContext& co
             " (code is never run unsandboxed)",
         400, "SANDBOX_UNAVAILABLE");
   }
+  // Each step goes to on_step the moment it exists, so a stream shows the plan and the code
+  // while the sandbox is still running it.
+  const Status client_gone(StatusCode::kCancelled,
+                           "the client closed the stream; the turn was abandoned", 499);
+  auto emit = [&](Json step) {
+    turn.steps.push_back(std::move(step));
+    return !context.on_step || context.on_step(turn.steps.size() - 1, turn.steps.back());
+  };
   try {
     std::string gist = input.text.substr(0, std::min<std::size_t>(input.text.find('\n'), 120));
-    turn.steps.push_back(
-        {{"type", "thought"},
-         {"signature", RandomSignature()},
-         {"summary",
-          Json::array({TextBlock(
-              std::string(run_code ? "Planning Python code for the request"
-                                   : "Answering the request directly") +
-              (input.images.empty() ? ""
+    if (!emit({{"type", "thought"},
+               {"signature", RandomSignature()},
+               {"summary", Json::array({TextBlock(
+                               std::string(run_code ? "Planning Python code for the request"
+                                                    : "Answering the request directly") +
+                               (input.images.empty()
+                                    ? ""
                                     : " on " + std::to_string(input.images.size()) + " image(s)") +
-              ": " + Truncate(gist, 120))})}});
+                               ": " + Truncate(gist, 120))})}})) {
+      return client_gone;
+    }
 
     std::vector<CoderObservation> history;
     if (run_code) {
@@ -352,18 +361,22 @@ StatusOr<TurnResult> RunTurn(const ParsedRequest& request, const TurnContext& co
       for (int attempt = 0; attempt < attempts; ++attempt) {
         CoderProgram program = coder.Write(input, attempt, history);
         const std::string call_id = "call_" + RandomToken(16);
-        turn.steps.push_back(
-            {{"type", "model_output"}, {"content", Json::array({TextBlock(program.plan)})}});
-        turn.steps.push_back({{"type", "code_execution_call"},
-                              {"id", call_id},
-                              {"arguments", {{"code", program.code}, {"language", "python"}}},
-                              {"signature", RandomSignature()}});
+        if (!emit(
+                {{"type", "model_output"}, {"content", Json::array({TextBlock(program.plan)})}}) ||
+            !emit({{"type", "code_execution_call"},
+                   {"id", call_id},
+                   {"arguments", {{"code", program.code}, {"language", "python"}}},
+                   {"signature", RandomSignature()}})) {
+          return client_gone;
+        }
         SandboxResult result = context.sandbox->Run(SandboxJob{program.code, files, {}});
-        turn.steps.push_back({{"type", "code_execution_result"},
-                              {"call_id", call_id},
-                              {"result", ResultText(result)},
-                              {"is_error", !result.ok},
-                              {"signature", RandomSignature()}});
+        if (!emit({{"type", "code_execution_result"},
+                   {"call_id", call_id},
+                   {"result", ResultText(result)},
+                   {"is_error", !result.ok},
+                   {"signature", RandomSignature()}})) {
+          return client_gone;
+        }
         const bool ok = result.ok;
         history.push_back({std::move(result)});
         if (ok) break;
@@ -383,7 +396,7 @@ StatusOr<TurnResult> RunTurn(const ParsedRequest& request, const TurnContext& co
       content.push_back(
           {{"type", "image"}, {"data", Base64Encode(image.bytes)}, {"mime_type", image.mime_type}});
     }
-    turn.steps.push_back({{"type", "model_output"}, {"content", std::move(content)}});
+    if (!emit({{"type", "model_output"}, {"content", std::move(content)}})) return client_gone;
   } catch (const std::exception& e) {
     return Status(StatusCode::kInternal, std::string("the local coder failed: ") + e.what(), 500);
   }
