@@ -497,6 +497,60 @@ TEST(BackendServerTest, StreamingSendsEachStepBeforeTheTurnEnds) {
   }
 }
 
+TEST(BackendServerTest, CancelStopsARunningTurnBeforeItsNextStep) {
+  std::promise<void> cancel_answered;
+  std::shared_future<void> released = cancel_answered.get_future().share();
+  auto options = EchoBackendOptions();
+  options.coder_factory = [released] { return std::make_unique<WaitsForTheClientCoder>(released); };
+  auto backend = StartBackend(options);
+  ASSERT_TRUE(backend);
+  auto client = ClientFor(*backend);
+  auto canceller = ClientFor(*backend);
+
+  json body = ImageRequest("read it", TestPng());
+  body["stream"] = true;
+  httplib::Request req;
+  req.method = "POST";
+  req.path = "/v1beta/interactions";
+  req.body = body.dump();
+  req.set_header("Content-Type", "application/json");
+  std::string received, id;
+  json cancel_reply;
+  req.content_receiver = [&](const char* data, std::size_t n, std::uint64_t, std::uint64_t) {
+    received.append(data, n);
+    if (id.empty() && received.find("\"event_type\":\"step.stop\"") != std::string::npos) {
+      id = json::parse(ParseSse(received).front().data)["interaction"]["id"];
+      auto res = canceller->Post(("/v1beta/interactions/" + id + "/cancel").c_str(), "",
+                                 "application/json");
+      if (res && res->status == 200) cancel_reply = json::parse(res->body);
+      cancel_answered.set_value();  // the coder finishes its answer; the turn must not send it
+    }
+    return true;
+  };
+  auto res = client->send(req);
+  ASSERT_TRUE(res) << httplib::to_string(res.error());
+  ASSERT_FALSE(id.empty()) << received;
+  EXPECT_EQ(cancel_reply["status"], "cancelled") << cancel_reply.dump();
+  EXPECT_EQ(cancel_reply["id"], id);
+
+  auto events = ParseSse(received);
+  ASSERT_GE(events.size(), 4u);
+  EXPECT_EQ(events.back().data, "[DONE]");
+  json completed = json::parse(events[events.size() - 2].data);
+  ASSERT_EQ(completed["event_type"], "interaction.completed");
+  EXPECT_EQ(completed["interaction"]["status"], "cancelled");
+  ASSERT_EQ(completed["interaction"]["steps"].size(), 1u) << "only the thought was sent";
+  EXPECT_EQ(completed["interaction"]["steps"][0]["type"], "thought");
+  EXPECT_EQ(received.find("released"), std::string::npos) << "the answer was sent after cancel";
+
+  // The stored interaction says the same; cancelling it again answers it as it is.
+  json stored = Body(client->Get(("/v1beta/interactions/" + id).c_str()));
+  EXPECT_EQ(stored["status"], "cancelled");
+  json again = Body(
+      client->Post(("/v1beta/interactions/" + id + "/cancel").c_str(), "", "application/json"));
+  EXPECT_EQ(again["status"], "cancelled");
+}
+
 // ---- faults ---------------------------------------------------------------------------------
 
 std::unique_ptr<LocalBackend> FaultyBackend(const std::string& kind) {

@@ -10,8 +10,12 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
 #include <set>
 #include <thread>
+#include <unordered_map>
 
 #include "server_internal.h"
 
@@ -134,6 +138,9 @@ class LocalBackendImpl final : public LocalBackend {
 
   BackendOptions options_;
   internal::InteractionStore store_;
+  /// Turns in progress, by interaction id: cancel sets the flag, the turn stops at its next step.
+  std::mutex running_mu_;
+  std::unordered_map<std::string, std::shared_ptr<std::atomic<bool>>> running_;
   internal::FaultInjector faults_;
   std::unique_ptr<Sandbox> sandbox_;
   std::string sandbox_error_;
@@ -391,10 +398,28 @@ bool LocalBackendImpl::WaitLatency() {
 StatusOr<Json> LocalBackendImpl::CompleteTurn(
     const internal::ParsedRequest& request, const std::string& id, const std::string& created,
     std::function<bool(std::size_t, const Json&)> on_step) {
+  auto cancelled = std::make_shared<std::atomic<bool>>(false);
+  {
+    std::lock_guard<std::mutex> lock(running_mu_);
+    running_[id] = cancelled;
+  }
+  struct Unregister {
+    LocalBackendImpl* self;
+    const std::string& id;
+    ~Unregister() {
+      std::lock_guard<std::mutex> lock(self->running_mu_);
+      self->running_.erase(id);
+    }
+  } unregister{this, id};
+
   if (!WaitLatency()) return UnavailableError("the local backend is shutting down");
   auto coder = MakeCoder();
+  auto step_filter = [&cancelled, &on_step](std::size_t index, const Json& step) {
+    if (cancelled->load()) return false;
+    return !on_step || on_step(index, step);
+  };
   internal::TurnContext context{coder.get(), sandbox_.get(), sandbox_error_, options_.max_attempts,
-                                std::move(on_step)};
+                                step_filter};
   auto turn = internal::RunTurn(request, context);
   if (!turn.ok()) return turn.status();
   Json interaction = {{"id", id},
@@ -461,15 +486,16 @@ void LocalBackendImpl::HandleCreate(const httplib::Request& req, httplib::Respon
           // Steps go out as the turn produces them; a client that hangs up abandons the turn
           // (no more sandbox runs for nobody).
           int event_id = 1;  // evt_1 was interaction.created
+          bool client_gone = false;
           auto send_step = [&](std::size_t index, const Json& step) {
             for (const auto& frame : internal::SseStepFrames(event_id, index, step)) {
-              if (!sink.write(frame.data(), frame.size())) return false;
+              if (!sink.write(frame.data(), frame.size())) return !(client_gone = true);
             }
             return true;
           };
           auto interaction = CompleteTurn(*request, id, created, send_step);
+          if (client_gone) return false;
           if (!interaction.ok()) {
-            if (interaction.status().code() == StatusCode::kCancelled) return false;
             std::string frame =
                 internal::SseErrorFrame(internal::ErrorFromStatus(interaction.status()));
             sink.write(frame.data(), frame.size());
@@ -536,9 +562,21 @@ void LocalBackendImpl::HandleDelete(const httplib::Request& req, httplib::Respon
 }
 
 void LocalBackendImpl::HandleCancel(const httplib::Request& req, httplib::Response& res) {
-  // Turns run to completion inside their request, so a stored interaction is already final;
-  // cancel answers it as it is (the API's behaviour for a finished interaction).
   const std::string id = req.matches[3];
+  {
+    // A turn still running (a stream's id is known from its first event) stops before its next
+    // step: no further code runs, and its request ends with status "cancelled".
+    std::lock_guard<std::mutex> lock(running_mu_);
+    if (auto it = running_.find(id); it != running_.end()) {
+      it->second->store(true);
+      SendJson(res, {{"id", id},
+                     {"object", "interaction"},
+                     {"status", "cancelled"},
+                     {"updated", internal::Iso8601(std::chrono::system_clock::now())}});
+      return;
+    }
+  }
+  // A finished interaction is final: cancel answers it as it is.
   auto stored = store_.Get(id);
   if (!stored) {
     SendError(res, internal::MakeError(404, "interaction '" + id + "' not found"));

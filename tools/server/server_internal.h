@@ -159,11 +159,13 @@ struct TurnContext {
   std::string sandbox_error;  ///< why there is no sandbox (when coder executes code)
   int max_attempts = 5;
   /// Called with each output step as soon as it exists (a streaming answer sends it at once).
-  /// Returning false (the client went away) abandons the turn with CANCELLED.
+  /// Returning false (cancelled, or the client went away) ends the turn there with status
+  /// "cancelled" and the steps so far.
   std::function<bool(std::size_t index, const Json& step)> on_step;
 };
 
-/// Runs one model turn and returns the output steps and status ("completed" | "failed").
+/// Runs one model turn and returns the output steps and status ("completed" | "failed" |
+/// "cancelled").
 struct TurnResult {
   Json steps = Json::array();
   std::string status = "completed";

@@ -328,12 +328,23 @@ StatusOr<TurnResult> RunTurn(const ParsedRequest& request, const TurnContext& co
         400, "SANDBOX_UNAVAILABLE");
   }
   // Each step goes to on_step the moment it exists, so a stream shows the plan and the code
-  // while the sandbox is still running it.
-  const Status client_gone(StatusCode::kCancelled,
-                           "the client closed the stream; the turn was abandoned", 499);
+  // while the sandbox is still running it. on_step returning false (cancelled, or the client
+  // hung up) ends the turn there: status "cancelled", with the steps produced so far.
   auto emit = [&](Json step) {
     turn.steps.push_back(std::move(step));
-    return !context.on_step || context.on_step(turn.steps.size() - 1, turn.steps.back());
+    if (!context.on_step || context.on_step(turn.steps.size() - 1, turn.steps.back())) return true;
+    turn.steps.erase(turn.steps.size() - 1);  // not delivered: not part of the interaction
+    return false;
+  };
+  auto with_usage = [&](TurnResult& t) {
+    Json read = request.history_steps;
+    for (const auto& s : request.input_steps) read.push_back(s);
+    t.usage = EstimateUsage(read, t.steps);
+  };
+  auto stopped = [&]() -> StatusOr<TurnResult> {
+    turn.status = "cancelled";
+    with_usage(turn);
+    return std::move(turn);
   };
   try {
     std::string gist = input.text.substr(0, std::min<std::size_t>(input.text.find('\n'), 120));
@@ -346,7 +357,7 @@ StatusOr<TurnResult> RunTurn(const ParsedRequest& request, const TurnContext& co
                                     ? ""
                                     : " on " + std::to_string(input.images.size()) + " image(s)") +
                                ": " + Truncate(gist, 120))})}})) {
-      return client_gone;
+      return stopped();
     }
 
     std::vector<CoderObservation> history;
@@ -367,7 +378,7 @@ StatusOr<TurnResult> RunTurn(const ParsedRequest& request, const TurnContext& co
                    {"id", call_id},
                    {"arguments", {{"code", program.code}, {"language", "python"}}},
                    {"signature", RandomSignature()}})) {
-          return client_gone;
+          return stopped();
         }
         SandboxResult result = context.sandbox->Run(SandboxJob{program.code, files, {}});
         if (!emit({{"type", "code_execution_result"},
@@ -375,7 +386,7 @@ StatusOr<TurnResult> RunTurn(const ParsedRequest& request, const TurnContext& co
                    {"result", ResultText(result)},
                    {"is_error", !result.ok},
                    {"signature", RandomSignature()}})) {
-          return client_gone;
+          return stopped();
         }
         const bool ok = result.ok;
         history.push_back({std::move(result)});
@@ -396,13 +407,11 @@ StatusOr<TurnResult> RunTurn(const ParsedRequest& request, const TurnContext& co
       content.push_back(
           {{"type", "image"}, {"data", Base64Encode(image.bytes)}, {"mime_type", image.mime_type}});
     }
-    if (!emit({{"type", "model_output"}, {"content", std::move(content)}})) return client_gone;
+    if (!emit({{"type", "model_output"}, {"content", std::move(content)}})) return stopped();
   } catch (const std::exception& e) {
     return Status(StatusCode::kInternal, std::string("the local coder failed: ") + e.what(), 500);
   }
-  Json read = request.history_steps;
-  for (const auto& s : request.input_steps) read.push_back(s);
-  turn.usage = EstimateUsage(read, turn.steps);
+  with_usage(turn);
   return turn;
 }
 
