@@ -15,6 +15,7 @@
 #include "roilens/samples.h"
 #include "roilens/sinks.h"
 #include "testing/cli_runner.h"
+#include "testing/http_fixture.h"
 #include "testing/paths.h"
 
 namespace roilens {
@@ -170,6 +171,34 @@ TEST(RunCliTest, BadInputsGiveOneClearLineAndDistinctExitCodes) {
                          (dir / "outside.json").string(), "--out", (dir / "o4").string()});
   EXPECT_EQ(outside.exit_code, 3);
   EXPECT_NE(outside.err.find("tray"), std::string::npos) << outside.err;
+
+  // A camera index with no such camera (no /dev/video97 here).
+  auto camera = RunCli({"run", "97", "--config", config, "--out", (dir / "o5").string()});
+  EXPECT_EQ(camera.exit_code, 4);
+  EXPECT_NE(camera.err.find("input '97': camera cannot be opened"), std::string::npos)
+      << camera.err;
+}
+
+TEST(RunCliTest, StreamUrlInputIsReadToItsEnd) {
+  // The sample video served over HTTP on loopback: a network stream as FFmpeg reads one.
+  testing::HttpFixtureServer server;
+  ASSERT_TRUE(server.server().set_mount_point("/media", Samples().string()));
+  ASSERT_TRUE(server.Start());
+  const fs::path dir = TempDir("stream");
+  const std::string url = server.base_url() + "/media/station.mp4";
+  auto result = RunCli({"run", url, "--config", (Samples() / "station.json").string(), "--out",
+                        (dir / "out").string(), "--coder", "echo", "--quiet"});
+  ASSERT_EQ(result.exit_code, 0) << result.out << result.err;
+  ExpectCompleteResults(ReadLines(dir / "out" / "results.jsonl"), kFrames);
+  auto frames = CountVideoFrames((dir / "out" / "annotated.mp4").string());
+  ASSERT_TRUE(frames.ok()) << frames.status();
+  EXPECT_EQ(*frames, kFrames);
+
+  const std::string missing = server.base_url() + "/media/no-such-clip.mp4";
+  auto bad = RunCli({"run", missing, "--config", (Samples() / "station.json").string(), "--out",
+                     (dir / "bad").string(), "--quiet"});
+  EXPECT_EQ(bad.exit_code, 4) << bad.out << bad.err;
+  EXPECT_NE(bad.err.find(missing), std::string::npos) << bad.err;
 }
 
 TEST(RunCliTest, UnreachableBackendGivesErrorLinesSummaryAndNonZeroExit) {
