@@ -16,6 +16,7 @@
 #include "roilens/backend/sandbox.h"
 #include "roilens/backend/server.h"
 #include "testing/backend_fixture.h"
+#include "testing/paths.h"
 
 namespace roilens::backend {
 namespace {
@@ -187,9 +188,7 @@ TEST(BackendLoadTest, RealCoderExecutionsPerSecondVsFreshInterpreter) {
 
   // Baseline: the same kind of job (imports numpy, cv2, matplotlib, PIL; reads the image; writes
   // an annotated PNG) with a fresh /usr/bin/python3 per job, same concurrency, no sandbox.
-  const auto dir =
-      std::filesystem::temp_directory_path() / ("roilens_fresh_" + std::to_string(::getpid()));
-  std::filesystem::create_directories(dir);
+  const auto dir = testing::ScratchDir("fresh");
   {
     std::ofstream(dir / "input_0.png", std::ios::binary)
         .write(reinterpret_cast<const char*>(png.data()), static_cast<std::streamsize>(png.size()));

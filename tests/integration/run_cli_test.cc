@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <regex>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -28,12 +29,7 @@ using testing::RunCli;
 constexpr int kFrames = 60;
 constexpr int kRois = 3;
 
-fs::path TempDir(const std::string& name) {
-  auto dir = fs::temp_directory_path() / ("roilens-run-" + std::to_string(::getpid())) / name;
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
+fs::path TempDir(const std::string& name) { return testing::ScratchDir(name); }
 
 /// The sample station, 60 frames, written once per test binary run.
 const fs::path& Samples() {
@@ -177,6 +173,35 @@ TEST(RunCliTest, BadInputsGiveOneClearLineAndDistinctExitCodes) {
   EXPECT_EQ(camera.exit_code, 4);
   EXPECT_NE(camera.err.find("input '97': camera cannot be opened"), std::string::npos)
       << camera.err;
+}
+
+TEST(RunCliTest, ProgressLineOnlyOnATerminalAndNotWithQuiet) {
+  const fs::path dir = TempDir("progress");
+  auto args = [&](const std::string& out) {
+    return std::vector<std::string>{"run",          (Samples() / "station.mp4").string(),
+                                    "--config",     (Samples() / "station.json").string(),
+                                    "--out",        (dir / out).string(),
+                                    "--coder",      "echo",
+                                    "--max-frames", "12"};
+  };
+  auto terminal = testing::RunCliOnTerminal(args("tty"));
+  ASSERT_EQ(terminal.exit_code, 0) << terminal.out;
+  // The last state is always printed: frames done of the total, rates, counters, elapsed time.
+  const std::regex last_state(
+      "\rframes 12/12  [0-9.]+ fps  in flight 0  calls [0-9]+  cached [0-9]+  errors 0  [0-9]+s"
+      "\x1b\\[K\r?\n");
+  EXPECT_TRUE(std::regex_search(terminal.out, last_state)) << terminal.out;
+
+  auto quiet_args = args("quiet");
+  quiet_args.push_back("--quiet");
+  auto quiet = testing::RunCliOnTerminal(quiet_args);
+  ASSERT_EQ(quiet.exit_code, 0) << quiet.out;
+  EXPECT_EQ(quiet.out.find("frames "), std::string::npos) << quiet.out;
+
+  auto piped = RunCli(args("pipe"));
+  ASSERT_EQ(piped.exit_code, 0) << piped.out << piped.err;
+  EXPECT_EQ(piped.out.find('\r'), std::string::npos) << "no progress line into a pipe";
+  EXPECT_EQ(piped.err.find('\r'), std::string::npos);
 }
 
 TEST(RunCliTest, StreamUrlInputIsReadToItsEnd) {

@@ -2,6 +2,7 @@
 #include "testing/cli_runner.h"
 
 #include <fcntl.h>
+#include <pty.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -70,6 +71,37 @@ CliResult RunCli(const std::vector<std::string>& args) {
   result.err = ReadFileText(err_template);
   unlink(out_template);
   unlink(err_template);
+  return result;
+}
+
+CliResult RunCliOnTerminal(const std::vector<std::string>& args) {
+  std::vector<std::string> all = {CliPath()};
+  all.insert(all.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& a : all) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  CliResult result;
+  int master = -1;
+  const pid_t pid = forkpty(&master, nullptr, nullptr, nullptr);
+  if (pid < 0) return result;
+  if (pid == 0) {
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  char buffer[4096];
+  for (;;) {  // until the child closes the terminal (read fails with EIO once it has exited)
+    const ssize_t n = read(master, buffer, sizeof buffer);
+    if (n > 0) {
+      result.out.append(buffer, static_cast<std::size_t>(n));
+    } else if (n < 0 && errno == EINTR) {
+      continue;
+    } else {
+      break;
+    }
+  }
+  close(master);
+  const int code = WaitChild(pid);
+  result.exit_code = code >= 0 ? code : -1;
   return result;
 }
 

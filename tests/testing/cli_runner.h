@@ -16,6 +16,10 @@ struct CliResult {
 /// Runs `roilens ARGS...` to completion, capturing stdout and stderr.
 CliResult RunCli(const std::vector<std::string>& args);
 
+/// Runs `roilens ARGS...` with stdout and stderr on a pseudo-terminal (as a user at a terminal
+/// sees it); `out` holds everything written to the terminal, `err` stays empty.
+CliResult RunCliOnTerminal(const std::vector<std::string>& args);
+
 /// Starts `roilens ARGS...` without waiting (stdout/stderr to the given files); returns its pid.
 pid_t SpawnCli(const std::vector<std::string>& args, const std::string& out_path,
                const std::string& err_path);

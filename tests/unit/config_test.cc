@@ -9,6 +9,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include "testing/paths.h"
+
 namespace roilens {
 namespace {
 
@@ -240,9 +242,7 @@ TEST(ConfigTest, JsonErrorGivesLineAndColumn) {
 }
 
 TEST(ConfigTest, LoadsFromFileAndNamesIt) {
-  const auto dir = std::filesystem::temp_directory_path() /
-                   ("roilens_config_test_" + std::to_string(::getpid()));
-  std::filesystem::create_directories(dir);
+  const auto dir = testing::ScratchDir("config");
   const std::string good = (dir / "station.json").string();
   std::ofstream(good) << kFullConfig;
   auto loaded = LoadStationConfig(good);

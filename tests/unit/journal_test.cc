@@ -7,13 +7,13 @@
 #include <filesystem>
 #include <fstream>
 
+#include "testing/paths.h"
+
 namespace roilens {
 namespace {
 
 std::string TempPath(const std::string& name) {
-  auto dir =
-      std::filesystem::temp_directory_path() / ("roilens-journal-" + std::to_string(::getpid()));
-  std::filesystem::create_directories(dir);
+  static const auto dir = testing::ScratchDir("journal");
   return (dir / name).string();
 }
 

@@ -6,6 +6,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include "testing/paths.h"
+
 namespace roilens {
 namespace {
 
@@ -65,8 +67,8 @@ TEST(RunStatsTest, ALineMadeACallIffItHasLatency) {
 }
 
 std::string WriteResults(const std::vector<nlohmann::json>& lines) {
-  auto path = std::filesystem::temp_directory_path() /
-              ("roilens-report-" + std::to_string(::getpid()) + ".jsonl");
+  static int n = 0;
+  auto path = testing::ScratchDir("report") / ("results-" + std::to_string(++n) + ".jsonl");
   std::ofstream out(path);
   for (const auto& l : lines) out << l.dump() << "\n";
   return path.string();

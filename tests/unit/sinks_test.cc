@@ -9,17 +9,14 @@
 #include <opencv2/imgproc.hpp>
 #include <sstream>
 
+#include "testing/paths.h"
+
 namespace roilens {
 namespace {
 
 namespace fs = std::filesystem;
 
-fs::path TempDir(const std::string& name) {
-  auto dir = fs::temp_directory_path() / ("roilens-sinks-" + std::to_string(::getpid())) / name;
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
+fs::path TempDir(const std::string& name) { return testing::ScratchDir(name); }
 
 std::string Read(const fs::path& path) {
   std::ifstream in(path);
