@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <functional>
 #include <future>
 #include <nlohmann/json.hpp>
 
@@ -453,15 +454,16 @@ class WaitsForTheClientCoder final : public Coder {
   std::shared_future<void> client_saw_first_step_;
 };
 
-TEST(BackendServerTest, StreamingSendsEachStepBeforeTheTurnEnds) {
-  std::promise<void> saw_first_step;
-  std::shared_future<void> released = saw_first_step.get_future().share();
+std::unique_ptr<LocalBackend> StartWaitingBackend(std::shared_future<void> release) {
   auto options = EchoBackendOptions();
-  options.coder_factory = [released] { return std::make_unique<WaitsForTheClientCoder>(released); };
-  auto backend = StartBackend(options);
-  ASSERT_TRUE(backend);
-  auto client = ClientFor(*backend);
+  options.coder_factory = [release] { return std::make_unique<WaitsForTheClientCoder>(release); };
+  return StartBackend(options);
+}
 
+// Streams an image request and returns the whole stream; `on_first_step(so_far)` runs once, as
+// soon as the first step.stop event has arrived (while the turn is still running).
+std::string StreamRequest(LocalBackend& backend,
+                          const std::function<void(const std::string&)>& on_first_step) {
   json body = ImageRequest("read it", TestPng());
   body["stream"] = true;
   httplib::Request req;
@@ -470,20 +472,30 @@ TEST(BackendServerTest, StreamingSendsEachStepBeforeTheTurnEnds) {
   req.body = body.dump();
   req.set_header("Content-Type", "application/json");
   std::string received;
-  bool released_once = false;
+  bool first_step_seen = false;
   req.content_receiver = [&](const char* data, std::size_t n, std::uint64_t, std::uint64_t) {
     received.append(data, n);
-    if (!released_once && received.find("\"event_type\":\"step.stop\"") != std::string::npos) {
-      EXPECT_EQ(received.find("interaction.completed"), std::string::npos);
-      released_once = true;
-      saw_first_step.set_value();
+    if (!first_step_seen && received.find("\"event_type\":\"step.stop\"") != std::string::npos) {
+      first_step_seen = true;
+      on_first_step(received);
     }
     return true;
   };
-  auto res = client->send(req);
-  ASSERT_TRUE(res) << httplib::to_string(res.error());
-  ASSERT_EQ(res->status, 200);
-  ASSERT_TRUE(released_once) << "no step.stop arrived before the turn ended:\n" << received;
+  auto res = ClientFor(backend)->send(req);
+  EXPECT_TRUE(res) << httplib::to_string(res.error());
+  if (res) EXPECT_EQ(res->status, 200);
+  EXPECT_TRUE(first_step_seen) << "no step.stop arrived:\n" << received;
+  return received;
+}
+
+TEST(BackendServerTest, StreamingSendsEachStepBeforeTheTurnEnds) {
+  std::promise<void> saw_first_step;
+  auto backend = StartWaitingBackend(saw_first_step.get_future().share());
+  ASSERT_TRUE(backend);
+  const std::string received = StreamRequest(*backend, [&](const std::string& so_far) {
+    EXPECT_EQ(so_far.find("interaction.completed"), std::string::npos);
+    saw_first_step.set_value();
+  });
 
   auto events = ParseSse(received);
   ASSERT_GE(events.size(), 3u);
@@ -499,36 +511,18 @@ TEST(BackendServerTest, StreamingSendsEachStepBeforeTheTurnEnds) {
 
 TEST(BackendServerTest, CancelStopsARunningTurnBeforeItsNextStep) {
   std::promise<void> cancel_answered;
-  std::shared_future<void> released = cancel_answered.get_future().share();
-  auto options = EchoBackendOptions();
-  options.coder_factory = [released] { return std::make_unique<WaitsForTheClientCoder>(released); };
-  auto backend = StartBackend(options);
+  auto backend = StartWaitingBackend(cancel_answered.get_future().share());
   ASSERT_TRUE(backend);
   auto client = ClientFor(*backend);
-  auto canceller = ClientFor(*backend);
-
-  json body = ImageRequest("read it", TestPng());
-  body["stream"] = true;
-  httplib::Request req;
-  req.method = "POST";
-  req.path = "/v1beta/interactions";
-  req.body = body.dump();
-  req.set_header("Content-Type", "application/json");
-  std::string received, id;
+  std::string id;
   json cancel_reply;
-  req.content_receiver = [&](const char* data, std::size_t n, std::uint64_t, std::uint64_t) {
-    received.append(data, n);
-    if (id.empty() && received.find("\"event_type\":\"step.stop\"") != std::string::npos) {
-      id = json::parse(ParseSse(received).front().data)["interaction"]["id"];
-      auto res = canceller->Post(("/v1beta/interactions/" + id + "/cancel").c_str(), "",
-                                 "application/json");
-      if (res && res->status == 200) cancel_reply = json::parse(res->body);
-      cancel_answered.set_value();  // the coder finishes its answer; the turn must not send it
-    }
-    return true;
-  };
-  auto res = client->send(req);
-  ASSERT_TRUE(res) << httplib::to_string(res.error());
+  const std::string received = StreamRequest(*backend, [&](const std::string& so_far) {
+    id = json::parse(ParseSse(so_far).front().data)["interaction"]["id"];
+    auto res =
+        client->Post(("/v1beta/interactions/" + id + "/cancel").c_str(), "", "application/json");
+    if (res && res->status == 200) cancel_reply = json::parse(res->body);
+    cancel_answered.set_value();  // the coder finishes its answer; the turn must not send it
+  });
   ASSERT_FALSE(id.empty()) << received;
   EXPECT_EQ(cancel_reply["status"], "cancelled") << cancel_reply.dump();
   EXPECT_EQ(cancel_reply["id"], id);
