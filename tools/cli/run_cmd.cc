@@ -38,6 +38,18 @@ constexpr const char* kJournalName = ".roilens-journal";
 constexpr const char* kWorkDirName = ".roilens-work";
 
 std::atomic<bool> g_interrupted{false};
+
+/// This process's peak resident set (VmHWM) in MiB, or -1 where /proc does not say. Counted from
+/// exec, so a parent's memory never shows up in a child's figure (getrusage's ru_maxrss does).
+double PeakRssMib() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmHWM:", 0) == 0) return std::stod(line.substr(6)) / 1024.0;  // "... kB"
+  }
+  return -1;
+}
+
 extern "C" void OnInterrupt(int) { g_interrupted = true; }
 
 /// Installs SIGINT/SIGTERM handlers for the run (stop reading, finish what is queued, write
@@ -447,6 +459,7 @@ RunOutcome RunStation(const RunFlags& flags) {
   summary["frames_this_run"] = submitted;
   summary["wall_time_s"] = wall_s;
   summary["fps"] = wall_s > 0 ? static_cast<double>(submitted) / wall_s : 0;
+  summary["peak_rss_mib"] = PeakRssMib();
   summary["input"] = flags.input;
   summary["mode"] = config.pipeline.mode == PipelineMode::kLive ? "live" : "batch";
   summary["endpoint"] = endpoint_label;
