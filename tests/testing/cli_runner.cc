@@ -24,13 +24,24 @@ std::string ReadFileText(const std::string& path) {
   return s.str();
 }
 
+namespace {
+// `roilens ARGS...` for exec: the strings, and the NULL-terminated pointers into them.
+struct CliArgv {
+  explicit CliArgv(const std::vector<std::string>& args) : strings{CliPath()} {
+    strings.insert(strings.end(), args.begin(), args.end());
+    for (auto& s : strings) pointers.push_back(s.data());
+    pointers.push_back(nullptr);
+  }
+  CliArgv(const CliArgv&) = delete;  // pointers point into this object's strings
+  CliArgv& operator=(const CliArgv&) = delete;
+  std::vector<std::string> strings;
+  std::vector<char*> pointers;
+};
+}  // namespace
+
 pid_t SpawnCli(const std::vector<std::string>& args, const std::string& out_path,
                const std::string& err_path) {
-  std::vector<std::string> all = {CliPath()};
-  all.insert(all.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (auto& a : all) argv.push_back(a.data());
-  argv.push_back(nullptr);
+  CliArgv argv(args);
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
@@ -39,7 +50,8 @@ pid_t SpawnCli(const std::vector<std::string>& args, const std::string& out_path
   posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, err_path.c_str(),
                                    O_WRONLY | O_CREAT | O_TRUNC, 0644);
   pid_t pid = -1;
-  if (posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ) != 0) pid = -1;
+  if (posix_spawn(&pid, argv.pointers[0], &actions, nullptr, argv.pointers.data(), environ) != 0)
+    pid = -1;
   posix_spawn_file_actions_destroy(&actions);
   return pid;
 }
@@ -75,17 +87,13 @@ CliResult RunCli(const std::vector<std::string>& args) {
 }
 
 CliResult RunCliOnTerminal(const std::vector<std::string>& args) {
-  std::vector<std::string> all = {CliPath()};
-  all.insert(all.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (auto& a : all) argv.push_back(a.data());
-  argv.push_back(nullptr);
+  CliArgv argv(args);
   CliResult result;
   int master = -1;
   const pid_t pid = forkpty(&master, nullptr, nullptr, nullptr);
   if (pid < 0) return result;
   if (pid == 0) {
-    execv(argv[0], argv.data());
+    execv(argv.pointers[0], argv.pointers.data());
     _exit(127);
   }
   char buffer[4096];
