@@ -23,6 +23,7 @@
 #include "roilens/answer.h"
 #include "roilens/change_gate.h"
 #include "roilens/crop_transform.h"
+#include "roilens/frame_pool.h"
 #include "roilens/interactions_client.h"
 #include "roilens/merge.h"
 #include "roilens/preprocess.h"
@@ -148,6 +149,9 @@ class FlowPipeline final : public Pipeline {
     // before the nodes are destroyed.
     client_.reset();
     graph_.wait_for_all();
+    // Idle frame buffers are kept for the next frame; with no pipeline left to use them, a plugin
+    // host gets that memory back. Frames still held by the caller return to the pool later.
+    FramePool::Shared().Trim();
   }
 
   Status Submit(FrameInput frame) override {
@@ -482,7 +486,8 @@ class FlowPipeline final : public Pipeline {
     out.source = job->input.source;
     try {
       if (job->frame_error.ok()) {
-        out.annotated = job->pre.image.clone();
+        out.annotated = FramePool::NewMat();
+        job->pre.image.copyTo(out.annotated);
         for (const RoiSlot& slot : job->slots) {
           if (slot.failed) continue;
           MergeAnswer(out.annotated, slot.roi, slot.transform, slot.answer, config_.merge,
@@ -491,7 +496,8 @@ class FlowPipeline final : public Pipeline {
       }
     } catch (const std::exception& e) {
       // A drawing failure must not lose the frame: keep the unannotated image.
-      out.annotated = job->pre.image.clone();
+      out.annotated = FramePool::NewMat();
+      job->pre.image.copyTo(out.annotated);
     }
     out.results.reserve(job->slots.size());
     for (const RoiSlot& slot : job->slots) {

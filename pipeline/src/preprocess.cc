@@ -5,6 +5,8 @@
 #include <cmath>
 #include <opencv2/imgproc.hpp>
 
+#include "roilens/frame_pool.h"
+
 namespace roilens {
 namespace {
 
@@ -86,7 +88,7 @@ StatusOr<PreprocessedFrame> Preprocess(const cv::Mat& bgr, const PreprocessConfi
     return out;
   }
   try {
-    cv::Mat image;
+    cv::Mat image = FramePool::NewMat();
     if (bgr.channels() == 1) {
       cv::cvtColor(bgr, image, cv::COLOR_GRAY2BGR);
     } else if (bgr.channels() == 4) {
@@ -102,7 +104,7 @@ StatusOr<PreprocessedFrame> Preprocess(const cv::Mat& bgr, const PreprocessConfi
       const double scale = static_cast<double>(config.max_width) / image.cols;
       const cv::Size size(config.max_width,
                           std::max(1, static_cast<int>(std::lround(image.rows * scale))));
-      cv::Mat resized;
+      cv::Mat resized = FramePool::NewMat();
       cv::resize(image, resized, size, 0, 0, cv::INTER_AREA);
       // Exact per-axis scale (rounding of the height makes sy differ slightly from sx).
       const double sx = static_cast<double>(size.width) / image.cols;
@@ -117,7 +119,7 @@ StatusOr<PreprocessedFrame> Preprocess(const cv::Mat& bgr, const PreprocessConfi
     // a 1080p frame (42 s vs 0.24 s on a loaded 2-core machine), which would make it the
     // pipeline's bottleneck; it also needs opencv_photo.
     if (config.denoise) {
-      cv::Mat filtered;
+      cv::Mat filtered = FramePool::NewMat();
       cv::bilateralFilter(image, filtered, 5, /*sigmaColor=*/30, /*sigmaSpace=*/5);
       image = filtered;
     }
@@ -127,14 +129,14 @@ StatusOr<PreprocessedFrame> Preprocess(const cv::Mat& bgr, const PreprocessConfi
     // cheaper on 1080p and luma is what the dial reader looks at. Clip 2.0 on an 8x8 tile grid:
     // OpenCV's default tiles, a clip limit that lifts dim dials without turning noise into texture.
     if (config.clahe) {
-      cv::Mat ycrcb;
+      cv::Mat ycrcb = FramePool::NewMat();
       cv::cvtColor(image, ycrcb, cv::COLOR_BGR2YCrCb);
       std::vector<cv::Mat> planes;
       cv::split(ycrcb, planes);
       cv::Ptr<cv::CLAHE> clahe = cv::createCLAHE(2.0, cv::Size(8, 8));
       clahe->apply(planes[0], planes[0]);
       cv::merge(planes, ycrcb);
-      cv::Mat enhanced;
+      cv::Mat enhanced = FramePool::NewMat();
       cv::cvtColor(ycrcb, enhanced, cv::COLOR_YCrCb2BGR);
       image = enhanced;
     }
@@ -143,7 +145,7 @@ StatusOr<PreprocessedFrame> Preprocess(const cv::Mat& bgr, const PreprocessConfi
     // uncovered areas are black): ROI coordinates stay in a frame of the same size.
     if (rotate) {
       const cv::Matx23d rotation = RotationAboutCentre(image.size(), config.rotate_deg);
-      cv::Mat rotated;
+      cv::Mat rotated = FramePool::NewMat();
       cv::warpAffine(image, rotated, EdgeToIndexMap(rotation), image.size(), cv::INTER_LINEAR,
                      cv::BORDER_CONSTANT, cv::Scalar::all(0));
       frame_to_image = ToHomogeneous(rotation) * frame_to_image;

@@ -9,6 +9,8 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/videoio.hpp>
 
+#include "roilens/frame_pool.h"
+
 namespace roilens {
 namespace {
 
@@ -66,7 +68,7 @@ class CaptureSource final : public FrameSource {
     constexpr int kMaxConsecutiveFailures = 8;
     int failures = 0;
     while (true) {
-      cv::Mat frame;
+      cv::Mat frame = FramePool::NewMat();  // decoded into a recycled buffer
       if (capture_.read(frame) && !frame.empty()) {
         for (int i = 0; i < failures; ++i) pending_.emplace_back();  // unreadable frames
         pending_.push_back(std::move(frame));

@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "roilens/backend/server.h"
+#include "roilens/frame_pool.h"
 
 namespace roilens {
 namespace {
@@ -345,6 +346,43 @@ TEST(PipelineTest, SubmitAfterFlushIsRejected) {
   pipeline->Flush();
   EXPECT_FALSE(pipeline->Take());
   EXPECT_EQ(pipeline->Submit(Input(0, Frame(1, 1))).code(), StatusCode::kFailedPrecondition);
+}
+
+TEST(PipelineTest, AnnotatedFramesOutliveThePipelineAndTheirBuffersAreRecycled) {
+  auto server = StartEcho();
+  ASSERT_TRUE(server);
+  // 640x360: frame-sized, so the annotated copies come from the shared FramePool.
+  auto large_frame = [](int level) {
+    cv::Mat frame(360, 640, CV_8UC3, cv::Scalar(30, 30, 30));
+    Frame(level, level).copyTo(frame(cv::Rect(0, 0, kWidth, kHeight)));
+    return frame;
+  };
+  auto run = [&](int frames) {
+    auto pipeline = MakePipeline(TwoGaugeConfig(), server->base_url());
+    std::vector<FrameInput> inputs;
+    for (int i = 0; i < frames; ++i) inputs.push_back(Input(i, large_frame(60 + 10 * i)));
+    auto outputs = RunAll(*pipeline, std::move(inputs));
+    pipeline.reset();  // the outputs are the caller's now: they must not depend on the pipeline
+    return outputs;
+  };
+  FramePool& pool = FramePool::Shared();
+  const FramePool::Stats before = pool.stats();
+  std::vector<FrameOutput> outputs = run(6);
+  ASSERT_EQ(outputs.size(), 6u);
+  EXPECT_GE(pool.stats().allocations - before.allocations, 6);
+  for (int i = 0; i < 6; ++i) {
+    const cv::Mat& annotated = outputs[i].annotated;
+    ASSERT_EQ(annotated.size(), cv::Size(640, 360));
+    EXPECT_EQ(annotated.at<cv::Vec3b>(100, 80), cv::Vec3b::all(60 + 10 * i));  // the left dial
+    EXPECT_EQ(annotated.at<cv::Vec3b>(300, 600), cv::Vec3b::all(30));          // background
+    outputs[i].annotated.setTo(cv::Scalar::all(i));  // still writable memory of our own
+  }
+  outputs.clear();  // hands the buffers back to the pool
+  EXPECT_GE(pool.stats().idle, 6);
+
+  const FramePool::Stats between = pool.stats();
+  EXPECT_EQ(run(6).size(), 6u);
+  EXPECT_GE(pool.stats().reused - between.reused, 6) << "the second run allocated fresh buffers";
 }
 
 }  // namespace
