@@ -2,6 +2,7 @@
 #include "roilens/sinks.h"
 
 #include <fcntl.h>
+#include <malloc.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -149,6 +150,13 @@ Status SegmentedVideoWriter::CloseSegment() {
   if (!writer_) return OkStatus();
   writer_->release();
   writer_.reset();
+  // The encoder just freed its buffers: 62-80 MB for x264 at 640x360 (lookahead frames),
+  // measured with one VideoWriter per 250 frames. glibc keeps freed memory in the arenas, and the
+  // next segment's encoder rarely lands on the same pages, so without this the process grew by
+  // ~10 MiB every few segments of a long run (bench rss). Measured 4-14 ms per segment.
+#ifdef __GLIBC__
+  malloc_trim(0);
+#endif
   ++next_segment_;
   return SyncPath(open_path_);
 }
