@@ -200,6 +200,7 @@ class FlowPipeline final : public Pipeline {
   }
 
   std::int64_t requests_in_flight() const override { return in_flight_.load(); }
+  int frames_in_flight_limit() const override { return max_frames_; }
 
  private:
   using PrepareNode = flow::function_node<JobPtr, JobPtr>;

@@ -64,6 +64,9 @@ class Pipeline {
   virtual void Flush() = 0;
   virtual PipelineSummary summary() const = 0;
   virtual std::int64_t requests_in_flight() const = 0;
+  /// How many frames Submit lets in before it blocks (batch mode): max_frames_in_flight, raised
+  /// where needed so the frames waiting for answers can keep max_in_flight requests busy.
+  virtual int frames_in_flight_limit() const = 0;
 };
 
 }  // namespace roilens
