@@ -348,6 +348,20 @@ TEST(PipelineTest, SubmitAfterFlushIsRejected) {
   EXPECT_EQ(pipeline->Submit(Input(0, Frame(1, 1))).code(), StatusCode::kFailedPrecondition);
 }
 
+TEST(PipelineTest, FramesInFlightLimitLeavesRoomToKeepTheRequestsBusy) {
+  // No frame is submitted, so no server is needed.
+  auto limit = [](int max_frames, int max_in_flight) {
+    StationConfig config = TwoGaugeConfig();  // two ROIs: a frame carries up to two calls
+    config.pipeline.max_frames_in_flight = max_frames;
+    config.backend.max_in_flight = max_in_flight;
+    return MakePipeline(config, "http://127.0.0.1:1")->frames_in_flight_limit();
+  };
+  EXPECT_EQ(limit(8, 8), 8);    // 8 / 2 + 2 = 6 frames would do: the configured 8 stands
+  EXPECT_EQ(limit(8, 64), 34);  // 64 requests need 32 frames waiting, plus 2 for the CPU stages
+  EXPECT_EQ(limit(50, 64), 50);
+  EXPECT_EQ(limit(1, 1), 3);
+}
+
 TEST(PipelineTest, AnnotatedFramesOutliveThePipelineAndTheirBuffersAreRecycled) {
   auto server = StartEcho();
   ASSERT_TRUE(server);
