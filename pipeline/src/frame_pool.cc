@@ -1,7 +1,7 @@
 // FramePool: recycles frame-sized cv::Mat buffers across frames (see the header for why).
 #include "roilens/frame_pool.h"
 
-#include <algorithm>
+#include <iterator>
 
 namespace roilens {
 

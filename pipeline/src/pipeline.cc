@@ -122,6 +122,13 @@ RoiAnswer ReusedAnswer(const RoiAnswer& answer) {
   return copy;
 }
 
+/// A copy of `image` in a recycled buffer: the annotated frame drawn on and handed out.
+cv::Mat PooledCopy(const cv::Mat& image) {
+  cv::Mat copy = FramePool::NewMat();
+  image.copyTo(copy);
+  return copy;
+}
+
 RoiAnswer ErrorAnswer(const std::string& message) {
   RoiAnswer answer;
   answer.status = "error";
@@ -487,8 +494,7 @@ class FlowPipeline final : public Pipeline {
     out.source = job->input.source;
     try {
       if (job->frame_error.ok()) {
-        out.annotated = FramePool::NewMat();
-        job->pre.image.copyTo(out.annotated);
+        out.annotated = PooledCopy(job->pre.image);
         for (const RoiSlot& slot : job->slots) {
           if (slot.failed) continue;
           MergeAnswer(out.annotated, slot.roi, slot.transform, slot.answer, config_.merge,
@@ -497,8 +503,7 @@ class FlowPipeline final : public Pipeline {
       }
     } catch (const std::exception& e) {
       // A drawing failure must not lose the frame: keep the unannotated image.
-      out.annotated = FramePool::NewMat();
-      job->pre.image.copyTo(out.annotated);
+      out.annotated = PooledCopy(job->pre.image);
     }
     out.results.reserve(job->slots.size());
     for (const RoiSlot& slot : job->slots) {
