@@ -67,8 +67,10 @@ TEST(RunStatsTest, ALineMadeACallIffItHasLatency) {
 }
 
 std::string WriteResults(const std::vector<nlohmann::json>& lines) {
+  // One directory for the process (ScratchDir empties it when asked again), a file per call.
+  static const auto dir = testing::ScratchDir("report");
   static int n = 0;
-  auto path = testing::ScratchDir("report") / ("results-" + std::to_string(++n) + ".jsonl");
+  auto path = dir / ("results-" + std::to_string(++n) + ".jsonl");
   std::ofstream out(path);
   for (const auto& l : lines) out << l.dump() << "\n";
   return path.string();

@@ -16,8 +16,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-fs::path TempDir(const std::string& name) { return testing::ScratchDir(name); }
-
 std::string Read(const fs::path& path) {
   std::ifstream in(path);
   std::stringstream s;
@@ -26,7 +24,7 @@ std::string Read(const fs::path& path) {
 }
 
 TEST(ResultsWriterTest, WritesLinesAndTruncatesToTheResumeOffset) {
-  const auto path = TempDir("results") / "results.jsonl";
+  const auto path = testing::ScratchDir("results") / "results.jsonl";
   std::uint64_t after_first = 0;
   {
     auto writer = ResultsWriter::Open(path.string());
@@ -54,7 +52,7 @@ TEST(ResultsWriterTest, WritesLinesAndTruncatesToTheResumeOffset) {
 cv::Mat Numbered(int n, cv::Size size) { return cv::Mat(size, CV_8UC3, cv::Scalar::all(8 * n)); }
 
 TEST(SegmentedVideoWriterTest, SegmentsJoinIntoOneVideoWithEveryFrameInOrder) {
-  const auto dir = TempDir("video");
+  const auto dir = testing::ScratchDir("video");
   const cv::Size size(160, 96);
   SegmentedVideoWriter::Options options;
   options.dir = dir.string();
@@ -105,7 +103,7 @@ TEST(SegmentedVideoWriterTest, SegmentsJoinIntoOneVideoWithEveryFrameInOrder) {
 }
 
 TEST(SegmentedVideoWriterTest, ResumedWriterContinuesNumbering) {
-  const auto dir = TempDir("resume");
+  const auto dir = testing::ScratchDir("resume");
   SegmentedVideoWriter::Options options;
   options.dir = dir.string();
   options.size = cv::Size(64, 48);
@@ -120,7 +118,7 @@ TEST(SegmentedVideoWriterTest, ResumedWriterContinuesNumbering) {
 }
 
 TEST(ConcatSegmentsTest, WithoutFfmpegSegmentsAreReencoded) {
-  const auto dir = TempDir("reencode");
+  const auto dir = testing::ScratchDir("reencode");
   SegmentedVideoWriter::Options options;
   options.dir = dir.string();
   options.size = cv::Size(64, 48);

@@ -16,10 +16,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-fs::path TempDir(const std::string& name) { return testing::ScratchDir(name); }
-
 TEST(FrameSourceTest, FolderYieldsSortedImagesAndEmptyFramesForBrokenOnes) {
-  const auto dir = TempDir("folder");
+  const auto dir = testing::ScratchDir("folder");
   cv::imwrite((dir / "b.png").string(), cv::Mat(40, 60, CV_8UC3, cv::Scalar::all(20)));
   cv::imwrite((dir / "a.png").string(), cv::Mat(40, 60, CV_8UC3, cv::Scalar::all(10)));
   std::ofstream(dir / "c.jpg") << "not a jpeg";
@@ -41,7 +39,7 @@ TEST(FrameSourceTest, FolderYieldsSortedImagesAndEmptyFramesForBrokenOnes) {
 }
 
 TEST(FrameSourceTest, VideoFramesAreNumberedAndSkipCounts) {
-  const auto path = TempDir("video") / "v.avi";
+  const auto path = testing::ScratchDir("video") / "v.avi";
   {
     cv::VideoWriter writer(path.string(), cv::VideoWriter::fourcc('M', 'J', 'P', 'G'), 10,
                            cv::Size(64, 48));
@@ -67,13 +65,13 @@ TEST(FrameSourceTest, MissingAndCorruptInputsAreNamed) {
   EXPECT_EQ(missing.status().code(), StatusCode::kNotFound);
   EXPECT_NE(missing.status().message().find("/nonexistent/clip.mp4"), std::string::npos);
 
-  const auto corrupt = TempDir("corrupt") / "clip.mp4";
+  const auto corrupt = testing::ScratchDir("corrupt") / "clip.mp4";
   std::ofstream(corrupt) << std::string(4096, 'x');
   auto bad = FrameSource::Open(corrupt.string());
   EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
   EXPECT_NE(bad.status().message().find(corrupt.string()), std::string::npos);
 
-  const auto image = TempDir("image") / "broken.png";
+  const auto image = testing::ScratchDir("image") / "broken.png";
   std::ofstream(image) << "nope";
   EXPECT_EQ(FrameSource::Open(image.string()).status().code(), StatusCode::kInvalidArgument);
 }
