@@ -14,8 +14,6 @@
 namespace roilens {
 namespace {
 
-namespace fs = std::filesystem;
-
 TEST(FrameSourceTest, FolderYieldsSortedImagesAndEmptyFramesForBrokenOnes) {
   const auto dir = testing::ScratchDir("folder");
   cv::imwrite((dir / "b.png").string(), cv::Mat(40, 60, CV_8UC3, cv::Scalar::all(20)));

@@ -336,14 +336,14 @@ StatusOr<TurnResult> RunTurn(const ParsedRequest& request, const TurnContext& co
     turn.steps.erase(turn.steps.size() - 1);  // not delivered: not part of the interaction
     return false;
   };
-  auto with_usage = [&](TurnResult& t) {
+  auto add_usage = [&] {
     Json read = request.history_steps;
     for (const auto& s : request.input_steps) read.push_back(s);
-    t.usage = EstimateUsage(read, t.steps);
+    turn.usage = EstimateUsage(read, turn.steps);
   };
   auto stopped = [&]() -> StatusOr<TurnResult> {
     turn.status = "cancelled";
-    with_usage(turn);
+    add_usage();
     return std::move(turn);
   };
   try {
@@ -411,7 +411,7 @@ StatusOr<TurnResult> RunTurn(const ParsedRequest& request, const TurnContext& co
   } catch (const std::exception& e) {
     return Status(StatusCode::kInternal, std::string("the local coder failed: ") + e.what(), 500);
   }
-  with_usage(turn);
+  add_usage();
   return turn;
 }
 
