@@ -29,12 +29,10 @@ using testing::RunCli;
 constexpr int kFrames = 60;
 constexpr int kRois = 3;
 
-fs::path TempDir(const std::string& name) { return testing::ScratchDir(name); }
-
 /// The sample station, 60 frames, written once per test binary run.
 const fs::path& Samples() {
   static const fs::path dir = [] {
-    fs::path d = TempDir("samples");
+    fs::path d = testing::ScratchDir("samples");
     SampleOptions options;
     options.frames = kFrames;
     auto manifest = WriteSamples(d.string(), options);
@@ -68,7 +66,7 @@ void ExpectCompleteResults(const std::vector<nlohmann::json>& lines, int frames)
 }
 
 TEST(RunCliTest, SampleStationThroughTheEmbeddedBackendMatchesGroundTruth) {
-  const fs::path out = TempDir("e2e");
+  const fs::path out = testing::ScratchDir("e2e");
   // The sample config's own change gate (threshold 0.02) must see every needle step and tray
   // change: the readings below are checked against ground truth on every frame.
   auto result = RunCli({"run", (Samples() / "station.mp4").string(), "--config",
@@ -125,7 +123,7 @@ TEST(RunCliTest, SampleStationThroughTheEmbeddedBackendMatchesGroundTruth) {
 }
 
 TEST(RunCliTest, FolderOfImagesGivesAnnotatedImagesAndNamesSources) {
-  const fs::path out = TempDir("stills");
+  const fs::path out = testing::ScratchDir("stills");
   auto result = RunCli({"run", (Samples() / "stills").string(), "--config",
                         (Samples() / "stills.json").string(), "--out", out.string(), "--coder",
                         "echo", "--quiet"});
@@ -139,7 +137,7 @@ TEST(RunCliTest, FolderOfImagesGivesAnnotatedImagesAndNamesSources) {
 }
 
 TEST(RunCliTest, BadInputsGiveOneClearLineAndDistinctExitCodes) {
-  const fs::path dir = TempDir("bad");
+  const fs::path dir = testing::ScratchDir("bad");
   const std::string config = (Samples() / "station.json").string();
   auto missing =
       RunCli({"run", "/nonexistent/clip.mp4", "--config", config, "--out", (dir / "o1").string()});
@@ -176,7 +174,7 @@ TEST(RunCliTest, BadInputsGiveOneClearLineAndDistinctExitCodes) {
 }
 
 TEST(RunCliTest, ProgressLineOnlyOnATerminalAndNotWithQuiet) {
-  const fs::path dir = TempDir("progress");
+  const fs::path dir = testing::ScratchDir("progress");
   auto args = [&](const std::string& out) {
     return std::vector<std::string>{"run",          (Samples() / "station.mp4").string(),
                                     "--config",     (Samples() / "station.json").string(),
@@ -209,7 +207,7 @@ TEST(RunCliTest, StreamUrlInputIsReadToItsEnd) {
   testing::HttpFixtureServer server;
   ASSERT_TRUE(server.server().set_mount_point("/media", Samples().string()));
   ASSERT_TRUE(server.Start());
-  const fs::path dir = TempDir("stream");
+  const fs::path dir = testing::ScratchDir("stream");
   const std::string url = server.base_url() + "/media/station.mp4";
   auto result = RunCli({"run", url, "--config", (Samples() / "station.json").string(), "--out",
                         (dir / "out").string(), "--coder", "echo", "--quiet"});
@@ -227,7 +225,7 @@ TEST(RunCliTest, StreamUrlInputIsReadToItsEnd) {
 }
 
 TEST(RunCliTest, UnreachableBackendGivesErrorLinesSummaryAndNonZeroExit) {
-  const fs::path dir = TempDir("unreachable");
+  const fs::path dir = testing::ScratchDir("unreachable");
   auto station = nlohmann::json::parse(ReadFileText((Samples() / "station.json").string()));
   station["backend"]["max_retries"] = 1;
   std::ofstream(dir / "station.json") << station.dump();
@@ -245,7 +243,7 @@ TEST(RunCliTest, UnreachableBackendGivesErrorLinesSummaryAndNonZeroExit) {
 }
 
 TEST(RunCliTest, ResumeAfterSigkillCompletesWithEveryFrameExactlyOnce) {
-  const fs::path dir = TempDir("resume");
+  const fs::path dir = testing::ScratchDir("resume");
   const fs::path out = dir / "out";
   const std::vector<std::string> args = {
       "run", (Samples() / "station.mp4").string(), "--config",
