@@ -11,6 +11,8 @@
 #include <sstream>
 #include <string_view>
 
+#include "roilens/bounded_json.h"
+
 namespace roilens {
 namespace {
 
@@ -461,7 +463,9 @@ StatusOr<StationConfig> ParseStationConfig(const std::string& text,
                                            const std::string& source_name) {
   json j;
   try {
-    j = json::parse(text, nullptr, /*allow_exceptions=*/true, /*ignore_comments=*/true);
+    j = ParseBoundedJson(text, /*ignore_comments=*/true);
+  } catch (const JsonTooDeepError& e) {
+    return InvalidArgumentError(source_name + ": invalid JSON: " + e.what());
   } catch (const json::parse_error& e) {
     // nlohmann reports a byte offset (1-based, pointing just past the bad token); users want
     // line:column. Its own message starts with "[json.exception.parse_error.101] parse error at

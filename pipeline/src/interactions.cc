@@ -11,6 +11,7 @@
 #include <unordered_map>
 
 #include "internal/wire_shape.h"
+#include "roilens/bounded_json.h"
 
 namespace roilens::wire {
 namespace {
@@ -426,6 +427,11 @@ Status ParseStatus(const char* what, std::string_view body, const json::parse_er
                     std::to_string(body.size()) + ")");
 }
 
+Status DepthStatus(const char* what, std::string_view body, const JsonTooDeepError& e) {
+  return Status(StatusCode::kDataLoss, std::string(what) + " (" + std::to_string(body.size()) +
+                                           " bytes) is refused: " + e.what());
+}
+
 // Finds the index one past the '}' balancing the '{' at `open`, skipping JSON strings.
 std::optional<std::size_t> MatchBrace(const std::string& s, std::size_t open) {
   int depth = 0;
@@ -548,9 +554,11 @@ void from_json(const nlohmann::json& j, GoogleError& v) { ParseErrorJson(j, v); 
 StatusOr<Interaction> ParseInteraction(std::string_view body) {
   json j;
   try {
-    j = json::parse(body.begin(), body.end());
+    j = ParseBoundedJson(body);
   } catch (const json::parse_error& e) {
     return ParseStatus("interaction response", body, e);
+  } catch (const JsonTooDeepError& e) {
+    return DepthStatus("interaction response", body, e);
   }
   try {
     Interaction v;
@@ -567,9 +575,11 @@ StatusOr<Interaction> ParseInteraction(std::string_view body) {
 StatusOr<GoogleError> ParseGoogleError(std::string_view body) {
   json j;
   try {
-    j = json::parse(body.begin(), body.end());
+    j = ParseBoundedJson(body);
   } catch (const json::parse_error& e) {
     return ParseStatus("error body", body, e);
+  } catch (const JsonTooDeepError& e) {
+    return DepthStatus("error body", body, e);
   }
   try {
     GoogleError v;
@@ -705,25 +715,30 @@ std::string Interaction::FinalText() const {
 
 StatusOr<nlohmann::json> Interaction::LastJsonObject() const {
   const std::string text = FinalText();
-  // Prefer the candidate that ends last; among those, the outermost (smallest start).
+  // Prefer the candidate that ends last; among those, the outermost (smallest start). Each
+  // candidate costs a scan to its closing brace, so a hostile text of many '{' would cost
+  // O(n^2): only the last kMaxCandidates openings are tried (the answer ends the text).
+  constexpr int kMaxCandidates = 512;
+  int candidates = 0;
   std::optional<std::size_t> best_start, best_end;
-  for (std::size_t pos = text.rfind('{'); pos != std::string::npos;
+  json best;
+  for (std::size_t pos = text.rfind('{'); pos != std::string::npos && candidates < kMaxCandidates;
        pos = pos == 0 ? std::string::npos : text.rfind('{', pos - 1)) {
+    ++candidates;
     auto end = MatchBrace(text, pos);
     if (!end) continue;
     if (best_end && *end < *best_end) continue;
-    json parsed = json::parse(text.begin() + static_cast<std::ptrdiff_t>(pos),
-                              text.begin() + static_cast<std::ptrdiff_t>(*end), nullptr, false);
+    json parsed = ParseBoundedJsonOrDiscard(std::string_view(text).substr(pos, *end - pos));
     if (parsed.is_discarded() || !parsed.is_object()) continue;
     best_start = pos;
     best_end = *end;
+    best = std::move(parsed);
   }
   if (!best_start) {
     return NotFoundError("no JSON object in the final model text of interaction '" + id + "' (" +
                          std::to_string(text.size()) + " characters)");
   }
-  return json::parse(text.begin() + static_cast<std::ptrdiff_t>(*best_start),
-                     text.begin() + static_cast<std::ptrdiff_t>(*best_end));
+  return best;
 }
 
 std::vector<cv::Mat> Interaction::OutputImages() const {

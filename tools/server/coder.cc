@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "roilens/bounded_json.h"
+
 extern const char* const roilens_embedded_coder_common;
 extern const char* const roilens_embedded_coder_gauge;
 extern const char* const roilens_embedded_coder_count;
@@ -41,8 +43,8 @@ std::optional<json> FencedSpec(const std::string& text) {
     std::size_t begin = pos + 7;
     std::size_t end = text.find("```", begin);
     if (end == std::string::npos) break;
-    json parsed = json::parse(text.substr(begin, end - begin), nullptr, /*allow_exceptions=*/false,
-                              /*ignore_comments=*/true);
+    json parsed = ParseBoundedJsonOrDiscard(std::string_view(text).substr(begin, end - begin),
+                                            /*ignore_comments=*/true);
     if (parsed.is_object()) found = std::move(parsed);
     pos = end + 3;
   }
@@ -226,7 +228,7 @@ std::optional<json> LastJsonLine(const std::string& stdout_text) {
   for (std::string line; std::getline(lines, line);) {
     auto first = line.find('{');
     if (first == std::string::npos) continue;
-    json parsed = json::parse(line.substr(first), nullptr, false);
+    json parsed = ParseBoundedJsonOrDiscard(std::string_view(line).substr(first));
     if (parsed.is_object()) found = std::move(parsed);
   }
   return found;

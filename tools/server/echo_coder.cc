@@ -5,6 +5,7 @@
 #include <string>
 
 #include "roilens/backend/coder.h"
+#include "roilens/bounded_json.h"
 
 namespace roilens::backend {
 namespace {
@@ -19,7 +20,7 @@ std::optional<Json> FindTaskSpec(const std::string& text) {
     const std::size_t begin = pos + 7;
     const std::size_t end = text.find("```", begin);
     if (end == std::string::npos) break;
-    Json spec = Json::parse(text.begin() + begin, text.begin() + end, nullptr, false);
+    Json spec = ParseBoundedJsonOrDiscard(std::string_view(text).substr(begin, end - begin));
     if (spec.is_object()) found = std::move(spec);
     pos = end + 3;
   }

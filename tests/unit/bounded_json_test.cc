@@ -1,0 +1,74 @@
+// JSON from outside the process is parsed with a nesting limit: a 100,000-deep document is
+// refused while parsing (its tree would overflow the stack when destroyed), everywhere it enters.
+#include "roilens/bounded_json.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "roilens/backend/coder.h"
+#include "roilens/config.h"
+#include "roilens/interactions.h"
+
+namespace roilens {
+namespace {
+
+std::string Nested(int depth, const std::string& inner = "") {
+  return std::string(static_cast<std::size_t>(depth), '[') + inner +
+         std::string(static_cast<std::size_t>(depth), ']');
+}
+
+TEST(BoundedJsonTest, AcceptsTheLimitAndRefusesOneMore) {
+  EXPECT_NO_THROW(ParseBoundedJson(Nested(kMaxJsonDepth)));
+  EXPECT_THROW(ParseBoundedJson(Nested(kMaxJsonDepth + 1)), JsonTooDeepError);
+  EXPECT_THROW(ParseBoundedJson("{\"a\":" + Nested(kMaxJsonDepth) + "}"), JsonTooDeepError);
+  EXPECT_TRUE(ParseBoundedJsonOrDiscard(Nested(kMaxJsonDepth + 1)).is_discarded());
+}
+
+TEST(BoundedJsonTest, BadJsonStillThrowsParseError) {
+  EXPECT_THROW(ParseBoundedJson("{\"a\": [1, 2"), nlohmann::json::parse_error);
+  EXPECT_TRUE(ParseBoundedJsonOrDiscard("{\"a\":").is_discarded());
+  EXPECT_EQ(ParseBoundedJson("// note\n{\"a\": 1}", /*ignore_comments=*/true)["a"], 1);
+}
+
+TEST(BoundedJsonTest, ResponseNestedDeeplyIsARefusedBodyNotACrash) {
+  const std::string body = R"({"id":"v1_x","status":"completed","extra":)" + Nested(100000) + "}";
+  auto parsed = wire::ParseInteraction(body);
+  ASSERT_FALSE(parsed.ok());
+  EXPECT_EQ(parsed.status().code(), StatusCode::kDataLoss);
+  EXPECT_NE(parsed.status().message().find("deeper than 256"), std::string::npos)
+      << parsed.status().message();
+  EXPECT_FALSE(wire::ParseGoogleError(R"({"error":)" + Nested(100000) + "}").ok());
+}
+
+TEST(BoundedJsonTest, ModelTextNestedDeeplyYieldsNoAnswerObject) {
+  wire::Interaction interaction;
+  wire::Step step;
+  step.type = "model_output";
+  wire::ContentBlock text;
+  text.type = "text";
+  text.text = "answer: {\"v\":" + Nested(100000, "1") + "}";
+  step.content.push_back(text);
+  interaction.steps.push_back(step);
+  EXPECT_FALSE(interaction.LastJsonObject().ok());
+}
+
+TEST(BoundedJsonTest, ConfigNestedDeeplyIsAnInvalidConfig) {
+  auto config = ParseStationConfig("{\"rois\":" + Nested(100000) + "}", "deep.json");
+  ASSERT_FALSE(config.ok());
+  EXPECT_EQ(config.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(config.status().message().find("deep.json"), std::string::npos);
+}
+
+TEST(BoundedJsonTest, TaskSpecNestedDeeplyInAPromptDoesNotCrashTheCoders) {
+  backend::CoderInput input;
+  input.text = "Read the gauge.\n```json\n" + Nested(100000) + "\n```\n";
+  input.images.push_back({"image/png", {0x89, 'P', 'N', 'G'}});
+  auto cv_coder = backend::MakeCvCoder();
+  EXPECT_FALSE(cv_coder->Write(input, 0, {}).code.empty());
+  auto echo_coder = backend::MakeEchoCoder();
+  EXPECT_FALSE(echo_coder->Answer(input, {}).empty());
+}
+
+}  // namespace
+}  // namespace roilens
