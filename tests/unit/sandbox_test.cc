@@ -3,12 +3,18 @@
 #include "roilens/backend/sandbox.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
 #include <future>
 #include <iostream>
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -42,6 +48,7 @@ TEST_F(SandboxTest, DescribeNamesWhatTheSelfTestFound) {
   EXPECT_NE(d.find("bubblewrap"), std::string::npos) << d;
   EXPECT_NE(d.find("pid ns ok"), std::string::npos) << d;
   EXPECT_NE(d.find("net ns ok"), std::string::npos) << d;
+  EXPECT_NE(d.find("seccomp filter ("), std::string::npos) << d;
   std::cout << "sandbox: " << d << "\n";
 }
 
@@ -238,6 +245,50 @@ TEST(SandboxCreateTest, BrokenPythonFailsTheSelfTest) {
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.status().code(), StatusCode::kFailedPrecondition);
   EXPECT_NE(s.status().message().find("failed to start python"), std::string::npos) << s.status();
+}
+
+TEST(SandboxCreateTest, BwrapThatDropsTheSeccompFilterFailsTheSelfTest) {
+  // A bwrap that ignores --seccomp FD (an old or patched one) starts the sandbox without the
+  // filter: the self-test must catch that and refuse, not run code unfiltered.
+  std::string real_bwrap;
+  {
+    std::istringstream path(std::getenv("PATH") ? std::getenv("PATH") : "/usr/bin:/bin");
+    for (std::string d; real_bwrap.empty() && std::getline(path, d, ':');) {
+      if (!d.empty() && access((d + "/bwrap").c_str(), X_OK) == 0) real_bwrap = d + "/bwrap";
+    }
+  }
+  ASSERT_FALSE(real_bwrap.empty()) << "bwrap not on PATH";
+  char dir_template[] = "/tmp/roilens-fake-bwrap-XXXXXX";
+  ASSERT_NE(mkdtemp(dir_template), nullptr);
+  const std::string dir = dir_template;
+  const std::string fake = dir + "/bwrap";
+  {
+    std::ofstream script(fake);
+    script << R"SH(#!/bin/sh
+skip=0
+for arg in "$@"; do
+  shift
+  if [ "$skip" = 1 ]; then skip=0; continue; fi
+  if [ "$arg" = --seccomp ]; then skip=1; continue; fi
+  set -- "$@" "$arg"
+done
+exec ')SH" << real_bwrap
+           << R"SH(' "$@"
+)SH";
+  }
+  // As root the sandbox execs bwrap as nobody: the script and its directory must be readable.
+  ASSERT_EQ(chmod(dir.c_str(), 0755), 0);
+  ASSERT_EQ(chmod(fake.c_str(), 0755), 0);
+  SandboxOptions o = roilens::testing::SandboxTestOptions();
+  o.bwrap = fake;
+  o.warm_workers = 1;
+  auto s = Sandbox::Create(o);
+  std::remove(fake.c_str());
+  rmdir(dir.c_str());
+  ASSERT_FALSE(s.ok()) << "the sandbox started without its seccomp filter";
+  EXPECT_EQ(s.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(s.status().message().find("seccomp filter is not in force"), std::string::npos)
+      << s.status();
 }
 
 TEST(SandboxCreateTest, BadOptionsAreInvalidArguments) {

@@ -1,12 +1,16 @@
 // Sandbox: runs untrusted Python under bubblewrap in a pool of warm fork servers
-// (py/sandbox_worker.py). This file owns the host side: the bwrap command line, the worker pool,
-// the wire protocol to the workers, the wall-clock backstop and the start-up self-test.
+// (py/sandbox_worker.py). This file owns the host side: the bwrap command line, the seccomp
+// filter, the worker pool, the wire protocol to the workers, the wall-clock backstop and the
+// start-up self-test.
 #include "roilens/backend/sandbox.h"
 
 #include <fcntl.h>
 #include <grp.h>
 #include <poll.h>
+#include <sched.h>
+#include <seccomp.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -27,6 +31,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -49,6 +54,8 @@ constexpr std::int64_t kScratchTmpBytes = 16 << 20;
 constexpr std::chrono::seconds kStartupTimeout{120};
 /// Beyond the job's own wall limit, time for the supervisor to kill, collect and report.
 constexpr std::chrono::seconds kReportGrace{10};
+/// The fd bwrap reads the seccomp program from (0-3: channel, diagnostics, --info-fd).
+constexpr int kSeccompFd = 4;
 
 std::string Trim(std::string s) {
   while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
@@ -95,6 +102,141 @@ std::optional<std::string> FindExecutable(const std::string& name) {
 bool ValidInputName(const std::string& name) {
   if (name.empty() || name == "." || name == ".." || name.size() > 255) return false;
   return name.find('/') == std::string::npos && name.find('\0') == std::string::npos;
+}
+
+/// Syscalls refused with EPERM in the sandbox. None is needed by numpy/OpenCV/matplotlib code;
+/// each widens what a job can reach in the kernel: new namespaces (in a fresh user namespace the
+/// job would hold every capability again, and with them mount, netfilter, ...), mounts and root
+/// changes, tracing or reading other processes, keyrings, BPF, perf events, kernel modules,
+/// kexec, reboot, swap, process accounting, file handles and userfaultfd (a staple of kernel
+/// race exploits). A libseccomp that does not know one of these cannot build the filter.
+// clang-format off
+constexpr const char* kRefusedSyscalls[] = {
+    "unshare", "setns", "mount", "umount", "umount2", "pivot_root", "chroot",
+    "ptrace", "process_vm_readv", "process_vm_writev",
+    "bpf", "keyctl", "add_key", "request_key", "perf_event_open",
+    "init_module", "finit_module", "delete_module", "kexec_load", "kexec_file_load",
+    "reboot", "swapon", "swapoff", "acct", "open_by_handle_at", "userfaultfd"};
+/// Refused too, where libseccomp is new enough to know them: the new mount API (which needs
+/// capabilities a job lacks anyway), cross-process pidfd calls, and io_uring (a large attack
+/// surface of its own).
+constexpr const char* kRefusedWhereKnown[] = {
+    "fsopen", "fsconfig", "fsmount", "fspick", "move_mount", "open_tree", "mount_setattr",
+    "pidfd_getfd", "process_madvise", "io_uring_setup", "io_uring_enter", "io_uring_register"};
+// clang-format on
+
+/// Namespace flags refused in clone(). CLONE_NEWTIME is absent on purpose: it shares its bit
+/// with the exit signal (CSIGNAL) in clone(), so the kernel takes it only from unshare/clone3,
+/// which are refused whole.
+constexpr unsigned long kCloneNamespaceFlags[] = {CLONE_NEWUSER,  CLONE_NEWNS,  CLONE_NEWPID,
+                                                  CLONE_NEWNET,   CLONE_NEWUTS, CLONE_NEWIPC,
+                                                  CLONE_NEWCGROUP};
+#if defined(__s390__) || defined(__s390x__)
+constexpr unsigned kCloneFlagsArg = 1;  // s390 swaps clone's first two arguments
+#else
+constexpr unsigned kCloneFlagsArg = 0;
+#endif
+
+/// The sandbox's seccomp filter as a classic BPF program (what bwrap --seccomp reads).
+struct SeccompFilter {
+  std::string program;  ///< struct sock_filter[] as seccomp_export_bpf writes it
+  int refused = 0;      ///< syscalls with a refusing rule on this architecture
+};
+
+/// Builds the filter with libseccomp: default allow; the calls above refused with EPERM; clone
+/// with any namespace flag refused with EPERM; clone3 (whose flags sit in memory a filter
+/// cannot read) refused with ENOSYS so that glibc falls back to clone; personality() only as a
+/// query. Only the native ABI is in the filter, so a syscall through another one (i386 int 0x80,
+/// x32) kills the process. Any failure is a kFailedPrecondition: no code runs without it.
+StatusOr<SeccompFilter> BuildSeccompFilter() {
+  auto failed = [](const std::string& what, int rc) {
+    return FailedPreconditionError("sandbox seccomp filter could not be built (" + what + ": " +
+                                   std::strerror(-rc) + "); refusing to run code without it");
+  };
+  scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
+  if (ctx == nullptr) return failed("seccomp_init", -ENOMEM);
+  std::unique_ptr<void, void (*)(scmp_filter_ctx)> release(ctx, seccomp_release);
+  // Kill the whole process, not just the thread, on a foreign-ABI syscall (kernel 4.14+; older
+  // kernels keep libseccomp's default, which kills the thread). A binary tree of syscall
+  // numbers keeps the cost per allowed syscall logarithmic (libseccomp 2.5+); both optional.
+  seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);
+  seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2);
+  SeccompFilter filter;
+  std::set<int> refused;
+  auto refuse = [&](const char* name, std::uint32_t action, unsigned count,
+                    const scmp_arg_cmp* args, bool required = true) -> Status {
+    const int nr = seccomp_syscall_resolve_name(name);
+    if (nr == __NR_SCMP_ERROR && required) {
+      return failed(std::string("libseccomp does not know syscall ") + name, -EINVAL);
+    }
+    if (nr < 0) return OkStatus();  // not a syscall of this architecture: nothing to refuse
+    const int rc = seccomp_rule_add_array(ctx, action, nr, count, args);
+    if (rc != 0) return failed(std::string("rule for ") + name, rc);
+    refused.insert(nr);
+    return OkStatus();
+  };
+  for (const char* name : kRefusedSyscalls) {
+    Status s = refuse(name, SCMP_ACT_ERRNO(EPERM), 0, nullptr);
+    if (!s.ok()) return s;
+  }
+  for (const char* name : kRefusedWhereKnown) {
+    Status s = refuse(name, SCMP_ACT_ERRNO(EPERM), 0, nullptr, /*required=*/false);
+    if (!s.ok()) return s;
+  }
+  for (unsigned long flag : kCloneNamespaceFlags) {
+    const scmp_arg_cmp has_flag = SCMP_CMP(kCloneFlagsArg, SCMP_CMP_MASKED_EQ, flag, flag);
+    Status s = refuse("clone", SCMP_ACT_ERRNO(EPERM), 1, &has_flag);
+    if (!s.ok()) return s;
+  }
+  // libseccomp compares an argument once per rule, so "neither 0 nor 0xffffffff" cannot be
+  // said: even personality(PER_LINUX) is refused; nothing a job runs sets a persona.
+  const scmp_arg_cmp not_query = SCMP_A0(SCMP_CMP_NE, 0xffffffffUL);
+  for (Status s : {refuse("clone3", SCMP_ACT_ERRNO(ENOSYS), 0, nullptr),
+                   refuse("personality", SCMP_ACT_ERRNO(EPERM), 1, &not_query)}) {
+    if (!s.ok()) return s;
+  }
+  filter.refused = static_cast<int>(refused.size());
+
+  const int fd = memfd_create("roilens-seccomp-export", MFD_CLOEXEC);
+  if (fd < 0) return failed("memfd_create", -errno);
+  const int rc = seccomp_export_bpf(ctx, fd);
+  if (rc != 0) {
+    close(fd);
+    return failed("seccomp_export_bpf", rc);
+  }
+  const off_t size = lseek(fd, 0, SEEK_END);
+  filter.program.resize(size > 0 ? static_cast<std::size_t>(size) : 0);
+  const ssize_t got = pread(fd, filter.program.data(), filter.program.size(), 0);
+  close(fd);
+  if (size <= 0 || got != size) return failed("reading the exported program", -EIO);
+  return filter;
+}
+
+/// A sealed, close-on-exec memfd at fd >= 5 holding `program`, for one bwrap to read from
+/// offset 0. One per worker: bwrap reads to EOF, so workers must not share a file offset.
+StatusOr<int> SeccompProgramFd(const std::string& program) {
+  int fd = memfd_create("roilens-seccomp", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  if (fd < 0) return InternalError(std::string("sandbox: memfd_create: ") + std::strerror(errno));
+  if (fd <= kSeccompFd) {  // lift it above the fds the child dup2()s onto
+    const int high = fcntl(fd, F_DUPFD_CLOEXEC, kSeccompFd + 1);
+    close(fd);
+    if (high < 0) return InternalError(std::string("sandbox: fcntl: ") + std::strerror(errno));
+    fd = high;
+  }
+  std::size_t off = 0;
+  while (off < program.size()) {
+    ssize_t n = write(fd, program.data() + off, program.size() - off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      close(fd);
+      return InternalError(std::string("sandbox: writing the seccomp program: ") +
+                           std::strerror(errno));
+    }
+    off += static_cast<std::size_t>(n);
+  }
+  fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL);
+  lseek(fd, 0, SEEK_SET);
+  return fd;
 }
 
 /// One warm fork server: a bwrap process whose PID 1 is sandbox_worker.py.
@@ -250,10 +392,12 @@ class SpawnThread {
 
 class BwrapSandbox final : public Sandbox {
  public:
-  BwrapSandbox(SandboxOptions options, std::string bwrap_path, bool drop_to_nobody)
+  BwrapSandbox(SandboxOptions options, std::string bwrap_path, bool drop_to_nobody,
+               SeccompFilter seccomp)
       : options_(std::move(options)),
         bwrap_path_(std::move(bwrap_path)),
         drop_to_nobody_(drop_to_nobody),
+        seccomp_(std::move(seccomp)),
         max_workers_(options_.max_workers > 0 ? options_.max_workers
                                               : std::max(2, 2 * options_.warm_workers)) {}
 
@@ -294,6 +438,12 @@ try:
 except OSError as e:
     r["usr"] = errno.errorcode.get(e.errno, str(e.errno))
 r["ifaces"] = sorted(n for _, n in socket.if_nameindex())
+status = dict(line.split(":", 1) for line in open("/proc/self/status").read().splitlines())
+r["seccomp"] = status.get("Seccomp", "?").strip()
+import ctypes
+libc = ctypes.CDLL(None, use_errno=True)
+r["unshare"] = ("allowed" if libc.unshare(0x10000000) == 0  # CLONE_NEWUSER
+                else errno.errorcode.get(ctypes.get_errno(), "?"))
 print(json.dumps(r))
 )PY";
     SandboxResult res = Run(probe);
@@ -329,6 +479,12 @@ print(json.dumps(r))
                                        " visible in the sandbox");
       }
     }
+    if (r.value("seccomp", "") != "2" || r.value("unshare", "") != "EPERM") {
+      return FailedPreconditionError(
+          "sandbox self-test: the seccomp filter is not in force (Seccomp: " +
+          r.value("seccomp", std::string("?")) + ", unshare(CLONE_NEWUSER): " +
+          r.value("unshare", std::string("?")) + "); refusing to run code without it");
+    }
     // Bring the pool up to the configured number of warm workers.
     for (;;) {
       {
@@ -351,11 +507,12 @@ print(json.dumps(r))
     }
     std::ostringstream d;
     d << BwrapVersion() << " (host uid " << (drop_to_nobody_ ? "nobody" : std::to_string(getuid()))
-      << "), userns ok, pid ns ok, net ns ok, job uid 65534, python "
-      << info.value("python", std::string("?")) << " with numpy "
-      << info.value("numpy", std::string("?")) << ", cv2 " << info.value("cv2", std::string("?"))
-      << ", matplotlib " << info.value("matplotlib", std::string("?")) << " pre-imported, "
-      << options_.warm_workers << " warm workers, self-test job " << res.elapsed_ms << " ms";
+      << "), userns ok, pid ns ok, net ns ok, job uid 65534, seccomp filter (" << seccomp_.refused
+      << " syscalls refused, native ABI only), python " << info.value("python", std::string("?"))
+      << " with numpy " << info.value("numpy", std::string("?")) << ", cv2 "
+      << info.value("cv2", std::string("?")) << ", matplotlib "
+      << info.value("matplotlib", std::string("?")) << " pre-imported, " << options_.warm_workers
+      << " warm workers, self-test job " << res.elapsed_ms << " ms";
     *describe = d.str();
     return OkStatus();
   }
@@ -427,8 +584,10 @@ print(json.dumps(r))
                         {"OMP_NUM_THREADS", "1"}}) {
       a.insert(a.end(), {"--setenv", k, v});
     }
-    a.insert(a.end(), {"--remount-ro", "/", "--info-fd", "3", options_.python, "-I", "-B", "-c",
-                       roilens_embedded_sandbox_worker});
+    // bwrap loads the filter last, just before it runs python: its own set-up is not filtered.
+    a.insert(a.end(),
+             {"--remount-ro", "/", "--info-fd", "3", "--seccomp", std::to_string(kSeccompFd),
+              options_.python, "-I", "-B", "-c", roilens_embedded_sandbox_worker});
     return a;
   }
 
@@ -452,13 +611,23 @@ print(json.dumps(r))
     if (pipe2(err, O_CLOEXEC) != 0 || pipe2(info, O_CLOEXEC) != 0) {
       return InternalError(std::string("sandbox: pipe: ") + std::strerror(errno));
     }
+    // Close-on-exec here, so children other threads start never hold it; only the bwrap child
+    // dup2()s it to kSeccompFd, and bwrap closes it after reading.
+    auto seccomp_fd = SeccompProgramFd(seccomp_.program);
+    if (!seccomp_fd.ok()) {
+      for (int fd : {sock[0], sock[1], err[0], err[1], info[0], info[1]}) close(fd);
+      return seccomp_fd.status();
+    }
+    const int program_fd = *seccomp_fd;
     const bool drop = drop_to_nobody_;
     // The host-level process cap for the whole sandbox; the job gets its own, lower, cap inside.
     const rlim_t nproc = static_cast<rlim_t>(4 * (options_.max_processes + kSupervisorTasks) + 16);
     const long max_fd = std::max(1024L, sysconf(_SC_OPEN_MAX));
     pid_t pid = fork();
     if (pid < 0) {
-      return InternalError(std::string("sandbox: fork: ") + std::strerror(errno));
+      const int fork_errno = errno;
+      for (int fd : {sock[0], sock[1], err[0], err[1], info[0], info[1], program_fd}) close(fd);
+      return InternalError(std::string("sandbox: fork: ") + std::strerror(fork_errno));
     }
     if (pid == 0) {
       sigset_t none;
@@ -468,9 +637,10 @@ print(json.dumps(r))
       dup2(sock[1], 1);
       dup2(err[1], 2);
       dup2(info[1], 3);
+      dup2(program_fd, kSeccompFd);  // program_fd > kSeccompFd: a real dup, without CLOEXEC
       // Nothing of the host (sockets, files) may leak into the sandbox: close every other fd.
-      if (syscall(SYS_close_range, 4U, ~0U, 0U) != 0) {
-        for (long fd = 4; fd < max_fd; ++fd) close(static_cast<int>(fd));
+      if (syscall(SYS_close_range, kSeccompFd + 1U, ~0U, 0U) != 0) {
+        for (long fd = kSeccompFd + 1; fd < max_fd; ++fd) close(static_cast<int>(fd));
       }
       if (drop) {
         // Host root would be exempt from RLIMIT_NPROC and uid 65534 inside would map to host
@@ -485,6 +655,7 @@ print(json.dumps(r))
     close(sock[1]);
     close(err[1]);
     close(info[1]);
+    close(program_fd);
     auto worker = std::make_unique<Worker>();
     worker->bwrap_pid = pid;
     worker->channel = sock[0];
@@ -815,6 +986,7 @@ print(json.dumps(r))
   const SandboxOptions options_;
   const std::string bwrap_path_;
   const bool drop_to_nobody_;
+  const SeccompFilter seccomp_;
   const int max_workers_;
   std::string describe_;
   SpawnThread spawner_;  // declared after the options it reads; joined before they go
@@ -840,6 +1012,8 @@ StatusOr<std::unique_ptr<Sandbox>> Sandbox::Create(SandboxOptions options) {
                                    "\"): apt-get install bubblewrap; refusing to run code "
                                    "unsandboxed");
   }
+  auto seccomp = BuildSeccompFilter();
+  if (!seccomp.ok()) return seccomp.status();
   if (options.python.empty() || options.python[0] != '/' || options.python.rfind("/usr/", 0) != 0 ||
       access(options.python.c_str(), X_OK) != 0) {
     return FailedPreconditionError("sandbox python \"" + options.python +
@@ -859,7 +1033,7 @@ StatusOr<std::unique_ptr<Sandbox>> Sandbox::Create(SandboxOptions options) {
   // inside still; processes then capped by the supervisor's polling).
   Status first;
   for (bool drop : {geteuid() == 0, false}) {
-    auto sandbox = std::make_unique<BwrapSandbox>(options, *bwrap, drop);
+    auto sandbox = std::make_unique<BwrapSandbox>(options, *bwrap, drop, *seccomp);
     std::string describe;
     Status s = sandbox->Start(&describe);
     if (s.ok()) {

@@ -406,7 +406,24 @@ def wipe(path):
         os.unlink(path)
 
 
+def require_seccomp():
+    """The host hands bwrap a seccomp filter (--seccomp) that every job inherits from this
+    server; a server that is not under it must not serve (e.g. a bwrap that ignored it)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("Seccomp:"):
+                mode = line.split(":", 1)[1].strip()
+                if mode == "2":
+                    return
+                break
+        else:
+            mode = "?"
+    raise SystemExit("sandbox worker: the seccomp filter is not in force (Seccomp: %s); "
+                     "refusing to serve" % mode)
+
+
 def serve():
+    require_seccomp()
     # PID 1 ignores signals it has no handler for; drop Python's SIGINT handler so a job cannot
     # interrupt the server. Non-dumpable: same-uid job processes cannot ptrace the server or a
     # supervisor, nor read their memory through /proc (inherited over fork).

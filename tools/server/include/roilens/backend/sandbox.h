@@ -56,15 +56,19 @@ struct SandboxResult {
 };
 
 /// Thread-safe: Run may be called from many threads at once; jobs run concurrently up to the
-/// number of warm workers plus cold starts. Create() runs a self-test and fails with
-/// kFailedPrecondition naming exactly what is missing when isolation cannot be had.
+/// number of warm workers plus cold starts. Every sandbox process runs under a seccomp filter
+/// (libseccomp, applied by bwrap) that refuses namespace creation, mounts, ptrace, keyrings, BPF,
+/// perf, modules, kexec, reboot and similar calls, and kills foreign-ABI (i386, x32) syscalls.
+/// Create() runs a self-test and fails with kFailedPrecondition naming exactly what is missing
+/// when isolation cannot be had (bwrap, user namespaces, the seccomp filter).
 /// Destroy it only after every Run() has returned; destruction kills the worker sandboxes.
 class Sandbox {
  public:
   static StatusOr<std::unique_ptr<Sandbox>> Create(SandboxOptions options);
   virtual ~Sandbox() = default;
   virtual SandboxResult Run(const SandboxJob& job) = 0;
-  /// What the self-test found (e.g. "bwrap 0.8.0, userns ok, pid ns ok, net ns ok").
+  /// What the self-test found (e.g. "bwrap 0.8.0, userns ok, pid ns ok, net ns ok, ...,
+  /// seccomp filter (40 syscalls refused, native ABI only), ...").
   virtual std::string Describe() const = 0;
 };
 
