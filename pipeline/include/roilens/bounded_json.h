@@ -24,8 +24,8 @@ class JsonTooDeepError : public std::runtime_error {
 };
 
 /// nlohmann::json::parse with a nesting limit, checked while parsing: the tree never grows
-/// deeper than `max_depth`. Throws nlohmann::json::parse_error for bad JSON and
-/// JsonTooDeepError past the limit. Thread-safe (pure function).
+/// deeper than `max_depth`. Throws nlohmann::json::parse_error for bad JSON (numbers beyond
+/// double's range included) and JsonTooDeepError past the limit. Thread-safe (pure function).
 nlohmann::json ParseBoundedJson(std::string_view text, bool ignore_comments = false,
                                 int max_depth = kMaxJsonDepth);
 
