@@ -216,8 +216,10 @@ TEST(ServerHardeningTest, IdleSocketsDoNotDelayARequest) {
   const double ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   std::cout << "[ idle ] request with 200 idle sockets open answered in " << ms << " ms\n";
-  ASSERT_TRUE(res) << httplib::to_string(res.error());
-  EXPECT_EQ(res->status, 200);
+  EXPECT_TRUE(res) << httplib::to_string(res.error());
+  if (res) {
+    EXPECT_EQ(res->status, 200);
+  }
   // It was answered while every idle socket was still open: it did not wait for them to close.
   int open = 0;
   for (int fd : idle) open += StillOpenAndSilent(fd);
@@ -272,8 +274,10 @@ TEST(ServerHardeningTest, SlowlorisClientsAreCutOffAndOthersServed) {
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   std::cout << "[ slowloris ] request during " << kAttackers << " slowloris clients answered in "
             << ms << " ms\n";
-  ASSERT_TRUE(res) << httplib::to_string(res.error());
-  EXPECT_EQ(res->status, 200);
+  EXPECT_TRUE(res) << httplib::to_string(res.error());  // not ASSERT: the attackers are joined
+  if (res) {
+    EXPECT_EQ(res->status, 200);
+  }
 
   for (auto& t : attackers) t.join();
   // Each kept sending well within any per-read timeout; only a total header deadline ends them.
