@@ -199,7 +199,11 @@ TEST(ServerHardeningTest, ChunkedBodiesAreCappedAndAuthenticatedBeforeReading) {
 // Regression: with 200 idle sockets open, an ordinary request took 59 s (it waited for the idle
 // ones to time out and free a worker).
 TEST(ServerHardeningTest, IdleSocketsDoNotDelayARequest) {
-  auto backend = StartBackend(EchoBackendOptions());
+  auto options = EchoBackendOptions();
+  // Long enough that the idle sockets are certainly still open when the request is answered,
+  // however slow this machine is (the old server's 5 s keep-alive timeout closed them first).
+  options.idle_timeout = std::chrono::seconds(kSafetySeconds);
+  auto backend = StartBackend(options);
   ASSERT_TRUE(backend);
   std::vector<int> idle;
   for (int i = 0; i < 200; ++i) {
@@ -307,10 +311,11 @@ TEST(ServerHardeningTest, ConnectionsBeyondTheCapAreAnswered503) {
     held.push_back(Connect(backend->port()));
     ASSERT_GE(held.back(), 0);
   }
-  // Accepted in order, so the first four hold every connection slot.
+  // Accepted in order, so the first four hold every connection slot. The fifth is answered
+  // without its request being read (so this one sends none: a request arriving after the
+  // server closed may turn the answer into a reset, which refuses it just as well).
   const int extra = Connect(backend->port());
   ASSERT_GE(extra, 0);
-  SendAll(extra, "GET /v1beta/interactions/x HTTP/1.1\r\nHost: test\r\n\r\n");
   const std::string refused = ReadUntilClosed(extra);
   ::close(extra);
   EXPECT_EQ(StatusOf(refused), 503) << refused;
@@ -327,8 +332,8 @@ TEST(ServerHardeningTest, ConnectionsBeyondTheCapAreAnswered503) {
     auto res =
         client.Post("/v1beta/interactions", R"({"model":"m","input":"hi"})", "application/json");
     status = res ? res->status : 0;
-    if (status != 200) {
-      EXPECT_EQ(status, 503);  // until the slot is seen free
+    if (status != 200 && status != 0) {
+      EXPECT_EQ(status, 503);  // until the slot is seen free (0: refused by a reset)
     }
   }
   EXPECT_EQ(status, 200);

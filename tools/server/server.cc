@@ -367,7 +367,9 @@ class HttpServer final : public httplib::Server {
         "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json; "
         "charset=utf-8\r\nRetry-After: 1\r\nConnection: close\r\nContent-Length: " +
         std::to_string(body.size()) + "\r\n\r\n" + body;
-    // A fresh socket's send buffer takes this at once; never wait on the accepting thread.
+    // A fresh socket's send buffer takes this at once; never wait on the accepting thread. Only
+    // what has already arrived is drained: a request arriving after the close is answered by a
+    // reset instead (refused either way).
     (void)::send(sock, response.data(), response.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
     ::shutdown(sock, SHUT_WR);
     Linger(sock, -1, /*wait=*/false);
