@@ -118,4 +118,46 @@ TEST(BackendServeTest, KeysFromTheEnvironmentAreRequired) {
   fclose(child.out);
 }
 
+// Regression: ROILENS_SERVER_KEYS=", ," configured a key of one blank, so a public bind was
+// accepted and `?key=%20` authenticated.
+TEST(BackendServeTest, BlankKeysFromTheEnvironmentAreNoKeys) {
+  const std::string cli = roilens::testing::CliPath();
+  if (cli.empty()) GTEST_SKIP() << "the roilens CLI is not built";
+  Child child = Spawn({"/usr/bin/env", "ROILENS_SERVER_KEYS=, ,", cli, "serve", "--host", "0.0.0.0",
+                       "--port", "0", "--coder", "echo"});
+  ASSERT_GT(child.pid, 0);
+  std::string output = ReadLine(child.out);
+  if (output.find("listening") != std::string::npos) kill(child.pid, SIGTERM);  // the bug
+  output += "\n" + ReadAll(child.out);
+  EXPECT_EQ(WaitExit(child.pid), 5) << output;  // kExitBackend
+  EXPECT_NE(output.find("without API keys"), std::string::npos) << output;
+  fclose(child.out);
+}
+
+// Regression: "k1, k2" configured the key " k2", so k2 was refused.
+TEST(BackendServeTest, KeysFromTheEnvironmentAreTrimmed) {
+  const std::string cli = roilens::testing::CliPath();
+  if (cli.empty()) GTEST_SKIP() << "the roilens CLI is not built";
+  Child child = Spawn({"/usr/bin/env", "ROILENS_SERVER_KEYS=k1, k2 ,", cli, "serve", "--port", "0",
+                       "--coder", "echo"});
+  ASSERT_GT(child.pid, 0);
+  const std::string line = ReadLine(child.out);
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(line, m, std::regex(R"(127\.0\.0\.1:(\d+))"))) << line;
+  httplib::Client client("127.0.0.1", std::stoi(m[1]));
+  const std::string body = R"({"model":"m","input":"x"})";
+  for (const std::string key : {"k1", "k2"}) {
+    auto res = client.Post("/v1beta/interactions", httplib::Headers{{"x-goog-api-key", key}}, body,
+                           "application/json");
+    ASSERT_TRUE(res);
+    EXPECT_EQ(res->status, 200) << key;
+  }
+  auto blank = client.Post("/v1beta/interactions?key=%20", body, "application/json");
+  ASSERT_TRUE(blank);
+  EXPECT_EQ(blank->status, 403);
+  kill(child.pid, SIGTERM);
+  EXPECT_EQ(WaitExit(child.pid), 0);
+  fclose(child.out);
+}
+
 }  // namespace

@@ -26,6 +26,8 @@ struct ServeFlags {
   int max_attempts = 5;
   double timeout_s = 30;
   int threads = 16;
+  int max_connections = 256;
+  int store_max_mib = 256;
 };
 
 // Signal handlers may only do async-signal-safe things: release a semaphore that a waiter
@@ -34,12 +36,19 @@ struct ServeFlags {
 std::counting_semaphore<1024> g_stop_signal{0};
 extern "C" void OnStopSignal(int) { g_stop_signal.release(); }
 
+std::string Trim(const std::string& text) {
+  const auto first = text.find_first_not_of(" \t\r\n");
+  if (first == std::string::npos) return "";
+  return text.substr(first, text.find_last_not_of(" \t\r\n") - first + 1);
+}
+
+/// Comma-separated items, each trimmed; empty items dropped ("k1, k2," -> k1, k2).
 std::vector<std::string> SplitCommas(const std::string& text) {
   std::vector<std::string> out;
   std::stringstream in(text);
   std::string item;
   while (std::getline(in, item, ',')) {
-    if (!item.empty()) out.push_back(item);
+    if (item = Trim(item); !item.empty()) out.push_back(item);
   }
   return out;
 }
@@ -48,9 +57,18 @@ int RunServe(const ServeFlags& flags) {
   backend::BackendOptions options;
   options.host = flags.host;
   options.port = flags.port;
-  options.api_keys = flags.api_keys;
-  if (options.api_keys.empty()) {
+  // Keys are trimmed and blank ones dropped: ROILENS_SERVER_KEYS=", ," configures no key (so
+  // only loopback is served), never a key of blanks.
+  for (const auto& key : flags.api_keys) {
+    if (std::string trimmed = Trim(key); !trimmed.empty()) options.api_keys.push_back(trimmed);
+  }
+  if (flags.api_keys.empty()) {
     if (const char* env = std::getenv("ROILENS_SERVER_KEYS")) options.api_keys = SplitCommas(env);
+  }
+  const bool keys_configured = !flags.api_keys.empty() || std::getenv("ROILENS_SERVER_KEYS");
+  if (keys_configured && options.api_keys.empty()) {
+    std::cerr << "roilens serve: every configured API key is blank; serving without keys "
+                 "(loopback only)\n";
   }
   options.coder = flags.coder;
   options.latency = std::chrono::milliseconds(flags.latency_ms);
@@ -62,6 +80,8 @@ int RunServe(const ServeFlags& flags) {
   options.sandbox.wall_limit =
       std::chrono::milliseconds(static_cast<std::int64_t>(flags.timeout_s * 1000));
   options.threads = flags.threads;
+  options.max_connections = flags.max_connections;
+  options.store_max_bytes = static_cast<std::size_t>(flags.store_max_mib) << 20;
 
   auto backend = backend::LocalBackend::Start(options);
   if (!backend.ok()) {
@@ -118,9 +138,18 @@ CommandRegistration registration("serve", [](CLI::App& root, int& exit_code) {
   cmd->add_option("--timeout-s", flags->timeout_s, "Wall-clock limit of one code execution")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
-  cmd->add_option("--threads", flags->threads, "HTTP worker threads")
+  cmd->add_option("--threads", flags->threads,
+                  "Connection threads started up front (more start on demand)")
       ->capture_default_str()
       ->check(CLI::Range(1, 1024));
+  cmd->add_option("--max-connections", flags->max_connections,
+                  "Connections served at once; beyond, new ones are answered 503")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 4096));
+  cmd->add_option("--store-max-mib", flags->store_max_mib,
+                  "Memory bound of the stored interactions (least recently used evicted)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1 << 20));
   cmd->callback([flags, &exit_code] { exit_code = RunServe(*flags); });
 });
 

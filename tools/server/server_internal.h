@@ -73,20 +73,29 @@ struct StoredInteraction {
   std::string previous_interaction_id;  ///< "" for the first turn of a conversation
 };
 
-/// Bounded interaction store: at most `max_entries` (least recently used evicted first), each
-/// expiring `ttl` after it was last written. Thread-safe. `clock` is injectable for tests.
+/// Roughly the bytes `value` occupies in memory (string contents plus a per-node overhead).
+/// Walks the tree iteratively: safe on any depth.
+std::size_t ApproximateBytes(const Json& value);
+
+/// Bounded interaction store: at most `max_entries` and at most `max_bytes` in all (sizes by
+/// ApproximateBytes; least recently used evicted first; an entry larger than `max_bytes` on its
+/// own is not stored), each expiring `ttl` after it was last written. Thread-safe.
 class InteractionStore {
  public:
   using Clock = std::chrono::steady_clock;
-  InteractionStore(std::size_t max_entries, std::chrono::seconds ttl);
+  InteractionStore(std::size_t max_entries, std::size_t max_bytes, std::chrono::seconds ttl);
 
-  void Put(const std::string& id, StoredInteraction value);
+  /// Stores `value` under `id` (replacing any entry of that id); false when it is larger than
+  /// max_bytes on its own (then nothing is stored under `id`, not even an older value).
+  bool Put(const std::string& id, StoredInteraction value);
   /// nullopt when unknown or expired; a hit counts as a use for LRU.
   std::optional<StoredInteraction> Get(const std::string& id);
   bool Erase(const std::string& id);
   /// Replaces the stored interaction's status (cancel); false when unknown.
   bool UpdateStatus(const std::string& id, const std::string& status, const std::string& updated);
   std::size_t size() const;
+  /// The approximate bytes held (the sum of the live entries' sizes).
+  std::size_t bytes() const;
   /// For tests: pretends `delta` has passed.
   void AdvanceClockForTesting(std::chrono::seconds delta);
 
@@ -95,14 +104,19 @@ class InteractionStore {
     StoredInteraction value;
     Clock::time_point expires;
     std::list<std::string>::iterator lru;
+    std::size_t bytes = 0;
   };
+  using Entries = std::unordered_map<std::string, Entry>;
   Clock::time_point Now() const;
   void EvictExpiredLocked(Clock::time_point now);
+  void RemoveLocked(Entries::iterator it);
 
   const std::size_t max_entries_;
+  const std::size_t max_bytes_;
   const std::chrono::seconds ttl_;
   mutable std::mutex mu_;
-  std::unordered_map<std::string, Entry> entries_;
+  Entries entries_;
+  std::size_t bytes_ = 0;                                         ///< sum of entries_[*].bytes
   std::list<std::string> lru_;                                    ///< front = most recently used
   std::deque<std::pair<Clock::time_point, std::string>> expiry_;  ///< in write order
   std::chrono::seconds skew_{0};
@@ -147,6 +161,17 @@ struct ParsedRequest {
 /// Parses + validates a create body. `lookup` resolves previous_interaction_id (and its
 /// ancestors); errors are Google-shaped (400 for bad shape, 404 for unknown previous id).
 StatusOr<ParsedRequest> ParseCreateRequest(const Json& body, InteractionStore& store);
+
+/// How deep a request body's arrays and objects may nest. Real requests nest about 6 deep; the
+/// limit keeps every recursive walk of a parsed body (dump, copies, validation) far from the
+/// stack's end.
+inline constexpr int kMaxJsonDepth = 256;
+
+/// A create request's raw body -> ParsedRequest: JSON parsed with the nesting limit checked while
+/// parsing (a body nested deeper than kMaxJsonDepth is refused before any tree of that depth
+/// exists: 400 INVALID_ARGUMENT), then ParseCreateRequest. Invalid JSON is a 400 too. Any input
+/// is safe here (this is the fuzzing entry point).
+StatusOr<ParsedRequest> ParseCreateBody(std::string_view body, InteractionStore& store);
 
 /// Flattens steps (history + input) into what the coder reads.
 CoderInput MakeCoderInput(const ParsedRequest& request);

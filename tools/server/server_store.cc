@@ -1,10 +1,46 @@
-// Local backend: the bounded interaction store (count cap with LRU eviction + TTL expiry).
+// Local backend: the bounded interaction store (count and byte caps with LRU eviction + TTL
+// expiry).
+#include <vector>
+
 #include "server_internal.h"
 
 namespace roilens::backend::internal {
 
-InteractionStore::InteractionStore(std::size_t max_entries, std::chrono::seconds ttl)
-    : max_entries_(max_entries), ttl_(ttl) {}
+std::size_t ApproximateBytes(const Json& value) {
+  // Per node: the json value itself plus allocator and container bookkeeping, about what
+  // libstdc++ spends on a map node or vector slot holding one.
+  constexpr std::size_t kNodeOverhead = 48;
+  std::size_t total = 0;
+  std::vector<const Json*> pending = {&value};
+  while (!pending.empty()) {
+    const Json* node = pending.back();
+    pending.pop_back();
+    total += kNodeOverhead;
+    if (node->is_string()) {
+      total += node->get_ref<const std::string&>().size();
+    } else if (node->is_object()) {
+      for (auto it = node->begin(); it != node->end(); ++it) {
+        total += it.key().size();
+        pending.push_back(&it.value());
+      }
+    } else if (node->is_array()) {
+      for (const auto& element : *node) pending.push_back(&element);
+    } else if (node->is_binary()) {
+      total += node->get_binary().size();
+    }
+  }
+  return total;
+}
+
+InteractionStore::InteractionStore(std::size_t max_entries, std::size_t max_bytes,
+                                   std::chrono::seconds ttl)
+    : max_entries_(max_entries), max_bytes_(max_bytes), ttl_(ttl) {}
+
+void InteractionStore::RemoveLocked(Entries::iterator it) {
+  bytes_ -= it->second.bytes;
+  lru_.erase(it->second.lru);
+  entries_.erase(it);
+}
 
 InteractionStore::Clock::time_point InteractionStore::Now() const { return Clock::now() + skew_; }
 
@@ -14,28 +50,27 @@ void InteractionStore::EvictExpiredLocked(Clock::time_point now) {
   while (!expiry_.empty() && expiry_.front().first <= now) {
     auto found = entries_.find(expiry_.front().second);
     if (found != entries_.end() && found->second.expires == expiry_.front().first) {
-      lru_.erase(found->second.lru);
-      entries_.erase(found);
+      RemoveLocked(found);
     }
     expiry_.pop_front();
   }
 }
 
-void InteractionStore::Put(const std::string& id, StoredInteraction value) {
-  if (max_entries_ == 0) return;
+bool InteractionStore::Put(const std::string& id, StoredInteraction value) {
+  // Sized outside the lock: the walk is linear in the interaction's nodes.
+  const std::size_t size = ApproximateBytes(value.interaction) + id.size() +
+                           value.previous_interaction_id.size() + sizeof(Entry);
   std::lock_guard lock(mu_);
   const auto now = Now();
-  if (auto it = entries_.find(id); it != entries_.end()) {
-    lru_.erase(it->second.lru);
-    entries_.erase(it);
-  }
+  if (auto it = entries_.find(id); it != entries_.end()) RemoveLocked(it);
+  if (max_entries_ == 0 || size > max_bytes_) return false;
   EvictExpiredLocked(now);
-  while (entries_.size() >= max_entries_ && !lru_.empty()) {
-    entries_.erase(lru_.back());
-    lru_.pop_back();
+  while ((entries_.size() >= max_entries_ || bytes_ + size > max_bytes_) && !lru_.empty()) {
+    RemoveLocked(entries_.find(lru_.back()));
   }
   lru_.push_front(id);
-  entries_.emplace(id, Entry{std::move(value), now + ttl_, lru_.begin()});
+  entries_.emplace(id, Entry{std::move(value), now + ttl_, lru_.begin(), size});
+  bytes_ += size;
   expiry_.emplace_back(now + ttl_, id);
   if (expiry_.size() > 2 * max_entries_ + 16) {
     // Entries evicted by the count cap leave stale queue items behind; drop them so the queue
@@ -49,6 +84,7 @@ void InteractionStore::Put(const std::string& id, StoredInteraction value) {
     }
     expiry_.swap(live);
   }
+  return true;
 }
 
 std::optional<StoredInteraction> InteractionStore::Get(const std::string& id) {
@@ -56,8 +92,7 @@ std::optional<StoredInteraction> InteractionStore::Get(const std::string& id) {
   auto it = entries_.find(id);
   if (it == entries_.end()) return std::nullopt;
   if (it->second.expires <= Now()) {
-    lru_.erase(it->second.lru);
-    entries_.erase(it);
+    RemoveLocked(it);
     return std::nullopt;
   }
   lru_.splice(lru_.begin(), lru_, it->second.lru);
@@ -69,8 +104,7 @@ bool InteractionStore::Erase(const std::string& id) {
   auto it = entries_.find(id);
   if (it == entries_.end()) return false;
   const bool live = it->second.expires > Now();
-  lru_.erase(it->second.lru);
-  entries_.erase(it);
+  RemoveLocked(it);
   return live;
 }
 
@@ -87,6 +121,11 @@ bool InteractionStore::UpdateStatus(const std::string& id, const std::string& st
 std::size_t InteractionStore::size() const {
   std::lock_guard lock(mu_);
   return entries_.size();
+}
+
+std::size_t InteractionStore::bytes() const {
+  std::lock_guard lock(mu_);
+  return bytes_;
 }
 
 void InteractionStore::AdvanceClockForTesting(std::chrono::seconds delta) {

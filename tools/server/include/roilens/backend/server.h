@@ -26,17 +26,35 @@ struct FaultOptions {
 
 struct BackendOptions {
   std::string host = "127.0.0.1";
-  int port = 0;                          ///< 0 = any free port
-  std::vector<std::string> api_keys;     ///< empty: no key needed, loopback only
+  int port = 0;  ///< 0 = any free port
+  /// Accepted keys, compared after trimming whitespace (a key that is empty after trimming is
+  /// refused by Start). Empty: no key needed, and only a loopback host may be bound.
+  std::vector<std::string> api_keys;
   std::string coder = "cv";              ///< "cv" | "echo"
   std::chrono::milliseconds latency{0};  ///< added to every model turn
   FaultOptions faults;
   SandboxOptions sandbox;
   int max_attempts = 5;  ///< code executions per interaction
   std::size_t store_max_interactions = 10000;
+  /// The store's memory bound in bytes (approximate: JSON strings plus per-node overhead). The
+  /// least recently used interactions are evicted first; one larger than this on its own is
+  /// answered but not stored (a later GET answers 404).
+  std::size_t store_max_bytes = std::size_t{256} << 20;
   std::chrono::seconds store_ttl{3600};
+  /// Largest request body, bytes, whether sent with Content-Length or chunked: 413 (and the
+  /// connection closed) as soon as it is crossed.
   std::size_t max_request_bytes = 32 << 20;
-  int threads = 16;  ///< HTTP worker threads
+  /// Connection threads started up front; more start on demand, up to max_connections.
+  int threads = 16;
+  /// Connections served at once (one thread each, whether busy or idle). A connection beyond
+  /// it is answered 503 UNAVAILABLE and closed without reading its request.
+  int max_connections = 256;
+  /// How long a connection may wait for its next request to begin before it is closed; also the
+  /// longest silence allowed within a request body.
+  std::chrono::milliseconds idle_timeout{5000};
+  /// A request's line and headers must have arrived within this long of its first byte (a total
+  /// deadline: a client dribbling one header line every few seconds is cut off).
+  std::chrono::milliseconds header_timeout{5000};
   /// Tests: when set, makes the coder for each model turn instead of `coder` (a sandbox is
   /// still created when the coder ExecutesCode()). Called concurrently from worker threads.
   std::function<std::unique_ptr<Coder>()> coder_factory;
