@@ -89,9 +89,7 @@ int InteractionResponse(const std::uint8_t* data, std::size_t size) {
 int CreateRequest(const std::uint8_t* data, std::size_t size) {
   static backend::internal::InteractionStore store(16, std::chrono::seconds(60));
   using backend::internal::Json;
-  Json body = Json::parse(AsText(data, size), nullptr, /*allow_exceptions=*/false);
-  if (body.is_discarded()) return 0;
-  auto request = backend::internal::ParseCreateRequest(body, store);
+  auto request = backend::internal::ParseCreateBody(AsText(data, size), store);
   if (!request.ok()) {
     auto error = backend::internal::ErrorFromStatus(request.status());
     Check(error.http_status >= 400 && error.http_status < 500, "a bad request is a 4xx");

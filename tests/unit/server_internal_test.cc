@@ -6,6 +6,8 @@
 
 #include <string>
 
+#include "roilens/bounded_json.h"
+
 namespace roilens::backend::internal {
 namespace {
 

@@ -162,15 +162,10 @@ struct ParsedRequest {
 /// ancestors); errors are Google-shaped (400 for bad shape, 404 for unknown previous id).
 StatusOr<ParsedRequest> ParseCreateRequest(const Json& body, InteractionStore& store);
 
-/// How deep a request body's arrays and objects may nest. Real requests nest about 6 deep; the
-/// limit keeps every recursive walk of a parsed body (dump, copies, validation) far from the
-/// stack's end.
-inline constexpr int kMaxJsonDepth = 256;
-
 /// A create request's raw body -> ParsedRequest: JSON parsed with the nesting limit checked while
-/// parsing (a body nested deeper than kMaxJsonDepth is refused before any tree of that depth
-/// exists: 400 INVALID_ARGUMENT), then ParseCreateRequest. Invalid JSON is a 400 too. Any input
-/// is safe here (this is the fuzzing entry point).
+/// parsing (a body nested deeper than roilens::kMaxJsonDepth is refused before any tree of that
+/// depth exists: 400 INVALID_ARGUMENT), then ParseCreateRequest. Invalid JSON is a 400 too. Any
+/// input is safe here (this is the fuzzing entry point).
 StatusOr<ParsedRequest> ParseCreateBody(std::string_view body, InteractionStore& store);
 
 /// Flattens steps (history + input) into what the coder reads.
