@@ -96,13 +96,14 @@ struct CallRecord {
   std::string key;
   int roi_index = 0;
   std::int64_t frame = 0;
-  cv::Mat crop;       ///< released after the request is built
+  cv::Mat crop;       ///< kept until the answer is final (a re-issue builds the request again)
   cv::Mat thumbnail;  ///< reference for the change gate
   double frame_time_s = 0;
   Clock::time_point started;
   /// Built and not yet sent: held here while the first call checks the API key.
   std::optional<wire::InteractionRequest> request;
   bool probe = false;     ///< the run's first call: the others wait for its answer
+  int reissues = 0;       ///< times the pipeline sent it again after the client gave up
   bool not_sent = false;  ///< refused without a request (the key was rejected): not a call
   std::optional<StatusOr<wire::Interaction>> result;
 
@@ -143,6 +144,11 @@ RoiAnswer ErrorAnswer(const std::string& message) {
   answer.error = message;
   return answer;
 }
+
+/// A call that failed only on transient errors after the client's whole retry budget is sent
+/// again this many times while the backend answers other calls (flaky, not down): at half the
+/// answers faulty, one budget of 5 attempts still fails 1 call in ~140; three fail 1 in ~3e6.
+constexpr int kMaxReissues = 2;
 
 /// Whether the backend has accepted the API key yet (see FlowPipeline::Call).
 enum class KeyState {
@@ -478,8 +484,7 @@ class FlowPipeline final : public Pipeline {
     } catch (const std::exception& e) {
       call->result.emplace(InternalError("building the request failed: " + std::string(e.what())));
     }
-    call->crop.release();
-    call->started = Clock::now();
+    if (call->reissues == 0) call->started = Clock::now();
     if (!call->request) {
       gateway.try_put(call);
       return;
@@ -528,9 +533,10 @@ class FlowPipeline final : public Pipeline {
     } send_done{this};
     wire::InteractionRequest request = std::move(*call->request);
     call->request.reset();
-    call->started = Clock::now();
+    if (call->reissues == 0) call->started = Clock::now();
     client_->CreateInteraction(std::move(request), [this, call,
                                                     &gateway](StatusOr<wire::Interaction> result) {
+      if (result.ok()) ++ok_answers_;  // before held calls go out: they may need to know
       std::vector<CallPtr> held;
       bool rejected = false;
       {
@@ -585,7 +591,24 @@ class FlowPipeline final : public Pipeline {
                        ": not called: " + FatalError());
   }
 
+  /// Whether a failed call is sent again (see kMaxReissues): its failures were all transient,
+  /// retries are on (max_retries > 0), and the backend has answered calls in this run. Against a
+  /// backend that never answered, a call fails after one retry budget.
+  bool ShouldReissue(const CallRecord& call) const {
+    if (call.not_sent || !call.result || call.result->ok() || call.crop.empty()) return false;
+    return call.reissues < kMaxReissues && config_.backend.max_retries > 0 &&
+           LimitedErrorCountRetryPolicy::IsRetryable(call.result->status()) &&
+           ok_answers_.load() > 0 && !key_rejected_.load();
+  }
+
   void Answer(const CallPtr& call, AnswerNode::output_ports_type& ports) {
+    if (ShouldReissue(*call)) {
+      ++call->reissues;
+      call->result.reset();
+      std::get<1>(ports).try_put(call);  // frames waiting for it keep waiting
+      return;
+    }
+    call->crop.release();
     const RoiConfig& rc = config_.rois[call->roi_index];
     RoiAnswer answer;
     try {
@@ -729,6 +752,7 @@ class FlowPipeline final : public Pipeline {
   int sending_ = 0;       ///< Send calls handing a request to the client right now
   std::condition_variable sends_done_;
   std::atomic<bool> key_rejected_{false};
+  std::atomic<std::int64_t> ok_answers_{0};  ///< calls answered without error so far
 
   std::mutex out_mu_;
   std::condition_variable out_cv_;
