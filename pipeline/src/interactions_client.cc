@@ -58,6 +58,10 @@ struct InteractionsClient::Impl {
     std::string path;  // "/v1beta/interactions[/id]" (for URLs and messages; no key in it)
     std::string body;
     std::function<void(Status, std::string)> done;  // body of the final 2xx, or the error
+    // Checks a 2xx body (and keeps what it parsed for `done`) on the I/O thread, inside the retry
+    // loop: a body that does not parse (garbage, truncated) is retried like a 503. Empty: any
+    // 2xx body is accepted.
+    std::function<Status(const std::string& body, int http)> accept;
     CallOptions options;
     std::unique_ptr<RetryPolicy> retry;
     std::unique_ptr<BackoffPolicy> backoff;
@@ -412,6 +416,8 @@ struct InteractionsClient::Impl {
           std::nullopt);
     }
     if (http >= 200 && http < 300) {
+      Status accepted = Accept(c, http);
+      if (!accepted.ok()) return Retry(std::move(call), std::move(accepted), std::nullopt);
       return Finish(c, OkStatus(), std::move(c.response));
     }
     std::optional<wire::GoogleError> google;
@@ -419,6 +425,17 @@ struct InteractionsClient::Impl {
     Status status = internal::HttpErrorStatus(http, Describe(c), google, c.response);
     auto hint = ServerHint(c, google);
     Retry(std::move(call), std::move(status), hint);
+  }
+
+  Status Accept(Call& c, int http) {
+    if (!c.accept) return OkStatus();
+    try {
+      Status s = c.accept(c.response, http);
+      if (s.ok()) return s;
+      return Status(s.code(), Describe(c) + ": " + s.message(), s.http_status(), s.reason());
+    } catch (const std::exception& e) {
+      return InternalError(Describe(c) + ": the response could not be read: " + e.what());
+    }
   }
 
   void Retry(std::unique_ptr<Call> call, Status status, std::optional<milliseconds> hint) {
@@ -579,16 +596,27 @@ InteractionsClient::~InteractionsClient() {
 }
 
 namespace {
-std::function<void(Status, std::string)> ParseInto(InteractionsClient::Callback done) {
-  return [done = std::move(done)](Status status, std::string body) {
-    if (!status.ok()) return done(std::move(status));
-    auto parsed = wire::ParseInteraction(body);
-    if (!parsed.ok()) {
-      const Status& s = parsed.status();
-      return done(Status(
-          s.code(), s.message() + " (HTTP 200, " + std::to_string(body.size()) + " bytes)", 200));
+/// Parses 2xx bodies as an Interaction inside the call's retry loop (Call::accept) and hands the
+/// parsed value to `done`: each body is parsed once, and one that does not parse is retried.
+void ParseInto(InteractionsClient::Callback done, std::function<void(Status, std::string)>& finish,
+               std::function<Status(const std::string&, int)>& accept) {
+  auto parsed = std::make_shared<std::optional<wire::Interaction>>();
+  accept = [parsed](const std::string& body, int http) {
+    auto result = wire::ParseInteraction(body);
+    if (!result.ok()) {
+      const Status& s = result.status();
+      return Status(s.code(),
+                    s.message() + " (HTTP " + std::to_string(http) + ", " +
+                        std::to_string(body.size()) + " bytes)",
+                    http);
     }
-    done(std::move(parsed));
+    *parsed = *std::move(result);
+    return OkStatus();
+  };
+  finish = [parsed, done = std::move(done)](Status status, std::string) {
+    if (!status.ok()) return done(std::move(status));
+    if (!parsed->has_value()) return done(InternalError("a 2xx response was not parsed"));
+    done(std::move(**parsed));
   };
 }
 }  // namespace
@@ -599,7 +627,7 @@ void InteractionsClient::CreateInteraction(wire::InteractionRequest request, Cal
   c->method = Method::kPost;
   c->path = "/" + impl_->options.api_version + "/interactions";
   c->body = wire::SerializeRequest(request);
-  c->done = ParseInto(std::move(done));
+  ParseInto(std::move(done), c->done, c->accept);
   c->options = std::move(call);
   impl_->Submit(std::move(c));
 }
@@ -622,8 +650,8 @@ std::future<StatusOr<wire::Interaction>> InteractionsClient::GetInteraction(std:
   auto c = std::make_unique<Impl::Call>();
   c->method = Method::kGet;
   c->path = "/" + impl_->options.api_version + "/interactions/" + internal::EscapePathSegment(id);
-  c->done =
-      ParseInto([promise](StatusOr<wire::Interaction> r) { promise->set_value(std::move(r)); });
+  ParseInto([promise](StatusOr<wire::Interaction> r) { promise->set_value(std::move(r)); }, c->done,
+            c->accept);
   c->options = std::move(call);
   impl_->Submit(std::move(c));
   return future;

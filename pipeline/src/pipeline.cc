@@ -29,6 +29,7 @@
 #include "roilens/preprocess.h"
 #include "roilens/prompt.h"
 #include "roilens/report.h"
+#include "roilens/retry.h"
 #include "roilens/rois.h"
 
 namespace roilens {
@@ -44,7 +45,8 @@ nlohmann::json PipelineSummary::ToJson() const {
           {"latency_p95_ms", latency_p95_ms},
           {"input_tokens", input_tokens},
           {"output_tokens", output_tokens},
-          {"total_tokens", total_tokens}};
+          {"total_tokens", total_tokens},
+          {"fatal_error", fatal_error.empty() ? nlohmann::json() : nlohmann::json(fatal_error)}};
 }
 
 namespace {
@@ -59,7 +61,9 @@ using JobPtr = std::shared_ptr<FrameJob>;
 struct RoiSlot {
   RoiInstance roi;
   CropTransform transform;
-  cv::Mat crop;  ///< released once a call is built (or the answer is reused)
+  /// Moved into the call this slot makes; kept while it waits for another frame's call (if that
+  /// one fails, this slot makes its own call from it) and released once an answer is shown.
+  cv::Mat crop;
   cv::Mat thumbnail;
   bool failed = false;  ///< the crop itself failed: `answer` already holds the error
   RoiAnswer answer;
@@ -92,10 +96,15 @@ struct CallRecord {
   std::string key;
   int roi_index = 0;
   std::int64_t frame = 0;
-  cv::Mat crop;       ///< released after the request is built
+  cv::Mat crop;       ///< kept until the answer is final (a re-issue builds the request again)
   cv::Mat thumbnail;  ///< reference for the change gate
   double frame_time_s = 0;
   Clock::time_point started;
+  /// Built and not yet sent: held here while the first call checks the API key.
+  std::optional<wire::InteractionRequest> request;
+  bool probe = false;     ///< the run's first call: the others wait for its answer
+  int reissues = 0;       ///< times the pipeline sent it again after the client gave up
+  bool not_sent = false;  ///< refused without a request (the key was rejected): not a call
   std::optional<StatusOr<wire::Interaction>> result;
 
   std::mutex mu;  ///< guards done/answer/waiters
@@ -136,10 +145,27 @@ RoiAnswer ErrorAnswer(const std::string& message) {
   return answer;
 }
 
+/// A call that failed only on transient errors after the client's whole retry budget is sent
+/// again this many times while the backend answers other calls (flaky, not down): at half the
+/// answers faulty, one budget of 5 attempts still fails 1 call in ~140; three fail 1 in ~3e6.
+constexpr int kMaxReissues = 2;
+
+/// Whether the backend has accepted the API key yet (see FlowPipeline::Call).
+enum class KeyState {
+  kUnverified,  ///< no call made yet
+  kProbing,     ///< the first call is on the wire; later calls are held until it is answered
+  kAccepted,    ///< answered without a key rejection: calls go out as they come
+  kRejected,    ///< an answer rejected the key: no further calls
+};
+
 class FlowPipeline final : public Pipeline {
  public:
-  FlowPipeline(StationConfig config, std::unique_ptr<InteractionsClient> client)
-      : config_(std::move(config)), client_(std::move(client)), start_(Clock::now()) {
+  FlowPipeline(StationConfig config, std::unique_ptr<InteractionsClient> client,
+               std::string key_source)
+      : config_(std::move(config)),
+        client_(std::move(client)),
+        key_source_(std::move(key_source)),
+        start_(Clock::now()) {
     // Frames in flight: each holds a decoded frame, its processed image and crops, so this is
     // what bounds memory on long inputs. It must also be large enough that the frames waiting for
     // answers can keep the client's max_in_flight transfers busy (a frame carries up to rois.size()
@@ -152,8 +178,19 @@ class FlowPipeline final : public Pipeline {
   }
 
   ~FlowPipeline() override {
-    // Cancel what is still on the wire (callbacks run with kCancelled), then let the graph drain
-    // before the nodes are destroyed.
+    // Calls held for the key check end cancelled; no new call reaches the client from here on
+    // (Send waits for none in progress). Then cancel what is still on the wire (callbacks run
+    // with kCancelled) and let the graph drain before the nodes are destroyed.
+    std::vector<CallPtr> held;
+    {
+      std::unique_lock lock(key_mu_);
+      closing_ = true;
+      held.swap(held_);
+      sends_done_.wait(lock, [&] { return sending_ == 0; });
+    }
+    for (const CallPtr& call : held) {
+      Complete(call, call_->gateway(), CancelledError("the pipeline was destroyed"));
+    }
     client_.reset();
     graph_.wait_for_all();
     // Idle frame buffers are kept for the next frame; with no pipeline left to use them, a plugin
@@ -202,8 +239,14 @@ class FlowPipeline final : public Pipeline {
   }
 
   PipelineSummary summary() const override {
-    std::lock_guard lock(stats_mu_);
-    return stats_.Summary();
+    PipelineSummary summary;
+    {
+      std::lock_guard lock(stats_mu_);
+      summary = stats_.Summary();
+    }
+    std::lock_guard lock(key_mu_);
+    summary.fatal_error = fatal_error_;
+    return summary;
   }
 
   std::int64_t requests_in_flight() const override { return in_flight_.load(); }
@@ -214,7 +257,9 @@ class FlowPipeline final : public Pipeline {
   using Sequencer = flow::sequencer_node<JobPtr>;
   using GateNode = flow::multifunction_node<JobPtr, std::tuple<CallPtr, JobPtr>>;
   using CallNode = flow::async_node<CallPtr, CallPtr>;
-  using AnswerNode = flow::multifunction_node<CallPtr, std::tuple<JobPtr>>;
+  /// Outputs: frames whose answers are all in (to merge), and the calls of frames whose shared
+  /// call failed (each makes its own, back to the call node).
+  using AnswerNode = flow::multifunction_node<CallPtr, std::tuple<JobPtr, CallPtr>>;
   using MergeNode = flow::function_node<JobPtr, JobPtr>;
   using DeliverNode = flow::function_node<JobPtr, flow::continue_msg>;
 
@@ -251,6 +296,7 @@ class FlowPipeline final : public Pipeline {
     flow::make_edge(flow::output_port<1>(*gate_), *merge_);
     flow::make_edge(*call_, *answer_);
     flow::make_edge(flow::output_port<0>(*answer_), *merge_);
+    flow::make_edge(flow::output_port<1>(*answer_), *call_);
     flow::make_edge(*merge_, *ordered_for_output_);
     flow::make_edge(*ordered_for_output_, *deliver_);
   }
@@ -364,15 +410,21 @@ class FlowPipeline final : public Pipeline {
       std::lock_guard lock(latest->mu);
       const bool usable = !latest->done || latest->answer.status == "ok";
       if (usable && (!call_frame || Unchanged(slot, *job, *latest))) {
-        slot.crop.release();
         if (latest->done) {
+          slot.crop.release();
           slot.answer = ReusedAnswer(latest->answer);
         } else {
+          // The slot keeps its crop: should this call fail, it makes its own (see Answer).
           ++job->outstanding;
           latest->waiters.push_back({job, index, false});
         }
         return;
       }
+    }
+    if (key_rejected_.load()) {
+      slot.crop.release();
+      slot.answer = NotCalledAnswer(*job, slot);
+      return;
     }
     CallPtr call = NewCall(*job, slot);
     call->waiters.push_back({job, index, true});
@@ -395,7 +447,7 @@ class FlowPipeline final : public Pipeline {
     {
       std::lock_guard lock(states_mu_);
       RoiState& state = states_[slot.roi.name];
-      if (!state.in_flight) {
+      if (!state.in_flight && !key_rejected_.load()) {
         const CallRecord* reference = state.latest.get();  // done: nothing is in flight
         const bool want = !reference || (call_frame && (reference->answer.status != "ok" ||
                                                         !Unchanged(slot, *job, *reference)));
@@ -422,34 +474,141 @@ class FlowPipeline final : public Pipeline {
     if (start_call) std::get<0>(ports).try_put(start_call);
   }
 
+  /// Builds the request and hands it to the client. Until the backend has answered once, only
+  /// the first call goes out and the rest are held: a missing or rejected API key then costs one
+  /// request, not one per frame x ROI, and after a rejection nothing more is sent.
   void Call(const CallPtr& call, CallNode::gateway_type& gateway) {
     const RoiConfig& rc = config_.rois[call->roi_index];
-    std::optional<wire::InteractionRequest> request;
     try {
-      request = BuildRoiRequest(rc, call->crop, config_.backend.model);
+      call->request = BuildRoiRequest(rc, call->crop, config_.backend.model);
     } catch (const std::exception& e) {
       call->result.emplace(InternalError("building the request failed: " + std::string(e.what())));
     }
-    call->crop.release();
-    call->started = Clock::now();
-    if (!request) {
+    if (call->reissues == 0) call->started = Clock::now();
+    if (!call->request) {
       gateway.try_put(call);
       return;
     }
-    // Keeps graph.wait_for_all() from returning while the answer is still on the wire; the
-    // callback runs on the client's I/O thread, so no TBB worker waits on the network.
+    // Keeps graph.wait_for_all() from returning while the call is held or on the wire; the
+    // answer comes on the client's I/O thread, so no TBB worker waits on the network.
     gateway.reserve_wait();
     ++in_flight_;
-    client_->CreateInteraction(std::move(*request),
-                               [this, call, &gateway](StatusOr<wire::Interaction> result) {
-                                 call->result.emplace(std::move(result));
-                                 --in_flight_;
-                                 gateway.try_put(call);
-                                 gateway.release_wait();
-                               });
+    bool refuse = false;
+    {
+      std::lock_guard lock(key_mu_);
+      switch (key_state_) {
+        case KeyState::kUnverified:
+          key_state_ = KeyState::kProbing;
+          call->probe = true;
+          break;
+        case KeyState::kProbing:
+          held_.push_back(call);
+          return;
+        case KeyState::kAccepted:
+          break;
+        case KeyState::kRejected:
+          refuse = true;
+          break;
+      }
+    }
+    if (refuse) return Refuse(call, gateway);
+    Send(call, gateway);
+  }
+
+  void Send(const CallPtr& call, CallNode::gateway_type& gateway) {
+    {
+      std::lock_guard lock(key_mu_);
+      if (closing_) {
+        call->request.reset();
+        return Complete(call, gateway, CancelledError("the pipeline was destroyed"));
+      }
+      ++sending_;
+    }
+    struct SendDone {
+      FlowPipeline* self;
+      ~SendDone() {
+        std::lock_guard lock(self->key_mu_);
+        if (--self->sending_ == 0) self->sends_done_.notify_all();
+      }
+    } send_done{this};
+    wire::InteractionRequest request = std::move(*call->request);
+    call->request.reset();
+    if (call->reissues == 0) call->started = Clock::now();
+    client_->CreateInteraction(std::move(request), [this, call,
+                                                    &gateway](StatusOr<wire::Interaction> result) {
+      if (result.ok()) ++ok_answers_;  // before held calls go out: they may need to know
+      std::vector<CallPtr> held;
+      bool rejected = false;
+      {
+        std::lock_guard lock(key_mu_);
+        if (!result.ok() && IsKeyRejected(result.status())) {
+          rejected = true;
+          if (key_state_ != KeyState::kRejected) {
+            key_state_ = KeyState::kRejected;
+            key_rejected_ = true;
+            fatal_error_ = "the API key is missing or was rejected: " + result.status().ToString() +
+                           " — " + key_source_ + "; no further model calls were made";
+          }
+        } else if (call->probe) {
+          key_state_ = KeyState::kAccepted;
+        }
+        if (call->probe || rejected) held.swap(held_);
+      }
+      Complete(call, gateway, std::move(result));
+      for (const CallPtr& next : held) {
+        if (rejected) {
+          Refuse(next, gateway);
+        } else {
+          Send(next, gateway);
+        }
+      }
+    });
+  }
+
+  /// Ends a call refused after the key was rejected: an error, and no request was made.
+  void Refuse(const CallPtr& call, CallNode::gateway_type& gateway) {
+    call->not_sent = true;
+    call->request.reset();
+    Complete(call, gateway, FailedPreconditionError("not called: " + FatalError()));
+  }
+
+  void Complete(const CallPtr& call, CallNode::gateway_type& gateway,
+                StatusOr<wire::Interaction> result) {
+    call->result.emplace(std::move(result));
+    --in_flight_;
+    gateway.try_put(call);
+    gateway.release_wait();
+  }
+
+  std::string FatalError() const {
+    std::lock_guard lock(key_mu_);
+    return fatal_error_;
+  }
+
+  /// The line of a slot that gets no call because the key was rejected.
+  RoiAnswer NotCalledAnswer(const FrameJob& job, const RoiSlot& slot) const {
+    return ErrorAnswer("roi '" + slot.roi.name + "' " + FrameLabel(job) +
+                       ": not called: " + FatalError());
+  }
+
+  /// Whether a failed call is sent again (see kMaxReissues): its failures were all transient,
+  /// retries are on (max_retries > 0), and the backend has answered calls in this run. Against a
+  /// backend that never answered, a call fails after one retry budget.
+  bool ShouldReissue(const CallRecord& call) const {
+    if (call.not_sent || !call.result || call.result->ok() || call.crop.empty()) return false;
+    return call.reissues < kMaxReissues && config_.backend.max_retries > 0 &&
+           LimitedErrorCountRetryPolicy::IsRetryable(call.result->status()) &&
+           ok_answers_.load() > 0 && !key_rejected_.load();
   }
 
   void Answer(const CallPtr& call, AnswerNode::output_ports_type& ports) {
+    if (ShouldReissue(*call)) {
+      ++call->reissues;
+      call->result.reset();
+      std::get<1>(ports).try_put(call);  // frames waiting for it keep waiting
+      return;
+    }
+    call->crop.release();
     const RoiConfig& rc = config_.rois[call->roi_index];
     RoiAnswer answer;
     try {
@@ -461,9 +620,13 @@ class FlowPipeline final : public Pipeline {
       answer.error += " (frame " + std::to_string(call->frame) + ")";
     }
     // latency_ms > 0 marks "this line made a call" (RunStats); a sub-microsecond failure still
-    // counts as a call.
-    answer.latency_ms = std::max(
-        1e-3, std::chrono::duration<double, std::milli>(Clock::now() - call->started).count());
+    // counts as a call, a refused one (key rejected) does not.
+    answer.latency_ms =
+        call->not_sent
+            ? 0
+            : std::max(
+                  1e-3,
+                  std::chrono::duration<double, std::milli>(Clock::now() - call->started).count());
     answer.answered_at_s = Now();
     call->result.reset();
 
@@ -480,9 +643,25 @@ class FlowPipeline final : public Pipeline {
       state.latest_done = call;
       state.in_flight = false;
     }
+    const bool failed = answer.status != "ok";
     for (Waiter& waiter : waiters) {
       RoiSlot& slot = waiter.job->slots[waiter.slot];
-      slot.answer = waiter.caller ? answer : ReusedAnswer(answer);
+      if (failed && !waiter.caller) {
+        // A failed answer is never shown for another frame: this frame asks for itself, from
+        // the crop it kept (its own call has the client's whole retry budget).
+        if (key_rejected_.load()) {
+          slot.crop.release();
+          slot.answer = NotCalledAnswer(*waiter.job, slot);
+        } else {
+          CallPtr own = NewCall(*waiter.job, slot);
+          own->waiters.push_back({waiter.job, waiter.slot, true});
+          std::get<1>(ports).try_put(own);
+          continue;  // the frame's outstanding count now waits for `own`
+        }
+      } else {
+        slot.crop.release();
+        slot.answer = waiter.caller ? answer : ReusedAnswer(answer);
+      }
       if (--waiter.job->outstanding == 0) std::get<0>(ports).try_put(waiter.job);
     }
   }
@@ -538,6 +717,7 @@ class FlowPipeline final : public Pipeline {
 
   const StationConfig config_;
   std::unique_ptr<InteractionsClient> client_;
+  const std::string key_source_;  ///< where the key came from, for the fatal error's advice
   const Clock::time_point start_;
   int max_frames_ = 8;
   bool live_ = false;
@@ -564,6 +744,16 @@ class FlowPipeline final : public Pipeline {
   std::mutex states_mu_;
   std::map<std::string, RoiState> states_;
 
+  mutable std::mutex key_mu_;  ///< guards key_state_, held_, fatal_error_, closing_, sending_
+  KeyState key_state_ = KeyState::kUnverified;
+  std::vector<CallPtr> held_;  ///< built calls waiting for the first answer
+  std::string fatal_error_;
+  bool closing_ = false;  ///< the destructor runs: no call reaches the client any more
+  int sending_ = 0;       ///< Send calls handing a request to the client right now
+  std::condition_variable sends_done_;
+  std::atomic<bool> key_rejected_{false};
+  std::atomic<std::int64_t> ok_answers_{0};  ///< calls answered without error so far
+
   std::mutex out_mu_;
   std::condition_variable out_cv_;
   std::deque<FrameOutput> ready_;
@@ -580,7 +770,15 @@ StatusOr<std::unique_ptr<Pipeline>> Pipeline::Create(StationConfig config,
   if (config.rois.empty()) return InvalidArgumentError("station config has no rois");
   ClientOptions client_options;
   client_options.base_url = options.base_url;
-  if (client_options.base_url.empty() && config.backend.endpoint != "local") {
+  if (client_options.base_url.empty()) {
+    if (config.backend.endpoint == "local") {
+      // "local" means this machine: never fall back to the client's default (hosted) endpoint.
+      return InvalidArgumentError(
+          "backend.endpoint is \"local\" but no local backend URL was given: start one "
+          "(roilens::backend::LocalBackend::Start) and pass its base_url() in "
+          "PipelineOptions::base_url, or set backend.endpoint to the Interactions API base URL "
+          "(e.g. \"https://generativelanguage.googleapis.com\")");
+    }
     client_options.base_url = config.backend.endpoint;
   }
   client_options.api_key_env = config.backend.api_key_env;
@@ -590,10 +788,15 @@ StatusOr<std::unique_ptr<Pipeline>> Pipeline::Create(StationConfig config,
       std::chrono::milliseconds(static_cast<std::int64_t>(config.backend.request_timeout_s * 1000));
   client_options.max_retries = std::max(0, config.backend.max_retries);
   client_options.requests_per_minute = config.backend.requests_per_minute;
+  const std::string key_source =
+      options.api_key
+          ? "check the key passed in PipelineOptions::api_key"
+          : "put a valid key in the environment variable " + config.backend.api_key_env +
+                " (named by backend.api_key_env; GOOGLE_API_KEY is the fallback)";
   auto client = InteractionsClient::Create(std::move(client_options));
   if (!client.ok()) return client.status();
   return std::unique_ptr<Pipeline>(
-      std::make_unique<FlowPipeline>(std::move(config), std::move(*client)));
+      std::make_unique<FlowPipeline>(std::move(config), std::move(*client), key_source));
 }
 
 }  // namespace roilens

@@ -305,8 +305,17 @@ StatusOr<std::string> RenderHtmlReport(const ReportInputs& inputs) {
        << "td,th{border:1px solid #ccc;padding:3px 8px;text-align:left;font-size:13px}"
        << "th{background:#eee}figure{display:inline-block;margin:6px;text-align:center}"
        << "figcaption{font-size:12px;color:#444}img{border:1px solid #ccc;max-width:300px}"
+       << ".fatal{border:2px solid #b00;background:#fee;padding:8px 12px;font-weight:bold}"
        << "</style></head><body>\n<h1>roilens report</h1><p>" << HtmlEscape(inputs.title)
-       << "</p>\n<h2>Summary</h2><table>";
+       << "</p>\n";
+  // A run that stopped calling the model (e.g. the API key was rejected) says so first.
+  if (inputs.summary.is_object()) {
+    if (auto fatal = inputs.summary.find("fatal_error");
+        fatal != inputs.summary.end() && fatal->is_string() && !fatal->get<std::string>().empty()) {
+      html << "<p class='fatal'>Run stopped: " << HtmlEscape(fatal->get<std::string>()) << "</p>\n";
+    }
+  }
+  html << "<h2>Summary</h2><table>";
   if (inputs.summary.is_object()) {
     for (const auto& [key, value] : inputs.summary.items()) {
       html << "<tr><th>" << HtmlEscape(key) << "</th><td>"

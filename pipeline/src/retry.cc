@@ -14,6 +14,9 @@ std::unique_ptr<RetryPolicy> LimitedErrorCountRetryPolicy::Clone() const {
 
 bool LimitedErrorCountRetryPolicy::IsRetryable(const Status& status) {
   if (status.ok()) return false;
+  // A 2xx body that does not parse (garbage from a proxy, a body cut short) says nothing about
+  // the request: the next attempt usually gets a whole answer.
+  if (status.code() == StatusCode::kDataLoss) return true;
   const int http = status.http_status();
   if (http != 0) return http == 408 || http == 409 || http == 429 || (http >= 500 && http < 600);
   // No HTTP answer: connection refused/reset, DNS, TLS, per-attempt timeout.
@@ -24,6 +27,11 @@ bool LimitedErrorCountRetryPolicy::IsRetryable(const Status& status) {
 bool LimitedErrorCountRetryPolicy::OnFailure(const Status& status) {
   if (!IsRetryable(status)) return false;
   return ++failures_ <= max_retries_;
+}
+
+bool IsKeyRejected(const Status& status) {
+  const int http = status.http_status();
+  return http == 401 || http == 403 || (http == 400 && status.reason() == "API_KEY_INVALID");
 }
 
 ExponentialBackoffPolicy::ExponentialBackoffPolicy(std::chrono::milliseconds initial,

@@ -610,6 +610,38 @@ TEST(BackendFaultsTest, SlowBodyStillArrivesWhole) {
   EXPECT_EQ(res->get_header_value("Content-Length"), std::to_string(res->body.size()));
 }
 
+TEST(BackendFaultsTest, InjectsTruncatedJsonWithAMatchingContentLength) {
+  auto backend = FaultyBackend("truncated");
+  ASSERT_TRUE(backend);
+  auto client = ClientFor(*backend);
+  auto res = PostJson(*client, "/v1beta/interactions", {{"model", "m"}, {"input", "x"}});
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200);
+  EXPECT_EQ(res->get_header_value("Content-Length"), std::to_string(res->body.size()));
+  EXPECT_EQ(res->body.rfind(R"({"id":)", 0), 0u) << "an interaction's start: " << res->body;
+  EXPECT_TRUE(json::parse(res->body, nullptr, false).is_discarded()) << res->body;
+}
+
+TEST(BackendFaultsTest, StallStillAnswersWhole) {
+  auto backend = FaultyBackend("stall");
+  ASSERT_TRUE(backend);
+  auto client = ClientFor(*backend);
+  auto res = PostJson(*client, "/v1beta/interactions", {{"model", "m"}, {"input", "stalled"}});
+  ASSERT_TRUE(res);
+  ASSERT_EQ(res->status, 200);
+  EXPECT_EQ(LastJsonLine(Body(res))["text"], "echo: stalled");
+}
+
+TEST(BackendFaultsTest, UnknownFaultKindNamesTheKnownOnes) {
+  auto options = EchoBackendOptions();
+  options.faults.rate = 0.5;
+  options.faults.kinds = {"truncate"};
+  auto started = LocalBackend::Start(options);
+  ASSERT_FALSE(started.ok());
+  EXPECT_NE(started.status().message().find("truncated, stall"), std::string::npos)
+      << started.status();
+}
+
 TEST(BackendFaultsTest, SameSeedSameFaultSequence) {
   auto sequence = [](std::uint32_t seed) {
     auto options = EchoBackendOptions();

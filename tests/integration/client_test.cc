@@ -513,16 +513,51 @@ TEST_F(ClientTest, MalformedSuccessBodiesAreErrorsNotCrashes) {
     res.set_content(kCases[which.load()].body, "application/json");
   });
   Start();
-  auto client = MakeClient(Options());
+  auto o = Options();
+  o.max_retries = 2;
+  auto client = MakeClient(o);
   for (int i = 0; i < static_cast<int>(std::size(kCases)); ++i) {
     which = i;
+    const std::size_t delays_before = delays_.get().size();
     auto result = client->CreateInteraction(SimpleRequest()).get();
     ASSERT_FALSE(result.ok()) << kCases[i].body;
     EXPECT_EQ(result.status().code(), kCases[i].code) << result.status();
     EXPECT_EQ(result.status().http_status(), 200);
     EXPECT_THAT(result.status().message(), HasSubstr(kCases[i].mentions));
+    // A body that does not parse is retried like a 503; one with the wrong shape is not.
+    const bool retried = kCases[i].code == StatusCode::kDataLoss;
+    EXPECT_EQ(delays_.get().size() - delays_before, retried ? 2u : 0u) << kCases[i].body;
+    if (retried) {
+      EXPECT_THAT(result.status().message(), HasSubstr("after 3 attempts"));
+    }
   }
-  EXPECT_TRUE(delays_.get().empty()) << "a malformed 200 is not retried";
+}
+
+TEST_F(ClientTest, GarbageOrTruncatedSuccessIsRetriedThenSucceeds) {
+  const std::string good = EveryStepResponse().dump();
+  const std::string kBad[] = {
+      "<html><body>502 Bad Gateway</body>\n\x01\x02{\"id\":",  // a proxy's garbage
+      good.substr(0, good.size() / 2),                         // cut mid-way, Content-Length ok
+  };
+  for (const std::string& bad : kBad) {
+    HttpFixtureServer server(4);
+    std::atomic<int> posts{0};
+    server.server().Post(kPath, [&](const httplib::Request&, httplib::Response& res) {
+      res.set_content(posts.fetch_add(1) == 0 ? bad : good, "application/json");
+    });
+    ASSERT_TRUE(server.Start());
+    auto o = Options();
+    o.base_url = server.base_url();
+    auto client = MakeClient(o);
+    CallOptions call;
+    call.attempts = std::make_shared<std::atomic<int>>(0);
+    auto result = client->CreateInteraction(SimpleRequest(), call).get();
+    ASSERT_TRUE(result.ok()) << result.status();
+    EXPECT_EQ(result->id, "v1_every");
+    EXPECT_EQ(call.attempts->load(), 2);
+    EXPECT_EQ(client->stats().retries, 1);
+    EXPECT_EQ(server.request_count(), 2u);
+  }
 }
 
 TEST_F(ClientTest, ConnectionRefusedIsRetriedThenUnavailable) {

@@ -1,6 +1,6 @@
 // `roilens run` end to end, as a user runs it: the sample station video through the embedded
 // backend (cv coder: real Python in the sandbox), checked against the ground truth; bad inputs
-// and an unreachable backend; and SIGKILL + --resume.
+// an unreachable backend and a rejected API key; and SIGKILL + --resume.
 #include <gtest/gtest.h>
 #include <signal.h>
 
@@ -13,6 +13,7 @@
 #include <sstream>
 #include <thread>
 
+#include "roilens/backend/server.h"
 #include "roilens/samples.h"
 #include "roilens/sinks.h"
 #include "testing/cli_runner.h"
@@ -240,6 +241,50 @@ TEST(RunCliTest, UnreachableBackendGivesErrorLinesSummaryAndNonZeroExit) {
   for (const auto& line : lines) EXPECT_EQ(line["status"], "error") << line.dump();
   const auto summary = nlohmann::json::parse(ReadFileText((dir / "out" / "summary.json").string()));
   EXPECT_EQ(summary["errors"], 5 * kRois);
+}
+
+TEST(RunCliTest, RejectedKeyStopsAfterOneCallExitsFiveAndSaysWhyWithoutTheKey) {
+  constexpr char kWrongKey[] = "AIzaSyWRONG-cli-test-key-000000000000";
+  backend::BackendOptions options;
+  options.coder = "echo";
+  options.api_keys = {"AIzaSyRIGHT-cli-test-key-11111111111"};
+  auto backend = backend::LocalBackend::Start(options);
+  ASSERT_TRUE(backend.ok()) << backend.status();
+  const fs::path dir = testing::ScratchDir("rejected_key");
+  auto station = nlohmann::json::parse(ReadFileText((Samples() / "station.json").string()));
+  station["backend"]["api_key_env"] = "ROILENS_CLI_TEST_KEY";
+  std::ofstream(dir / "station.json") << station.dump();
+  ::setenv("ROILENS_CLI_TEST_KEY", kWrongKey, 1);
+  auto result = RunCli({"run", (Samples() / "station.mp4").string(), "--config",
+                        (dir / "station.json").string(), "--out", (dir / "out").string(),
+                        "--endpoint", (*backend)->base_url(), "--max-frames", "10", "--quiet"});
+  ::unsetenv("ROILENS_CLI_TEST_KEY");
+
+  EXPECT_EQ(result.exit_code, 5) << result.out << result.err;
+  EXPECT_NE(result.err.find("API key not valid"), std::string::npos) << result.err;
+  EXPECT_NE(result.err.find("ROILENS_CLI_TEST_KEY"), std::string::npos) << result.err;
+  const auto lines = ReadLines(dir / "out" / "results.jsonl");
+  ASSERT_EQ(lines.size(), 10u * kRois);  // nothing dropped
+  int calls = 0;
+  for (const auto& line : lines) {
+    EXPECT_EQ(line["status"], "error") << line.dump();
+    if (line["latency_ms"].get<double>() > 0) ++calls;
+  }
+  EXPECT_EQ(calls, 1) << "one answer says the key is rejected: no further calls";
+  const std::string summary_text = ReadFileText((dir / "out" / "summary.json").string());
+  const auto summary = nlohmann::json::parse(summary_text);
+  EXPECT_EQ(summary["calls"], 1);
+  ASSERT_TRUE(summary["fatal_error"].is_string()) << summary_text;
+  EXPECT_NE(summary["fatal_error"].get<std::string>().find("API key not valid"), std::string::npos);
+  const std::string report = ReadFileText((dir / "out" / "report.html").string());
+  const auto stopped = report.find("Run stopped: the API key is missing or was rejected");
+  ASSERT_NE(stopped, std::string::npos);
+  EXPECT_LT(stopped, report.find("<h2>Summary</h2>")) << "the cause comes first";
+  for (const std::string& text : {result.out, result.err, summary_text, report,
+                                  ReadFileText((dir / "out" / "results.jsonl").string())}) {
+    EXPECT_EQ(text.find(kWrongKey), std::string::npos);
+    EXPECT_EQ(text.find("AIzaSyRIGHT"), std::string::npos);
+  }
 }
 
 TEST(RunCliTest, ResumeAfterSigkillCompletesWithEveryFrameExactlyOnce) {

@@ -128,6 +128,29 @@ TEST(HtmlReportTest, IsSelfContainedWithChartsAlarmsAndCrops) {
   EXPECT_EQ(without_ns.find("http"), std::string::npos);
 }
 
+TEST(HtmlReportTest, AFatalErrorComesFirst) {
+  StationConfig config;
+  RoiConfig roi;
+  roi.name = "boiler";
+  roi.task = TaskKind::kReadGauge;
+  config.rois.push_back(roi);
+  ReportInputs inputs;
+  inputs.config = &config;
+  inputs.title = "station.mp4";
+  inputs.results_path = WriteResults({Line(0, "boiler", "error", 10)});
+  inputs.summary = {{"calls", 1}, {"fatal_error", "the API key is missing or was <rejected>"}};
+  auto html = RenderHtmlReport(inputs);
+  ASSERT_TRUE(html.ok()) << html.status();
+  const auto banner = html->find("Run stopped: the API key is missing or was &lt;rejected&gt;");
+  ASSERT_NE(banner, std::string::npos) << *html;
+  EXPECT_LT(banner, html->find("<h2>Summary</h2>"));
+
+  inputs.summary["fatal_error"] = nullptr;  // a run that did not stop: no banner
+  html = RenderHtmlReport(inputs);
+  ASSERT_TRUE(html.ok()) << html.status();
+  EXPECT_EQ(html->find("Run stopped"), std::string::npos);
+}
+
 TEST(HtmlReportTest, EscapesText) {
   EXPECT_EQ(HtmlEscape("<a href=\"x\">&'"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
 }

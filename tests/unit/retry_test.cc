@@ -27,9 +27,29 @@ TEST(RetryPolicyTest, RetryableClasses) {
   EXPECT_FALSE(LimitedErrorCountRetryPolicy::IsRetryable(InvalidArgumentError("bad URL")));
   EXPECT_FALSE(LimitedErrorCountRetryPolicy::IsRetryable(InternalError("malformed body")));
   EXPECT_FALSE(LimitedErrorCountRetryPolicy::IsRetryable(OkStatus()));
-  // A 200 whose body was malformed is not retried even though its code is kInternal.
-  EXPECT_FALSE(
+  // A 200 whose body does not parse (garbage, truncated JSON) is a transport fault: retried.
+  EXPECT_TRUE(
       LimitedErrorCountRetryPolicy::IsRetryable(Status(StatusCode::kDataLoss, "truncated", 200)));
+  // One that parses but has the wrong shape would come back the same: not retried.
+  EXPECT_FALSE(
+      LimitedErrorCountRetryPolicy::IsRetryable(Status(StatusCode::kInternal, "wrong shape", 200)));
+}
+
+TEST(RetryPolicyTest, MalformedSuccessBodiesCountAgainstTheSameBudget) {
+  LimitedErrorCountRetryPolicy policy(2);
+  EXPECT_TRUE(policy.OnFailure(Status(StatusCode::kDataLoss, "not valid JSON", 200)));
+  EXPECT_TRUE(policy.OnFailure(Http(503)));
+  EXPECT_FALSE(policy.OnFailure(Status(StatusCode::kDataLoss, "truncated JSON", 200)));
+}
+
+TEST(RetryPolicyTest, KeyRejectionsAreRecognised) {
+  EXPECT_TRUE(IsKeyRejected(
+      Status(StatusCode::kInvalidArgument, "API key not valid", 400, "API_KEY_INVALID")));
+  EXPECT_TRUE(IsKeyRejected(Status(StatusCode::kUnauthenticated, "no credentials", 401)));
+  EXPECT_TRUE(IsKeyRejected(Status(StatusCode::kPermissionDenied, "unregistered caller", 403)));
+  EXPECT_FALSE(IsKeyRejected(Status(StatusCode::kInvalidArgument, "bad request", 400)));
+  EXPECT_FALSE(IsKeyRejected(Http(429)));
+  EXPECT_FALSE(IsKeyRejected(UnavailableError("connection refused")));
 }
 
 TEST(RetryPolicyTest, CountsFailuresAndClonesStartFresh) {

@@ -472,6 +472,9 @@ RunOutcome RunStation(const RunFlags& flags) {
   summary["model"] = config.backend.model;
   summary["resumed_from_frame"] = resuming ? nlohmann::json(first_frame) : nlohmann::json(nullptr);
   summary["interrupted"] = g_interrupted.load();
+  // A rejected or missing API key stops the run's calls: say why at the top of the outputs.
+  const std::string fatal_error = pipeline->summary().fatal_error;
+  summary["fatal_error"] = fatal_error.empty() ? nlohmann::json() : nlohmann::json(fatal_error);
   if (video) {
     summary["video"] = config.output.video;
     summary["video_codec"] = video->fourcc();
@@ -519,6 +522,9 @@ RunOutcome RunStation(const RunFlags& flags) {
   int code = kExitOk;
   if (g_interrupted.load()) {
     code = kExitInterrupted;
+  } else if (!fatal_error.empty()) {
+    std::fprintf(stderr, "roilens: %s\n", fatal_error.c_str());
+    code = kExitBackend;
   } else if (calls > 0 && failed_calls == calls) {
     std::fprintf(stderr, "roilens: every model call failed; first error: %s\n",
                  first_call_error.c_str());

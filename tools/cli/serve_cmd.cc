@@ -20,7 +20,7 @@ struct ServeFlags {
   std::string coder = "cv";
   int latency_ms = 0;
   double fault_rate = 0;
-  std::string faults = "429,500,503,slow,reset,garbage";
+  std::string faults = "429,500,503,slow,reset,garbage,truncated";
   int fault_retry_delay_ms = 1000;
   unsigned fault_seed = 1;
   int max_attempts = 5;
@@ -124,7 +124,8 @@ CommandRegistration registration("serve", [](CLI::App& root, int& exit_code) {
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--fault-rate", flags->fault_rate, "Fraction of requests given a fault")
       ->check(CLI::Range(0.0, 1.0));
-  cmd->add_option("--faults", flags->faults, "Fault kinds: 429,500,503,slow,reset,garbage")
+  cmd->add_option("--faults", flags->faults,
+                  "Fault kinds: 429,500,503,slow,reset,garbage,truncated,stall")
       ->capture_default_str();
   cmd->add_option("--fault-retry-delay-ms", flags->fault_retry_delay_ms,
                   "Retry delay advertised by injected 429s")

@@ -801,6 +801,18 @@ bool LocalBackendImpl::Admit(const httplib::Request& req, httplib::Response& res
     case internal::FaultKind::kSlow:
       *slow = true;
       return true;
+    case internal::FaultKind::kTruncated:
+      // A 200 whose JSON stops mid-way; Content-Length is that of the cut body, so only a
+      // client that parses what it got notices.
+      res.status = 200;
+      res.set_content(internal::TruncatedInteractionBody(), "application/json; charset=utf-8");
+      return false;
+    case internal::FaultKind::kStall: {
+      // The answer comes, but only after a multi-second pause (cut short when stopping).
+      std::unique_lock lock(mu_);
+      stopped_cv_.wait_for(lock, internal::kStallTime, [&] { return stopping_; });
+      return true;
+    }
   }
   return true;
 }

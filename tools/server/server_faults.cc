@@ -1,7 +1,10 @@
-// Local backend: fault injection (429/500/503/slow/reset/garbage at a rate, reproducible by seed).
+// Local backend: fault injection (429/500/503/slow/reset/garbage/truncated/stall at a rate,
+// reproducible by seed).
 #include "server_internal.h"
 
 namespace roilens::backend::internal {
+
+const char kFaultKindNames[] = "429, 500, 503, slow, reset, garbage, truncated, stall";
 
 FaultKind ParseFaultKind(std::string_view name) {
   if (name == "429") return FaultKind::k429;
@@ -10,6 +13,8 @@ FaultKind ParseFaultKind(std::string_view name) {
   if (name == "slow") return FaultKind::kSlow;
   if (name == "reset") return FaultKind::kReset;
   if (name == "garbage") return FaultKind::kGarbage;
+  if (name == "truncated") return FaultKind::kTruncated;
+  if (name == "stall") return FaultKind::kStall;
   return FaultKind::kNone;
 }
 
@@ -19,17 +24,30 @@ Status ValidateFaults(const FaultOptions& options) {
                                 std::to_string(options.rate));
   }
   if (options.rate > 0 && options.kinds.empty()) {
-    return InvalidArgumentError(
-        "fault rate > 0 needs at least one fault kind (429, 500, 503, slow, reset, garbage)");
+    return InvalidArgumentError(std::string("fault rate > 0 needs at least one fault kind (") +
+                                kFaultKindNames + ")");
   }
   for (const auto& kind : options.kinds) {
     if (ParseFaultKind(kind) == FaultKind::kNone) {
-      return InvalidArgumentError("unknown fault kind '" + kind +
-                                  "' (expected 429, 500, 503, slow, reset or garbage)");
+      return InvalidArgumentError("unknown fault kind '" + kind + "' (expected one of " +
+                                  kFaultKindNames + ")");
     }
   }
   if (options.retry_delay.count() < 0) return InvalidArgumentError("fault retry_delay < 0");
   return OkStatus();
+}
+
+std::string TruncatedInteractionBody() {
+  Json step_text = {{"type", "text"},
+                    {"text", R"({"value": 5, "unit": "bar", "confidence": 0.9})"}};
+  Json image = {{"type", "image"}, {"mime_type", "image/png"}, {"data", std::string(512, 'A')}};
+  Json body = {
+      {"id", "v1_truncated"},
+      {"object", "interaction"},
+      {"status", "completed"},
+      {"steps", Json::array({{{"type", "model_output"}, {"content", {image, step_text}}}})}};
+  const std::string whole = body.dump();
+  return whole.substr(0, whole.size() / 2);  // inside the image data: the braces never close
 }
 
 FaultInjector::FaultInjector(const FaultOptions& options)

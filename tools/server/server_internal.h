@@ -124,11 +124,23 @@ class InteractionStore {
 
 // ---- faults ---------------------------------------------------------------------------------
 
-enum class FaultKind { kNone, k429, k500, k503, kSlow, kReset, kGarbage };
+enum class FaultKind { kNone, k429, k500, k503, kSlow, kReset, kGarbage, kTruncated, kStall };
 
-/// Validates kind names ("429", "500", "503", "slow", "reset", "garbage") and rate.
+/// How long a "stall" fault holds a request before it is answered (a proxy that stops for a few
+/// seconds; longer than "slow", which dribbles the body over 1.5 s).
+constexpr std::chrono::milliseconds kStallTime{4000};
+
+/// The fault kinds' names, for messages: "429, 500, 503, slow, reset, garbage, truncated, stall".
+extern const char kFaultKindNames[];
+
+/// Validates kind names (kFaultKindNames) and rate.
 Status ValidateFaults(const FaultOptions& options);
 FaultKind ParseFaultKind(std::string_view name);
+
+/// The "truncated" fault's body: an interaction answer (id, steps with an image and the answer
+/// line) cut mid-way, as a proxy that drops the connection's tail would deliver it. It never
+/// parses as JSON.
+std::string TruncatedInteractionBody();
 
 /// Decides per request whether and how to fail, reproducibly for a seed. Thread-safe.
 class FaultInjector {

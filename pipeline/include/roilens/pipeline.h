@@ -36,11 +36,16 @@ struct PipelineSummary {
   std::int64_t frames = 0, roi_results = 0, calls = 0, cache_hits = 0, errors = 0, skipped = 0;
   double latency_p50_ms = 0, latency_p95_ms = 0;
   std::int64_t input_tokens = 0, output_tokens = 0, total_tokens = 0;
+  /// Why the run stopped calling the model (the API key is missing or was rejected); "" when it
+  /// did not. ToJson writes it as "fatal_error" (null when empty).
+  std::string fatal_error;
   nlohmann::json ToJson() const;
 };
 
 struct PipelineOptions {
-  /// Base URL of the Interactions endpoint (the embedded backend's when config says "local").
+  /// Base URL of the Interactions endpoint; overrides backend.endpoint. Required when the config
+  /// says "local": start a roilens::backend::LocalBackend and pass its base_url() (the CLI and
+  /// the plugin do). Pipeline::Create refuses "local" without it: it never guesses a host.
   std::string base_url;
   /// Explicit API key; otherwise the config's api_key_env is read.
   std::optional<std::string> api_key;
@@ -48,6 +53,14 @@ struct PipelineOptions {
 
 /// Thread-safety: Submit from one thread; TakeReady/Take from one thread (may differ from the
 /// submitting thread); Flush and summary from any thread.
+///
+/// Failures: a call that fails after the client's retries on transient errors only is sent
+/// again (twice at most) while the backend answers other calls; if it still fails, the frame that
+/// made it gets an `error` line and frames that were waiting for it (change gate) make their own
+/// calls: a failed answer is never reused. Until
+/// the backend has answered once, one call is on the wire; when an answer says the API key is
+/// missing or rejected (IsKeyRejected) no further call is made: every later frame x ROI gets an
+/// `error` line naming the cause, and summary().fatal_error says it.
 class Pipeline {
  public:
   static StatusOr<std::unique_ptr<Pipeline>> Create(StationConfig config, PipelineOptions options);

@@ -32,8 +32,10 @@ class BackoffPolicy {
       std::optional<std::chrono::milliseconds> server_hint) = 0;
 };
 
-/// Retries 408/409/429/5xx and transport failures (http_status 0 with kUnavailable or
-/// kDeadlineExceeded), at most `max_retries` times.
+/// Retries 408/409/429/5xx, transport failures (http_status 0 with kUnavailable or
+/// kDeadlineExceeded) and 2xx answers whose body does not parse (kDataLoss: garbage or truncated
+/// JSON), at most `max_retries` times. A body that parses but has the wrong shape (kInternal) is
+/// not retried: the server would answer the same again.
 class LimitedErrorCountRetryPolicy : public RetryPolicy {
  public:
   explicit LimitedErrorCountRetryPolicy(int max_retries) : max_retries_(max_retries) {}
@@ -45,6 +47,11 @@ class LimitedErrorCountRetryPolicy : public RetryPolicy {
   int max_retries_;
   int failures_ = 0;
 };
+
+/// True when an answer says the API key is missing or not accepted: HTTP 401, HTTP 403
+/// (PERMISSION_DENIED) or HTTP 400 with reason API_KEY_INVALID (the Gemini API's answer to a wrong
+/// key). Every later call with the same key fails the same way, so callers stop calling.
+bool IsKeyRejected(const Status& status);
 
 /// Full-jitter exponential backoff: uniform in [initial*2^n / 2, initial*2^n], capped.
 class ExponentialBackoffPolicy : public BackoffPolicy {

@@ -18,7 +18,9 @@ namespace roilens::backend {
 /// Faults injected at `rate` (0..1) per request, for tests and benchmarks.
 struct FaultOptions {
   double rate = 0;
-  /// any of "429", "500", "503", "slow", "reset", "garbage"; one is picked per faulted request.
+  /// any of "429", "500", "503", "slow" (body dribbled over 1.5 s), "reset", "garbage" (a 200
+  /// that is not JSON), "truncated" (a 200 whose JSON is cut mid-way), "stall" (answered after
+  /// 4 s); one is picked per faulted request.
   std::vector<std::string> kinds;
   std::chrono::milliseconds retry_delay{1000};  ///< advertised on 429 (RetryInfo + Retry-After)
   std::uint32_t seed = 1;
