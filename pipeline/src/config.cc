@@ -34,6 +34,8 @@ std::string Index(const std::string& path, std::size_t i) {
 }
 
 std::string FormatNumber(double v) {
+  // Whole numbers in full (a pixel limit of 1073741824, not 1.07374e+09).
+  if (std::floor(v) == v && std::abs(v) < 1e15) return std::to_string(static_cast<long long>(v));
   std::ostringstream os;
   os << v;
   return os.str();
