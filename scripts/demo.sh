@@ -14,7 +14,10 @@ roilens="$build/tools/roilens"
 cd "$root"
 "$roilens" samples out/samples
 status=0
-"$roilens" run out/samples/station.mp4 --config out/samples/station.json --out out/run || status=$?
+# --overwrite: a rerun replaces the previous demo's outputs in out/run (a non-empty --out is
+# otherwise refused).
+"$roilens" run out/samples/station.mp4 --config out/samples/station.json --out out/run \
+  --overwrite || status=$?
 
 echo
 if [ "$status" -eq 0 ] || [ "$status" -eq 1 ]; then

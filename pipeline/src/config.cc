@@ -36,6 +36,8 @@ std::string Index(const std::string& path, std::size_t i) {
 }
 
 std::string FormatNumber(double v) {
+  // Whole numbers in full (a pixel limit of 1073741824, not 1.07374e+09).
+  if (std::floor(v) == v && std::abs(v) < 1e15) return std::to_string(static_cast<long long>(v));
   std::ostringstream os;
   os << v;
   return os.str();
@@ -176,7 +178,8 @@ PreprocessConfig ParsePreprocess(const json& j, const std::string& path) {
 
 PipelineConfig ParsePipeline(const json& j, const std::string& path) {
   RequireObject(j, path);
-  CheckKeys(j, path, {"mode", "every_n_frames", "max_frames_in_flight", "preprocess"});
+  CheckKeys(j, path,
+            {"mode", "every_n_frames", "max_frames_in_flight", "max_input_pixels", "preprocess"});
   PipelineConfig p;
   std::string mode;
   if (Optional(j, path, "mode", mode, AsString)) {
@@ -193,6 +196,12 @@ PipelineConfig ParsePipeline(const json& j, const std::string& path) {
   }
   if (Optional(j, path, "max_frames_in_flight", p.max_frames_in_flight, AsInt)) {
     RequireRange(p.max_frames_in_flight, 1, 1024, Join(path, "max_frames_in_flight"));
+  }
+  if (double pixels = 0; Optional(j, path, "max_input_pixels", pixels, AsNumber)) {
+    const std::string key = Join(path, "max_input_pixels");
+    RequireRange(pixels, 1, static_cast<double>(kMaxInputPixelsLimit), key);
+    if (std::floor(pixels) != pixels) Fail(key, "must be an integer, got " + FormatNumber(pixels));
+    p.max_input_pixels = static_cast<std::int64_t>(pixels);
   }
   if (auto it = j.find("preprocess"); it != j.end()) {
     p.preprocess = ParsePreprocess(*it, Join(path, "preprocess"));

@@ -202,7 +202,8 @@ class FlowPipeline final : public Pipeline {
     if (flushed_.load()) return FailedPreconditionError("Pipeline::Submit after Flush");
     {
       std::unique_lock lock(token_mu_);
-      token_cv_.wait(lock, [&] { return frames_in_flight_ < max_frames_; });
+      token_cv_.wait(lock, [&] { return frames_in_flight_ < max_frames_ || Cancelled(); });
+      if (Cancelled()) return CancelledError("Pipeline::Submit after Cancel");
       ++frames_in_flight_;
     }
     auto job = std::make_shared<FrameJob>();
@@ -238,6 +239,14 @@ class FlowPipeline final : public Pipeline {
     out_cv_.notify_all();
   }
 
+  void Cancel() override {
+    // Set before any call sees it, so every frame whose answers come back cancelled reaches
+    // Deliver after this flag is up and is dropped there.
+    cancel_->store(true);
+    std::lock_guard lock(token_mu_);
+    token_cv_.notify_all();
+  }
+
   PipelineSummary summary() const override {
     PipelineSummary summary;
     {
@@ -264,6 +273,7 @@ class FlowPipeline final : public Pipeline {
   using DeliverNode = flow::function_node<JobPtr, flow::continue_msg>;
 
   double Now() const { return std::chrono::duration<double>(Clock::now() - start_).count(); }
+  bool Cancelled() const { return cancel_->load(); }
 
   void BuildGraph() {
     auto seq_of = [](const JobPtr& job) { return static_cast<std::size_t>(job->seq); };
@@ -322,9 +332,12 @@ class FlowPipeline final : public Pipeline {
   }
 
   JobPtr Prepare(const JobPtr& job) {
+    if (Cancelled()) return job;  // dropped at Deliver: no crops to cut
     try {
       if (job->input.bgr.empty()) {
-        job->frame_error = Status(StatusCode::kDataLoss, "frame could not be decoded");
+        job->frame_error =
+            Status(StatusCode::kDataLoss,
+                   job->input.error.empty() ? "frame could not be decoded" : job->input.error);
       } else {
         auto pre = Preprocess(job->input.bgr, config_.pipeline.preprocess);
         if (!pre.ok()) {
@@ -336,6 +349,7 @@ class FlowPipeline final : public Pipeline {
             job->frame_error = rois.status();
           } else {
             for (auto& roi : *rois) {
+              if (Cancelled()) break;  // thousands of ROIs: stop between crops
               RoiSlot slot;
               slot.roi = std::move(roi);
               const RoiConfig& rc = config_.rois.at(slot.roi.roi_index);
@@ -366,6 +380,7 @@ class FlowPipeline final : public Pipeline {
     const int every_n = std::max(1, config_.pipeline.every_n_frames);
     const bool call_frame = job->input.index % every_n == 0;
     for (std::size_t i = 0; i < job->slots.size(); ++i) {
+      if (Cancelled()) break;  // the frame is dropped: start no more calls for it
       if (job->slots[i].failed) continue;
       if (live_) {
         GateLive(job, i, call_frame, ports);
@@ -479,6 +494,14 @@ class FlowPipeline final : public Pipeline {
   /// request, not one per frame x ROI, and after a rejection nothing more is sent.
   void Call(const CallPtr& call, CallNode::gateway_type& gateway) {
     const RoiConfig& rc = config_.rois[call->roi_index];
+    if (Cancelled()) {
+      // Not even encoded: with many ROIs thousands of these can be queued behind the gate.
+      call->result.emplace(CancelledError("the run was cancelled before this call started"));
+      call->crop.release();
+      call->started = Clock::now();
+      gateway.try_put(call);
+      return;
+    }
     try {
       call->request = BuildRoiRequest(rc, call->crop, config_.backend.model);
     } catch (const std::exception& e) {
@@ -534,35 +557,40 @@ class FlowPipeline final : public Pipeline {
     wire::InteractionRequest request = std::move(*call->request);
     call->request.reset();
     if (call->reissues == 0) call->started = Clock::now();
-    client_->CreateInteraction(std::move(request), [this, call,
-                                                    &gateway](StatusOr<wire::Interaction> result) {
-      if (result.ok()) ++ok_answers_;  // before held calls go out: they may need to know
-      std::vector<CallPtr> held;
-      bool rejected = false;
-      {
-        std::lock_guard lock(key_mu_);
-        if (!result.ok() && IsKeyRejected(result.status())) {
-          rejected = true;
-          if (key_state_ != KeyState::kRejected) {
-            key_state_ = KeyState::kRejected;
-            key_rejected_ = true;
-            fatal_error_ = "the API key is missing or was rejected: " + result.status().ToString() +
-                           " — " + key_source_ + "; no further model calls were made";
+    CallOptions options;
+    options.cancel = cancel_;  // Cancel() stops it, on the wire or queued in the client
+    client_->CreateInteraction(
+        std::move(request),
+        [this, call, &gateway](StatusOr<wire::Interaction> result) {
+          if (result.ok()) ++ok_answers_;  // before held calls go out: they may need to know
+          std::vector<CallPtr> held;
+          bool rejected = false;
+          {
+            std::lock_guard lock(key_mu_);
+            if (!result.ok() && IsKeyRejected(result.status())) {
+              rejected = true;
+              if (key_state_ != KeyState::kRejected) {
+                key_state_ = KeyState::kRejected;
+                key_rejected_ = true;
+                fatal_error_ =
+                    "the API key is missing or was rejected: " + result.status().ToString() +
+                    " — " + key_source_ + "; no further model calls were made";
+              }
+            } else if (call->probe) {
+              key_state_ = KeyState::kAccepted;
+            }
+            if (call->probe || rejected) held.swap(held_);
           }
-        } else if (call->probe) {
-          key_state_ = KeyState::kAccepted;
-        }
-        if (call->probe || rejected) held.swap(held_);
-      }
-      Complete(call, gateway, std::move(result));
-      for (const CallPtr& next : held) {
-        if (rejected) {
-          Refuse(next, gateway);
-        } else {
-          Send(next, gateway);
-        }
-      }
-    });
+          Complete(call, gateway, std::move(result));
+          for (const CallPtr& next : held) {
+            if (rejected) {
+              Refuse(next, gateway);
+            } else {
+              Send(next, gateway);
+            }
+          }
+        },
+        std::move(options));
   }
 
   /// Ends a call refused after the key was rejected: an error, and no request was made.
@@ -667,6 +695,12 @@ class FlowPipeline final : public Pipeline {
   }
 
   JobPtr Merge(const JobPtr& job) {
+    if (Cancelled()) {  // dropped at Deliver: neither drawing nor result lines
+      job->input.bgr.release();
+      job->pre = PreprocessedFrame();
+      job->slots.clear();
+      return job;
+    }
     FrameOutput& out = job->output;
     out.index = job->input.index;
     out.time_s = job->input.time_s;
@@ -698,12 +732,15 @@ class FlowPipeline final : public Pipeline {
   }
 
   void Deliver(const JobPtr& job) {
-    {
+    // After Cancel no frame is delivered, complete or not: a frame with a cancelled answer always
+    // gets here after the flag went up, and later frames must not follow a dropped one.
+    const bool drop = Cancelled();
+    if (!drop) {
       std::lock_guard lock(stats_mu_);
       stats_.AddFrame();
       for (const auto& line : job->output.results) stats_.AddLine(line);
     }
-    {
+    if (!drop) {
       std::lock_guard lock(out_mu_);
       ready_.push_back(std::move(job->output));
       out_cv_.notify_all();
@@ -735,6 +772,8 @@ class FlowPipeline final : public Pipeline {
   std::uint64_t next_seq_ = 0;
   std::atomic<std::int64_t> submitted_{0};
   std::atomic<bool> flushed_{false};
+  /// Set by Cancel(); handed to every model call as its CallOptions::cancel.
+  const std::shared_ptr<std::atomic<bool>> cancel_ = std::make_shared<std::atomic<bool>>(false);
   std::atomic<std::int64_t> in_flight_{0};
 
   std::mutex token_mu_;

@@ -87,7 +87,7 @@ int InteractionResponse(const std::uint8_t* data, std::size_t size) {
 }
 
 int CreateRequest(const std::uint8_t* data, std::size_t size) {
-  static backend::internal::InteractionStore store(16, std::chrono::seconds(60));
+  static backend::internal::InteractionStore store(16, 1 << 20, std::chrono::seconds(60));
   using backend::internal::Json;
   auto request = backend::internal::ParseCreateBody(AsText(data, size), store);
   if (!request.ok()) {

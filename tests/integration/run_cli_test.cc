@@ -1,19 +1,24 @@
 // `roilens run` end to end, as a user runs it: the sample station video through the embedded
 // backend (cv coder: real Python in the sandbox), checked against the ground truth; bad inputs
-// an unreachable backend and a rejected API key; and SIGKILL + --resume.
+// an unreachable backend and a rejected API key; SIGKILL + --resume; Ctrl-C with thousands of
+// ROIs; oversized images; and a non-empty --out.
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/wait.h>
 
 #include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/videoio.hpp>
 #include <regex>
 #include <set>
 #include <sstream>
 #include <thread>
 
 #include "roilens/backend/server.h"
+#include "roilens/journal.h"
 #include "roilens/samples.h"
 #include "roilens/sinks.h"
 #include "testing/cli_runner.h"
@@ -343,6 +348,194 @@ TEST(RunCliTest, ResumeAfterSigkillCompletesWithEveryFrameExactlyOnce) {
   }());
   EXPECT_EQ(again.exit_code, 0);
   EXPECT_NE(again.out.find("nothing to resume"), std::string::npos) << again.out;
+}
+
+/// Waits up to `limit` for a SpawnCli child (polling: a safety net, not an ordering sleep);
+/// kills it and returns -1000 when it takes longer.
+int WaitChildFor(pid_t pid, std::chrono::seconds limit) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < deadline) {
+    int status = 0;
+    if (::waitpid(pid, &status, WNOHANG) == pid) {
+      return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ::kill(pid, SIGKILL);
+  testing::WaitChild(pid);
+  return -1000;
+}
+
+TEST(RunCliTest, CtrlCWithThousandsOfRoisStopsFlushesAndResumesExactlyOnce) {
+  // 2,000 small ROIs on five images: the first unreadable (its error lines are written at once:
+  // the event to interrupt on), the others each 2,000 calls of 1 s with 16 in flight, all queued
+  // at once (about 500 s of work). Before, Ctrl-C waited for all of it.
+  constexpr int kManyRois = 2000;
+  constexpr int kImages = 5;
+  const fs::path dir = testing::ScratchDir("interrupt");
+  const fs::path images = dir / "images";
+  fs::create_directories(images);
+  std::ofstream(images / "0000.png") << "not a png";
+  cv::VideoCapture capture((Samples() / "station.mp4").string());
+  for (int i = 1; i < kImages; ++i) {
+    cv::Mat frame;
+    ASSERT_TRUE(capture.read(frame));
+    char name[16];
+    std::snprintf(name, sizeof name, "%04d.png", i);
+    ASSERT_TRUE(cv::imwrite((images / name).string(), frame));
+  }
+  nlohmann::json station = {{"rois", nlohmann::json::array()}};
+  for (int i = 0; i < kManyRois; ++i) {
+    station["rois"].push_back({{"name", "r" + std::to_string(i)},
+                               {"rect", {(i % 50) * 12, (i / 50) * 8, 8, 8}},
+                               {"task", "ask"},
+                               {"prompt", "What is here?"}});
+  }
+  std::ofstream(dir / "many.json") << station.dump();
+  const fs::path out = dir / "out";
+  auto args = [&](const std::string& latency_ms) {
+    return std::vector<std::string>{
+        "run",          images.string(), "--config",         (dir / "many.json").string(),
+        "--out",        out.string(),    "--coder",          "echo",
+        "--latency-ms", latency_ms,      "--segment-frames", "1",
+        "--quiet"};
+  };
+  const pid_t pid =
+      testing::SpawnCli(args("1000"), (dir / "first.out").string(), (dir / "first.err").string());
+  ASSERT_GT(pid, 0);
+  bool first_frame_written = false;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (std::chrono::steady_clock::now() < deadline && !first_frame_written) {
+    const std::string text = ReadFileText((out / "results.jsonl").string());
+    first_frame_written = std::count(text.begin(), text.end(), '\n') >= kManyRois;
+    if (!first_frame_written) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_TRUE(first_frame_written) << ReadFileText((dir / "first.err").string());
+  const auto interrupted_at = std::chrono::steady_clock::now();
+  ASSERT_EQ(::kill(pid, SIGINT), 0);
+  const int code = WaitChildFor(pid, std::chrono::seconds(60));
+  const double stop_s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - interrupted_at).count();
+  RecordProperty("stop_after_sigint_ms", static_cast<int>(stop_s * 1000));
+  ASSERT_EQ(code, 130) << "stopped after " << stop_s << " s\n"
+                       << ReadFileText((dir / "first.err").string());
+
+  // What was written is whole frames, in order, and exactly what the journal checkpointed.
+  const auto partial = ReadLines(out / "results.jsonl");  // throws on a torn line
+  ASSERT_GE(partial.size(), static_cast<std::size_t>(kManyRois));
+  ASSERT_EQ(partial.size() % kManyRois, 0u);
+  for (std::size_t i = 0; i < partial.size(); ++i) {
+    ASSERT_EQ(partial[i]["frame"], static_cast<std::int64_t>(i / kManyRois));
+    ASSERT_EQ(partial[i]["roi"], "r" + std::to_string(i % kManyRois));
+  }
+  auto journal = Journal::Load((out / ".roilens-journal").string());
+  ASSERT_TRUE(journal.ok()) << journal.status();
+  ASSERT_TRUE(journal->last.has_value());
+  EXPECT_FALSE(journal->finished);
+  EXPECT_EQ(journal->last->frames_done * kManyRois, static_cast<std::int64_t>(partial.size()));
+  EXPECT_EQ(journal->last->results_bytes, fs::file_size(out / "results.jsonl"));
+
+  // The latency is not part of what a resume must match: finish quickly.
+  auto resume_args = args("0");
+  resume_args.push_back("--resume");
+  auto resumed = RunCli(resume_args);
+  // 1: the unreadable image's lines are errors.
+  ASSERT_EQ(resumed.exit_code, 1) << resumed.out << resumed.err;
+  const auto lines = ReadLines(out / "results.jsonl");
+  ASSERT_EQ(lines.size(), static_cast<std::size_t>(kImages * kManyRois));
+  std::set<std::pair<std::int64_t, std::string>> seen;
+  for (std::size_t i = 0; i < lines.size(); ++i) {
+    const auto frame = lines[i]["frame"].get<std::int64_t>();
+    EXPECT_EQ(frame, static_cast<std::int64_t>(i / kManyRois));
+    EXPECT_TRUE(seen.insert({frame, lines[i]["roi"].get<std::string>()}).second);
+    EXPECT_EQ(lines[i]["status"] == "error", frame == 0) << lines[i].dump();
+  }
+}
+
+TEST(RunCliTest, ImagesTooLargeExitFourNamingTheFile) {
+  const fs::path dir = testing::ScratchDir("large");
+  const std::string config = (Samples() / "stills.json").string();
+  // Only a PNG signature and an IHDR claiming 100000 x 100000 (CRC included): before, cv::imread
+  // asserted and the run ended with "internal error", exit 1.
+  const auto crc32 = [](const std::string& bytes) {
+    std::uint32_t crc = 0xFFFFFFFFu;
+    for (unsigned char c : bytes) {
+      crc ^= c;
+      for (int k = 0; k < 8; ++k) crc = (crc >> 1) ^ (0xEDB88320u & (0u - (crc & 1u)));
+    }
+    return ~crc;
+  };
+  const auto be32 = [](std::uint32_t v) {
+    return std::string{static_cast<char>(v >> 24), static_cast<char>(v >> 16),
+                       static_cast<char>(v >> 8), static_cast<char>(v)};
+  };
+  const std::string ihdr = "IHDR" + be32(100000) + be32(100000) + std::string("\x08\x02\0\0\0", 5);
+  std::ofstream(dir / "huge.png", std::ios::binary)
+      << std::string("\x89PNG\r\n\x1a\n", 8) << be32(13) << ihdr << be32(crc32(ihdr)) << be32(0)
+      << "IEND" << be32(crc32("IEND"));
+  auto claimed = RunCli({"run", (dir / "huge.png").string(), "--config", config, "--out",
+                         (dir / "o1").string(), "--coder", "echo"});
+  EXPECT_EQ(claimed.exit_code, 4) << claimed.out << claimed.err;
+  EXPECT_NE(claimed.err.find((dir / "huge.png").string() + "' is 100000x100000 pixels"),
+            std::string::npos)
+      << claimed.err;
+  EXPECT_EQ(claimed.err.find("internal error"), std::string::npos) << claimed.err;
+
+  // A real image above a lowered pipeline.max_input_pixels.
+  const fs::path still = *fs::directory_iterator(Samples() / "stills");
+  const cv::Size size = cv::imread(still.string()).size();
+  auto station = nlohmann::json::parse(ReadFileText(config));
+  station["pipeline"]["max_input_pixels"] = size.area() - 1;
+  std::ofstream(dir / "capped.json") << station.dump();
+  auto capped = RunCli({"run", still.string(), "--config", (dir / "capped.json").string(), "--out",
+                        (dir / "o2").string(), "--coder", "echo"});
+  EXPECT_EQ(capped.exit_code, 4) << capped.out << capped.err;
+  const std::string dims = std::to_string(size.width) + "x" + std::to_string(size.height);
+  EXPECT_NE(capped.err.find(still.string() + "' is " + dims + " pixels"), std::string::npos)
+      << capped.err;
+  EXPECT_NE(capped.err.find("pipeline.max_input_pixels"), std::string::npos) << capped.err;
+}
+
+TEST(RunCliTest, NonEmptyOutIsRefusedUnlessResumeOrOverwrite) {
+  const fs::path dir = testing::ScratchDir("overwrite");
+  const fs::path out = dir / "out";
+  auto args = [&](std::vector<std::string> extra) {
+    std::vector<std::string> a = {"run",      (Samples() / "stills").string(),
+                                  "--config", (Samples() / "stills.json").string(),
+                                  "--out",    out.string(),
+                                  "--coder",  "echo",
+                                  "--quiet"};
+    a.insert(a.end(), extra.begin(), extra.end());
+    return a;
+  };
+  auto first = RunCli(args({}));
+  ASSERT_TRUE(first.exit_code == 0 || first.exit_code == 1) << first.out << first.err;
+  const std::string finished = ReadFileText((out / "results.jsonl").string());
+  ASSERT_FALSE(finished.empty());
+  std::ofstream(out / "notes.txt") << "the user's own file";
+
+  // Before: exit 0, and the finished run's results were replaced.
+  auto again = RunCli(args({"--max-frames", "1"}));
+  EXPECT_EQ(again.exit_code, 2) << again.out << again.err;
+  EXPECT_NE(again.err.find("is not empty"), std::string::npos) << again.err;
+  EXPECT_NE(again.err.find("--resume"), std::string::npos) << again.err;
+  EXPECT_NE(again.err.find("--overwrite"), std::string::npos) << again.err;
+  EXPECT_TRUE(ReadFileText((out / "results.jsonl").string()) == finished)
+      << "the finished run's results were changed";
+
+  auto both = RunCli(args({"--resume", "--overwrite"}));
+  EXPECT_EQ(both.exit_code, 2) << both.out << both.err;
+
+  auto overwritten = RunCli(args({"--overwrite", "--max-frames", "1"}));
+  ASSERT_TRUE(overwritten.exit_code == 0 || overwritten.exit_code == 1)
+      << overwritten.out << overwritten.err;
+  const auto lines = ReadLines(out / "results.jsonl");
+  ASSERT_FALSE(lines.empty());
+  for (const auto& line : lines) EXPECT_EQ(line["frame"], 0) << line.dump();
+  EXPECT_EQ(ReadFileText((out / "notes.txt").string()), "the user's own file");
+  std::size_t annotated = 0;
+  for ([[maybe_unused]] const auto& entry : fs::directory_iterator(out / "annotated")) ++annotated;
+  EXPECT_EQ(annotated, 1u) << "the previous run's annotated images were removed";
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 // Frame sources: folders of images (sorted, names as source, unreadable files as empty frames),
-// video files, skipping for resume, and clear errors for missing or corrupt inputs.
+// video files, skipping for resume, clear errors for missing or corrupt inputs, and the input
+// pixel cap read from image headers before decoding.
 #include "roilens/source.h"
 
 #include <gtest/gtest.h>
@@ -13,6 +14,38 @@
 
 namespace roilens {
 namespace {
+
+/// CRC-32 as PNG chunks use it (bitwise; the test files are tiny).
+std::uint32_t Crc32(const std::string& bytes) {
+  std::uint32_t crc = 0xFFFFFFFFu;
+  for (unsigned char c : bytes) {
+    crc ^= c;
+    for (int k = 0; k < 8; ++k) crc = (crc >> 1) ^ (0xEDB88320u & (0u - (crc & 1u)));
+  }
+  return ~crc;
+}
+
+void PutBe32(std::string& out, std::uint32_t v) {
+  for (int shift = 24; shift >= 0; shift -= 8)
+    out.push_back(static_cast<char>((v >> shift) & 0xFF));
+}
+
+/// A PNG that is only a valid signature, an IHDR claiming width x height (8-bit RGB) with a
+/// correct CRC, and IEND: what a hostile upload looks like to a header reader.
+std::string PngClaiming(std::uint32_t width, std::uint32_t height) {
+  auto chunk = [](const std::string& type, const std::string& data) {
+    std::string out;
+    PutBe32(out, static_cast<std::uint32_t>(data.size()));
+    out += type + data;
+    PutBe32(out, Crc32(type + data));
+    return out;
+  };
+  std::string ihdr;
+  PutBe32(ihdr, width);
+  PutBe32(ihdr, height);
+  ihdr += std::string("\x08\x02\x00\x00\x00", 5);  // depth 8, RGB, deflate, no filter/interlace
+  return std::string("\x89PNG\r\n\x1a\n", 8) + chunk("IHDR", ihdr) + chunk("IEND", "");
+}
 
 TEST(FrameSourceTest, FolderYieldsSortedImagesAndEmptyFramesForBrokenOnes) {
   const auto dir = testing::ScratchDir("folder");
@@ -72,6 +105,92 @@ TEST(FrameSourceTest, MissingAndCorruptInputsAreNamed) {
   const auto image = testing::ScratchDir("image") / "broken.png";
   std::ofstream(image) << "nope";
   EXPECT_EQ(FrameSource::Open(image.string()).status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST(FrameSourceTest, PngWhoseHeaderClaimsAHugeSizeIsRefusedNamingIt) {
+  const auto path = testing::ScratchDir("claims") / "claims-huge.png";
+  std::ofstream(path, std::ios::binary) << PngClaiming(100000, 100000);
+  auto header = ReadImageHeader(path.string());
+  ASSERT_TRUE(header.has_value());
+  EXPECT_EQ(header->format, "PNG");
+  EXPECT_EQ(header->width, 100000);
+  EXPECT_EQ(header->height, 100000);
+  // Before: cv::imread's own size assertion escaped as a cv::Exception.
+  auto source = FrameSource::Open(path.string());
+  ASSERT_FALSE(source.ok());
+  EXPECT_EQ(source.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(source.status().message().find(path.string()), std::string::npos)
+      << source.status().message();
+  EXPECT_NE(source.status().message().find("100000x100000"), std::string::npos)
+      << source.status().message();
+}
+
+TEST(FrameSourceTest, ReadsTheSizeFromEveryParsedHeaderFormat) {
+  const auto dir = testing::ScratchDir("headers");
+  const cv::Mat image(123, 217, CV_8UC3, cv::Scalar(10, 200, 30));
+  const std::pair<const char*, const char*> formats[] = {{"a.png", "PNG"},   {"a.jpg", "JPEG"},
+                                                         {"a.bmp", "BMP"},   {"a.ppm", "PNM"},
+                                                         {"a.webp", "WebP"}, {"a.tiff", "TIFF"}};
+  for (const auto& [name, format] : formats) {
+    const std::string path = (dir / name).string();
+    ASSERT_TRUE(cv::imwrite(path, image)) << name;
+    auto header = ReadImageHeader(path);
+    ASSERT_TRUE(header.has_value()) << name;
+    EXPECT_EQ(header->format, format);
+    EXPECT_EQ(header->width, 217) << name;
+    EXPECT_EQ(header->height, 123) << name;
+  }
+  std::ofstream(dir / "text.png") << "not an image";
+  EXPECT_FALSE(ReadImageHeader((dir / "text.png").string()).has_value());
+  EXPECT_FALSE(ReadImageHeader((dir / "missing.png").string()).has_value());
+}
+
+TEST(FrameSourceTest, InputsAboveMaxInputPixelsAreRefusedNamingFileAndSize) {
+  const auto dir = testing::ScratchDir("cap");
+  const auto image = dir / "one.png";
+  cv::imwrite(image.string(), cv::Mat(40, 60, CV_8UC3, cv::Scalar::all(9)));
+  SourceOptions options;
+  options.max_input_pixels = 60 * 40 - 1;
+  auto refused = FrameSource::Open(image.string(), options);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find(image.string()), std::string::npos);
+  EXPECT_NE(refused.status().message().find("60x40"), std::string::npos)
+      << refused.status().message();
+  options.max_input_pixels = 60 * 40;
+  EXPECT_TRUE(FrameSource::Open(image.string(), options).ok());
+
+  // In a folder the large file becomes a frame with error lines that name it; the rest is read.
+  const auto folder = dir / "folder";
+  std::filesystem::create_directories(folder);
+  cv::imwrite((folder / "a.png").string(), cv::Mat(40, 60, CV_8UC3, cv::Scalar::all(1)));
+  cv::imwrite((folder / "b.png").string(), cv::Mat(80, 120, CV_8UC3, cv::Scalar::all(2)));
+  std::ofstream((folder / "c.png").string(), std::ios::binary) << PngClaiming(100000, 100000);
+  auto source = FrameSource::Open(folder.string(), options);
+  ASSERT_TRUE(source.ok()) << source.status();
+  std::vector<std::string> errors;
+  while (auto frame = (*source)->Next()) {
+    EXPECT_EQ(frame->bgr.empty(), !frame->error.empty()) << frame->source;
+    errors.push_back(frame->error);
+  }
+  ASSERT_EQ(errors.size(), 3u);
+  EXPECT_EQ(errors[0], "");
+  EXPECT_NE(errors[1].find("b.png' is 120x80 pixels"), std::string::npos) << errors[1];
+  EXPECT_NE(errors[2].find("c.png' is 100000x100000 pixels"), std::string::npos) << errors[2];
+
+  // A video whose frames are larger is refused when it is opened.
+  const auto video = (dir / "v.avi").string();
+  {
+    cv::VideoWriter writer(video, cv::VideoWriter::fourcc('M', 'J', 'P', 'G'), 10,
+                           cv::Size(64, 48));
+    ASSERT_TRUE(writer.isOpened());
+    for (int i = 0; i < 3; ++i) writer.write(cv::Mat(48, 64, CV_8UC3, cv::Scalar::all(i)));
+  }
+  options.max_input_pixels = 64 * 48 - 1;
+  auto big_video = FrameSource::Open(video, options);
+  ASSERT_FALSE(big_video.ok());
+  EXPECT_NE(big_video.status().message().find("v.avi' has frames of 64x48 pixels"),
+            std::string::npos)
+      << big_video.status().message();
 }
 
 TEST(FrameSourceTest, RecognisesImageExtensions) {

@@ -179,6 +179,7 @@ RunOutcome Run(const std::string& input, const std::string& config, const std::s
   flags.change_threshold = threshold;
   flags.max_frames = max_frames;
   flags.quiet = true;
+  flags.overwrite = true;  // the bench's own directories, rerun by each bench run
   return RunStation(flags);
 }
 

@@ -3,13 +3,18 @@
 // Resumable: a journal in DIR records durable checkpoints; `--resume` continues after the last.
 #include "run_cmd.h"
 
+#include <semaphore.h>
+
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <condition_variable>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <opencv2/imgcodecs.hpp>
@@ -38,6 +43,8 @@ constexpr const char* kJournalName = ".roilens-journal";
 constexpr const char* kWorkDirName = ".roilens-work";
 
 std::atomic<bool> g_interrupted{false};
+/// Posted by the signal handler (sem_post is async-signal-safe): wakes the InterruptWatcher.
+sem_t g_interrupt_sem;
 
 /// This process's peak resident set (VmHWM) in MiB, or -1 where /proc does not say. Counted from
 /// exec, so a parent's memory never shows up in a child's figure (getrusage's ru_maxrss does).
@@ -50,16 +57,22 @@ double PeakRssMib() {
   return -1;
 }
 
-extern "C" void OnInterrupt(int) { g_interrupted = true; }
+extern "C" void OnInterrupt(int) {
+  g_interrupted = true;
+  sem_post(&g_interrupt_sem);
+}
 
-/// Installs SIGINT/SIGTERM handlers for the run (stop reading, finish what is queued, write
-/// the outputs) and restores the previous ones on destruction.
+/// Installs SIGINT/SIGTERM handlers for the run (stop reading, cancel what is in flight, write
+/// the frames already finished) and restores the previous ones on destruction. SA_RESETHAND: a
+/// second Ctrl-C kills at once (the journal still lets --resume continue).
 class InterruptScope {
  public:
   InterruptScope() {
     g_interrupted = false;
+    sem_init(&g_interrupt_sem, 0, 0);
     struct sigaction action {};
     action.sa_handler = OnInterrupt;
+    action.sa_flags = SA_RESETHAND;
     sigemptyset(&action.sa_mask);
     sigaction(SIGINT, &action, &old_int_);
     sigaction(SIGTERM, &action, &old_term_);
@@ -67,6 +80,7 @@ class InterruptScope {
   ~InterruptScope() {
     sigaction(SIGINT, &old_int_, nullptr);
     sigaction(SIGTERM, &old_term_, nullptr);
+    sem_destroy(&g_interrupt_sem);
   }
 
  private:
@@ -74,10 +88,63 @@ class InterruptScope {
   }, old_term_{};
 };
 
+/// Runs `on_interrupt` on its own thread when SIGINT/SIGTERM arrives during its lifetime (a signal
+/// handler may do almost nothing itself). With thousands of ROIs the reader can be blocked in
+/// Pipeline::Submit and the pipeline busy for minutes; this cancels it from outside.
+class InterruptWatcher {
+ public:
+  explicit InterruptWatcher(std::function<void()> on_interrupt)
+      : thread_([this, on_interrupt = std::move(on_interrupt)] {
+          while (sem_wait(&g_interrupt_sem) != 0 && errno == EINTR) {
+          }
+          if (!done_.load()) on_interrupt();
+        }) {}
+  ~InterruptWatcher() {
+    done_ = true;
+    sem_post(&g_interrupt_sem);
+    thread_.join();
+  }
+
+ private:
+  std::atomic<bool> done_{false};
+  std::thread thread_;
+};
+
 /// A string field of a results line ("" when null or absent: lines carry nulls).
 std::string Str(const nlohmann::json& line, const char* key) {
   auto it = line.find(key);
   return it != line.end() && it->is_string() ? it->get<std::string>() : "";
+}
+
+/// True when `dir` exists and holds anything at all.
+bool HasEntries(const fs::path& dir) {
+  std::error_code ec;
+  return fs::is_directory(dir, ec) && fs::directory_iterator(dir, ec) != fs::directory_iterator();
+}
+
+/// --overwrite: removes what a run writes into `out` and nothing else: the files `output` names
+/// (and their ".tmp" siblings), the journal, the work folder, and the files in annotated/ (the
+/// folder itself once empty). Other files in the directory are left alone.
+Status RemovePreviousOutputs(const fs::path& out, const OutputConfig& output) {
+  std::error_code ec;
+  for (const std::string* name :
+       {&output.video, &output.results, &output.summary, &output.report}) {
+    for (const fs::path& path : {out / *name, out / (*name + ".tmp")}) {
+      if (fs::is_regular_file(path, ec) && !fs::remove(path, ec) && ec) {
+        return InternalError("cannot remove '" + path.string() + "': " + ec.message());
+      }
+    }
+  }
+  fs::remove(out / kJournalName, ec);
+  fs::remove_all(out / kWorkDirName, ec);  // roilens's own name: only it writes there
+  const fs::path images = out / "annotated";
+  if (fs::is_directory(images, ec)) {
+    for (const auto& entry : fs::directory_iterator(images, ec)) {
+      if (entry.is_regular_file()) fs::remove(entry.path(), ec);
+    }
+    fs::remove(images, ec);  // only when empty
+  }
+  return OkStatus();
 }
 
 RunOutcome Fail(int code, const std::string& message) {
@@ -188,7 +255,13 @@ RunOutcome RunStation(const RunFlags& flags) {
   }
 
   // --- Input.
-  auto opened = FrameSource::Open(flags.input);
+  // OpenCV's own decode limit, for image formats whose header roilens does not read (JPEG 2000):
+  // read once per process at the first decode, so set here, unless the user set it.
+  setenv("OPENCV_IO_MAX_IMAGE_PIXELS", std::to_string(config.pipeline.max_input_pixels).c_str(),
+         /*overwrite=*/0);
+  SourceOptions source_options;
+  source_options.max_input_pixels = config.pipeline.max_input_pixels;
+  auto opened = FrameSource::Open(flags.input, source_options);
   if (!opened.ok()) return Fail(kExitBadInput, opened.status().message());
   std::unique_ptr<FrameSource> source = std::move(*opened);
   const SourceInfo info = source->info();
@@ -203,6 +276,19 @@ RunOutcome RunStation(const RunFlags& flags) {
   }
 
   // --- Output directory, journal and resume point.
+  // A directory with anything in it is only written into when the user says how: --resume
+  // continues the run there, --overwrite replaces roilens's outputs (never other files).
+  const bool out_has_entries = HasEntries(flags.out_dir);
+  if (out_has_entries && !flags.resume && !flags.overwrite) {
+    return Fail(kExitUsage, "output directory '" + flags.out_dir +
+                                "' is not empty; pass --resume to continue the run in it or "
+                                "--overwrite to replace its roilens outputs");
+  }
+  if (flags.overwrite) {
+    if (Status s = RemovePreviousOutputs(flags.out_dir, config.output); !s.ok()) {
+      return Fail(kExitBadInput, s.message());
+    }
+  }
   std::error_code ec;
   fs::create_directories(flags.out_dir, ec);
   if (ec) return Fail(kExitBadInput, "cannot create output directory '" + flags.out_dir + "'");
@@ -236,7 +322,8 @@ RunOutcome RunStation(const RunFlags& flags) {
       if (state->header.input != header.input ||
           state->header.config_digest != header.config_digest) {
         return Fail(kExitUsage, "the journal in '" + flags.out_dir +
-                                    "' belongs to another input or config; run without --resume");
+                                    "' belongs to another input or config; pass --overwrite "
+                                    "instead of --resume to replace that run");
       }
       if (state->finished) {
         std::printf("roilens: the run in %s already finished; nothing to resume\n",
@@ -249,6 +336,12 @@ RunOutcome RunStation(const RunFlags& flags) {
         resume_from = *state->last;
         resuming = true;
       }
+    }
+    if (!state.ok() && out_has_entries) {
+      return Fail(kExitUsage, "output directory '" + flags.out_dir +
+                                  "' holds no run to resume (no " + kJournalName +
+                                  ") and is not empty; pass --overwrite to replace its roilens "
+                                  "outputs");
     }
     if (!resuming && !flags.quiet) {
       std::printf("roilens: nothing to resume in %s; starting from the first frame\n",
@@ -311,6 +404,7 @@ RunOutcome RunStation(const RunFlags& flags) {
   auto created = Pipeline::Create(config, pipeline_options);
   if (!created.ok()) return Fail(kExitBackend, created.status().message());
   std::unique_ptr<Pipeline> pipeline = std::move(*created);
+  Pipeline* const cancellable = pipeline.get();
 
   // --- Writer thread: takes finished frames in order and writes every sink; checkpoints.
   SegmentedVideoWriter::Options video_options;
@@ -336,6 +430,13 @@ RunOutcome RunStation(const RunFlags& flags) {
           ? std::min(info.total_frames, first_frame + flags.max_frames)
           : (flags.max_frames >= 0 ? first_frame + flags.max_frames : info.total_frames);
   bool announced_codec = false;
+  // Ctrl-C: cancel the calls in flight and drop unfinished frames; the frames already finished
+  // are written and checkpointed below, so --resume redoes exactly the dropped ones.
+  InterruptWatcher interrupt_watcher([&] {
+    cancellable->Cancel();
+    std::lock_guard lock(written_mu);
+    written_cv.notify_all();
+  });
 
   auto checkpoint = [&](std::int64_t frames_done) -> Status {
     if (Status s = (*results)->Sync(); !s.ok()) return s;
@@ -434,11 +535,12 @@ RunOutcome RunStation(const RunFlags& flags) {
     auto frame = source->Next();
     if (!frame) break;
     if (Status s = pipeline->Submit(std::move(*frame)); !s.ok()) {
-      writer_failed = true;
+      writer_failed = !g_interrupted.load();  // kCancelled after an interrupt is the stop
       break;
     }
     ++submitted;
   }
+  if (g_interrupted.load()) pipeline->Cancel();  // also when the watcher has not run yet
   pipeline->Flush();
   writer.join();
   progress.Finish(snapshot);
@@ -451,7 +553,8 @@ RunOutcome RunStation(const RunFlags& flags) {
   const bool finished =
       !g_interrupted.load() && (flags.max_frames < 0 || submitted < flags.max_frames);
   std::string video_method;
-  if (video) {
+  if (video && (finished || !video->Segments().empty())) {
+    // An interrupted run may have finished no frame yet: then there is no video to join.
     auto segments = video->Segments();
     if (Status s = ConcatSegments(segments, video_path, info.fps, &video_method, !finished);
         !s.ok()) {
@@ -462,7 +565,7 @@ RunOutcome RunStation(const RunFlags& flags) {
   if (!totals.ok()) return Fail(kExitFailure, totals.status().message());
   const double wall_s = std::chrono::duration<double>(Clock::now() - started).count();
   nlohmann::json summary = totals->ToJson();
-  summary["frames_this_run"] = submitted;
+  summary["frames_this_run"] = snapshot.frames_done - first_frame;  // written, not dropped
   summary["wall_time_s"] = wall_s;
   summary["fps"] = wall_s > 0 ? static_cast<double>(submitted) / wall_s : 0;
   summary["peak_rss_mib"] = PeakRssMib();
@@ -556,7 +659,10 @@ const CommandRegistration kRunCommand("run", [](CLI::App& root, int& exit_code) 
       ->check(CLI::Range(1, 1024));
   cmd->add_option("--every-n-frames", flags->every_n_frames, "call the model every Nth frame")
       ->check(CLI::Range(1, 1000000));
-  cmd->add_flag("--resume", flags->resume, "continue an interrupted run in --out");
+  auto* resume = cmd->add_flag("--resume", flags->resume, "continue an interrupted run in --out");
+  cmd->add_flag("--overwrite", flags->overwrite,
+                "replace the roilens outputs of a previous run in --out (other files stay)")
+      ->excludes(resume);
   cmd->add_flag("--quiet", flags->quiet, "no progress line and no final report lines");
   cmd->add_option("--coder", flags->coder, "embedded backend coder: cv or echo")
       ->check(CLI::IsMember({"cv", "echo"}));
@@ -572,6 +678,7 @@ const CommandRegistration kRunCommand("run", [](CLI::App& root, int& exit_code) 
   cmd->callback([flags, &exit_code] {
     try {
       exit_code = RunStation(*flags).exit_code;
+
     } catch (const std::exception& e) {
       std::fprintf(stderr, "roilens: internal error: %s\n", e.what());
       exit_code = kExitFailure;

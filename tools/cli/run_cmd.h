@@ -18,6 +18,8 @@ struct RunFlags {
   std::optional<int> max_in_flight;
   std::optional<int> every_n_frames;
   bool resume = false;
+  /// Write into a non-empty --out, first removing a previous run's outputs (only those).
+  bool overwrite = false;
   bool quiet = false;
   std::string coder = "cv";      ///< embedded backend only
   int latency_ms = 0;            ///< embedded backend only

@@ -2,6 +2,7 @@
 // what to ask about each, how to merge answers and where outputs go. Validated once, at load.
 #pragma once
 
+#include <cstdint>
 #include <nlohmann/json.hpp>
 #include <opencv2/core.hpp>
 #include <optional>
@@ -25,6 +26,13 @@ struct BackendConfig {
 
 enum class PipelineMode { kBatch, kLive };
 
+/// Default cap on the pixels of one input image or video frame: 64 Mi pixels (64 * 1024 * 1024 =
+/// 67,108,864, e.g. 8192 x 8192; 192 MiB decoded as BGR). Larger inputs are refused before they
+/// are decoded, so one hostile or huge file cannot take gigabytes.
+inline constexpr std::int64_t kDefaultMaxInputPixels = std::int64_t{64} * 1024 * 1024;
+/// The highest cap a config may set: OpenCV's own decode limit (CV_IO_MAX_IMAGE_PIXELS, 2^30).
+inline constexpr std::int64_t kMaxInputPixelsLimit = std::int64_t{1} << 30;
+
 struct PreprocessConfig {
   int max_width = 0;  ///< resize cap (0 = none); aspect kept
   bool clahe = false;
@@ -37,6 +45,9 @@ struct PipelineConfig {
   int every_n_frames =
       1;  ///< ROI calls on every Nth frame; other frames reuse (status cached/skipped)
   int max_frames_in_flight = 8;
+  /// Images and video frames with more pixels (width x height) than this are refused, read from
+  /// the file's header before decoding; 1..kMaxInputPixelsLimit.
+  std::int64_t max_input_pixels = kDefaultMaxInputPixels;
   PreprocessConfig preprocess;
 };
 

@@ -21,6 +21,9 @@ struct FrameInput {
   double time_s = 0;
   std::string source;  ///< file name for image inputs, "" otherwise
   cv::Mat bgr;         ///< CV_8UC3; empty = unreadable frame (every ROI gets an error line)
+  /// Why `bgr` is empty, for those error lines (e.g. "input 'a.png' is 20000x20000 pixels, ...");
+  /// "" = the frame could not be decoded.
+  std::string error;
 };
 
 struct FrameOutput {
@@ -75,6 +78,12 @@ class Pipeline {
   virtual std::optional<FrameOutput> Take() = 0;
   /// No more frames: waits until every submitted frame is finished (still to be taken).
   virtual void Flush() = 0;
+  /// Stops promptly (Ctrl-C): model calls in flight or queued are cancelled, CPU stages skip
+  /// their work, and every frame not yet delivered is dropped, never delivered: what Take
+  /// returns stays a gap-free prefix of the submitted frames, each complete. A blocked Submit
+  /// returns and later ones fail with kCancelled. Call Flush() after it to let the graph drain
+  /// (quick: nothing waits on the network any more). Thread-safe and idempotent.
+  virtual void Cancel() = 0;
   virtual PipelineSummary summary() const = 0;
   virtual std::int64_t requests_in_flight() const = 0;
   /// How many frames Submit lets in before it blocks (batch mode): max_frames_in_flight, raised
