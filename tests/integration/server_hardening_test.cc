@@ -104,7 +104,7 @@ TEST(ServerHardeningTest, DeeplyNestedBodyIsRefusedAndTheServerSurvives) {
     ASSERT_TRUE(res) << httplib::to_string(res.error());
     EXPECT_EQ(res->status, 400) << res->body;
     EXPECT_EQ(ErrorOf(res).value("status", ""), "INVALID_ARGUMENT") << res->body;
-    EXPECT_NE(res->body.find("nested deeper than 256"), std::string::npos) << res->body;
+    EXPECT_NE(res->body.find("deeper than 256"), std::string::npos) << res->body;
   }
   // Within the limit the body is parsed (and refused for its shape, not its depth).
   auto shallow = client->Post("/v1beta/interactions", Nested(200), "application/json");
