@@ -620,13 +620,16 @@ class FlowPipeline final : public Pipeline {
   }
 
   /// Whether a failed call is sent again (see kMaxReissues): its failures were all transient,
-  /// retries are on (max_retries > 0), and the backend has answered calls in this run. Against a
-  /// backend that never answered, a call fails after one retry budget.
+  /// retries are on (max_retries > 0), and the backend is up but flaky: it has answered calls in
+  /// this run, or its last answer to this one was an HTTP answer (429, 5xx, a garbled 200) rather
+  /// than no connection. That covers the run's first call, which no answer precedes. Against a
+  /// backend that cannot be reached, a call fails after one retry budget.
   bool ShouldReissue(const CallRecord& call) const {
     if (call.not_sent || !call.result || call.result->ok() || call.crop.empty()) return false;
+    const Status& status = call.result->status();
     return call.reissues < kMaxReissues && config_.backend.max_retries > 0 &&
-           LimitedErrorCountRetryPolicy::IsRetryable(call.result->status()) &&
-           ok_answers_.load() > 0 && !key_rejected_.load();
+           LimitedErrorCountRetryPolicy::IsRetryable(status) &&
+           (ok_answers_.load() > 0 || status.http_status() != 0) && !key_rejected_.load();
   }
 
   void Answer(const CallPtr& call, AnswerNode::output_ports_type& ports) {

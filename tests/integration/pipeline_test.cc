@@ -594,6 +594,46 @@ TEST(PipelineTest, ACallThatSpentItsRetriesGoesOutAgainWhileTheBackendAnswersOth
   EXPECT_EQ(pipeline->summary().errors, 0);
 }
 
+TEST(PipelineTest, TheRunsFirstCallGoesOutAgainWhenTheBackendAnsweredWithErrors) {
+  // The run's first call goes out alone (the others wait for it) and gets 503 on both requests
+  // of its budget (max_retries 1): nothing has been answered ok yet, but the backend did answer,
+  // so it is flaky, not down, and the call is sent again instead of becoming an error line.
+  testing::HttpFixtureServer server(8);
+  std::atomic<int> requests{0};
+  server.server().Post("/v1beta/interactions", [&](const httplib::Request&,
+                                                   httplib::Response& res) {
+    const int n = ++requests;
+    if (n <= 2) {
+      res.status = 503;
+      res.set_content(R"({"error":{"code":503,"message":"overloaded","status":"UNAVAILABLE"}})",
+                      "application/json");
+      return;
+    }
+    const nlohmann::json body = {
+        {"id", "ok"},
+        {"object", "interaction"},
+        {"status", "completed"},
+        {"steps",
+         {{{"type", "model_output"},
+           {"content", {{{"type", "text"}, {"text", R"({"value": 4, "confidence": 0.9})"}}}}}}}};
+    res.set_content(body.dump(), "application/json");
+  });
+  ASSERT_TRUE(server.Start());
+  StationConfig config = TwoGaugeConfig();
+  config.backend.max_retries = 1;
+  auto pipeline = MakePipeline(config, server.base_url());
+  ASSERT_TRUE(pipeline);
+  std::vector<FrameInput> frames;
+  frames.push_back(Input(0, Frame(80, 80)));
+  auto outputs = RunAll(*pipeline, std::move(frames));
+  ASSERT_EQ(outputs.size(), 1u);
+  for (const auto& line : outputs[0].results) {
+    EXPECT_EQ(Str(line, "status"), "ok") << line.dump();
+  }
+  EXPECT_EQ(server.request_count(), 4u);
+  EXPECT_EQ(pipeline->summary().errors, 0);
+}
+
 TEST(PipelineTest, RejectedKeyStopsTheCallsAfterTheFirstAnswer) {
   constexpr char kWrongKey[] = "AIzaSyWRONG-key-for-roilens-tests-000";
   testing::HttpFixtureServer server(8);
