@@ -434,6 +434,12 @@ class LocalBackendImpl final : public LocalBackend {
       stopping_ = true;
     }
     stopped_cv_.notify_all();
+    {
+      // Turns in progress end before their next step (their sandbox job, if one runs, finishes
+      // first): a run interrupted with thousands of calls in flight stops in about one job's time.
+      std::lock_guard lock(running_mu_);
+      for (auto& [id, cancelled] : running_) cancelled->store(true);
+    }
     // Wakes every connection thread waiting for a request or a body (the eventfd stays readable).
     if (stop_fd_ >= 0) {
       const std::uint64_t one = 1;
@@ -888,6 +894,11 @@ StatusOr<Json> LocalBackendImpl::CompleteTurn(
       self->running_.erase(id);
     }
   } unregister{this, id};
+  {
+    // Stop() marks the turns it finds; one registered after that sees stopping_ here instead.
+    std::lock_guard lock(mu_);
+    if (stopping_) cancelled->store(true);
+  }
 
   if (!WaitLatency()) return UnavailableError("the local backend is shutting down");
   auto coder = MakeCoder();
