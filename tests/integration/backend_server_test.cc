@@ -483,7 +483,9 @@ std::string StreamRequest(LocalBackend& backend,
   };
   auto res = ClientFor(backend)->send(req);
   EXPECT_TRUE(res) << httplib::to_string(res.error());
-  if (res) EXPECT_EQ(res->status, 200);
+  if (res) {
+    EXPECT_EQ(res->status, 200);
+  }
   EXPECT_TRUE(first_step_seen) << "no step.stop arrived:\n" << received;
   return received;
 }

@@ -129,7 +129,9 @@ TEST(SamplesTest, StationFilesAreCompleteAndConsistent) {
   int frames = 0;
   while (cap.read(frame)) {
     EXPECT_EQ(frame.size(), options.frame_size);
-    if (!previous.empty()) EXPECT_FALSE(Same(frame, previous));
+    if (!previous.empty()) {
+      EXPECT_FALSE(Same(frame, previous));
+    }
     previous = frame.clone();
     ++frames;
   }
