@@ -555,15 +555,15 @@ TEST(PipelineTest, AFailedCallIsNeverReusedByTheFramesThatWaitedForIt) {
   EXPECT_EQ(server.requests(), 2u * kFrames);  // 8 "right" + frame 0's and 7 own "left" calls
 }
 
-TEST(PipelineTest, ACallThatSpentItsRetriesGoesOutAgainWhileTheBackendAnswersOthers) {
-  // Two calls (frame 0's two ROIs). The run's first call goes out alone and is answered ok;
-  // the other then gets 503 on its first two requests: its whole budget with max_retries 1.
+/// Runs one frame of TwoGaugeConfig (two calls, max_retries 1) against an endpoint that answers
+/// the requests numbered in `failing` (1-based, in arrival order) with 503 and the others with a
+/// reading of 4; expects both lines ok after `expected_requests` requests.
+void ExpectBothOkAfterFailures(std::set<int> failing, std::size_t expected_requests) {
   testing::HttpFixtureServer server(8);
   std::atomic<int> requests{0};
   server.server().Post("/v1beta/interactions", [&](const httplib::Request&,
                                                    httplib::Response& res) {
-    const int n = ++requests;
-    if (n == 2 || n == 3) {
+    if (failing.count(++requests) > 0) {
       res.status = 503;
       res.set_content(R"({"error":{"code":503,"message":"overloaded","status":"UNAVAILABLE"}})",
                       "application/json");
@@ -590,48 +590,21 @@ TEST(PipelineTest, ACallThatSpentItsRetriesGoesOutAgainWhileTheBackendAnswersOth
   for (const auto& line : outputs[0].results) {
     EXPECT_EQ(Str(line, "status"), "ok") << line.dump();
   }
-  EXPECT_EQ(server.request_count(), 4u);
+  EXPECT_EQ(server.request_count(), expected_requests);
   EXPECT_EQ(pipeline->summary().errors, 0);
 }
 
+TEST(PipelineTest, ACallThatSpentItsRetriesGoesOutAgainWhileTheBackendAnswersOthers) {
+  // The run's first call goes out alone and is answered ok; the other then gets 503 on its
+  // first two requests: its whole budget with max_retries 1.
+  ExpectBothOkAfterFailures({2, 3}, 4);
+}
+
 TEST(PipelineTest, TheRunsFirstCallGoesOutAgainWhenTheBackendAnsweredWithErrors) {
-  // The run's first call goes out alone (the others wait for it) and gets 503 on both requests
-  // of its budget (max_retries 1): nothing has been answered ok yet, but the backend did answer,
-  // so it is flaky, not down, and the call is sent again instead of becoming an error line.
-  testing::HttpFixtureServer server(8);
-  std::atomic<int> requests{0};
-  server.server().Post("/v1beta/interactions", [&](const httplib::Request&,
-                                                   httplib::Response& res) {
-    const int n = ++requests;
-    if (n <= 2) {
-      res.status = 503;
-      res.set_content(R"({"error":{"code":503,"message":"overloaded","status":"UNAVAILABLE"}})",
-                      "application/json");
-      return;
-    }
-    const nlohmann::json body = {
-        {"id", "ok"},
-        {"object", "interaction"},
-        {"status", "completed"},
-        {"steps",
-         {{{"type", "model_output"},
-           {"content", {{{"type", "text"}, {"text", R"({"value": 4, "confidence": 0.9})"}}}}}}}};
-    res.set_content(body.dump(), "application/json");
-  });
-  ASSERT_TRUE(server.Start());
-  StationConfig config = TwoGaugeConfig();
-  config.backend.max_retries = 1;
-  auto pipeline = MakePipeline(config, server.base_url());
-  ASSERT_TRUE(pipeline);
-  std::vector<FrameInput> frames;
-  frames.push_back(Input(0, Frame(80, 80)));
-  auto outputs = RunAll(*pipeline, std::move(frames));
-  ASSERT_EQ(outputs.size(), 1u);
-  for (const auto& line : outputs[0].results) {
-    EXPECT_EQ(Str(line, "status"), "ok") << line.dump();
-  }
-  EXPECT_EQ(server.request_count(), 4u);
-  EXPECT_EQ(pipeline->summary().errors, 0);
+  // The run's first call goes out alone (the other waits for it) and gets 503 on both requests
+  // of its budget: nothing has been answered ok yet, but the backend did answer, so it is flaky,
+  // not down, and the call is sent again instead of becoming an error line.
+  ExpectBothOkAfterFailures({1, 2}, 4);
 }
 
 TEST(PipelineTest, RejectedKeyStopsTheCallsAfterTheFirstAnswer) {
