@@ -233,6 +233,17 @@ TEST(PipelineTest, FailedCallsAndUnreadableFramesBecomeErrorLines) {
 }
 
 /// A loopback Interactions endpoint that holds every response until Release().
+/// A completed interaction whose final model text is `text`, as a response body.
+std::string Completed(const std::string& id, const std::string& text) {
+  const nlohmann::json body = {
+      {"id", id},
+      {"object", "interaction"},
+      {"status", "completed"},
+      {"steps", {{{"type", "model_output"}, {"content", {{{"type", "text"}, {"text", text}}}}}}}};
+  return body.dump();
+}
+constexpr char kReadingOf4[] = R"({"value": 4, "unit": "bar", "confidence": 0.9})";
+
 class HeldServer {
  public:
   HeldServer() {
@@ -243,16 +254,8 @@ class HeldServer {
         cv_.notify_all();
         cv_.wait(lock, [&] { return released_; });
       }
-      const nlohmann::json body = {
-          {"id", "held-" + std::to_string(++answered_)},
-          {"object", "interaction"},
-          {"status", "completed"},
-          {"steps",
-           {{{"type", "model_output"},
-             {"content",
-              {{{"type", "text"},
-                {"text", R"({"value": 4, "unit": "bar", "confidence": 0.9})"}}}}}}}};
-      res.set_content(body.dump(), "application/json");
+      res.set_content(Completed("held-" + std::to_string(++answered_), kReadingOf4),
+                      "application/json");
     });
     port_ = server_.bind_to_any_port("127.0.0.1");
     thread_ = std::thread([this] { server_.listen_after_bind(); });
@@ -487,16 +490,8 @@ class FailFirstServer {
                         "application/json");
         return;
       }
-      const nlohmann::json body = {
-          {"id", "ok-" + std::to_string(++answered_)},
-          {"object", "interaction"},
-          {"status", "completed"},
-          {"steps",
-           {{{"type", "model_output"},
-             {"content",
-              {{{"type", "text"},
-                {"text", R"({"value": 4, "unit": "bar", "confidence": 0.9})"}}}}}}}};
-      res.set_content(body.dump(), "application/json");
+      res.set_content(Completed("ok-" + std::to_string(++answered_), kReadingOf4),
+                      "application/json");
     });
     EXPECT_TRUE(server_.Start());
   }
@@ -561,23 +556,16 @@ TEST(PipelineTest, AFailedCallIsNeverReusedByTheFramesThatWaitedForIt) {
 void ExpectBothOkAfterFailures(std::set<int> failing, std::size_t expected_requests) {
   testing::HttpFixtureServer server(8);
   std::atomic<int> requests{0};
-  server.server().Post("/v1beta/interactions", [&](const httplib::Request&,
-                                                   httplib::Response& res) {
-    if (failing.count(++requests) > 0) {
-      res.status = 503;
-      res.set_content(R"({"error":{"code":503,"message":"overloaded","status":"UNAVAILABLE"}})",
-                      "application/json");
-      return;
-    }
-    const nlohmann::json body = {
-        {"id", "ok"},
-        {"object", "interaction"},
-        {"status", "completed"},
-        {"steps",
-         {{{"type", "model_output"},
-           {"content", {{{"type", "text"}, {"text", R"({"value": 4, "confidence": 0.9})"}}}}}}}};
-    res.set_content(body.dump(), "application/json");
-  });
+  server.server().Post(
+      "/v1beta/interactions", [&](const httplib::Request&, httplib::Response& res) {
+        if (failing.count(++requests) > 0) {
+          res.status = 503;
+          res.set_content(R"({"error":{"code":503,"message":"overloaded","status":"UNAVAILABLE"}})",
+                          "application/json");
+          return;
+        }
+        res.set_content(Completed("ok", R"({"value": 4, "confidence": 0.9})"), "application/json");
+      });
   ASSERT_TRUE(server.Start());
   StationConfig config = TwoGaugeConfig();
   config.backend.max_retries = 1;
