@@ -36,19 +36,13 @@ struct ServeFlags {
 std::counting_semaphore<1024> g_stop_signal{0};
 extern "C" void OnStopSignal(int) { g_stop_signal.release(); }
 
-std::string Trim(const std::string& text) {
-  const auto first = text.find_first_not_of(" \t\r\n");
-  if (first == std::string::npos) return "";
-  return text.substr(first, text.find_last_not_of(" \t\r\n") - first + 1);
-}
-
 /// Comma-separated items, each trimmed; empty items dropped ("k1, k2," -> k1, k2).
 std::vector<std::string> SplitCommas(const std::string& text) {
   std::vector<std::string> out;
   std::stringstream in(text);
   std::string item;
   while (std::getline(in, item, ',')) {
-    if (item = Trim(item); !item.empty()) out.push_back(item);
+    if (item = backend::TrimWhitespace(item); !item.empty()) out.push_back(item);
   }
   return out;
 }
@@ -60,7 +54,8 @@ int RunServe(const ServeFlags& flags) {
   // Keys are trimmed and blank ones dropped: ROILENS_SERVER_KEYS=", ," configures no key (so
   // only loopback is served), never a key of blanks.
   for (const auto& key : flags.api_keys) {
-    if (std::string trimmed = Trim(key); !trimmed.empty()) options.api_keys.push_back(trimmed);
+    if (std::string trimmed = backend::TrimWhitespace(key); !trimmed.empty())
+      options.api_keys.push_back(trimmed);
   }
   if (flags.api_keys.empty()) {
     if (const char* env = std::getenv("ROILENS_SERVER_KEYS")) options.api_keys = SplitCommas(env);

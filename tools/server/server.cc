@@ -379,11 +379,9 @@ class HttpServer final : public httplib::Server {
   Limits limits_;
 };
 
-std::string Trim(std::string_view text) {
-  const auto first = text.find_first_not_of(" \t\r\n");
-  if (first == std::string_view::npos) return "";
-  const auto last = text.find_last_not_of(" \t\r\n");
-  return std::string(text.substr(first, last - first + 1));
+HttpError NoRouteError(const httplib::Request& req) {
+  return internal::MakeError(404, "no such route: " + req.method + " " + req.path +
+                                      " (expected .../v1beta/interactions[/{id}])");
 }
 
 bool RequestHasBody(const httplib::Request& req) {
@@ -547,7 +545,7 @@ Status LocalBackendImpl::Init() {
   // A key of blanks would be matched by a blank key=%20 or a header of spaces: keys compare
   // trimmed, and one that is empty after trimming is refused.
   for (auto& key : options_.api_keys) {
-    key = Trim(key);
+    key = TrimWhitespace(key);
     if (key.empty()) return InvalidArgumentError("an API key is empty (or only whitespace)");
   }
   if (options_.api_keys.empty() && !IsLoopbackHost(options_.host)) {
@@ -670,8 +668,7 @@ void LocalBackendImpl::InstallRoutes() {
         if (res.status == 413) {
           error = TooLargeError();
         } else if (res.status == 404) {
-          error = internal::MakeError(404, "no such route: " + req.method + " " + req.path +
-                                               " (expected .../v1beta/interactions[/{id}])");
+          error = NoRouteError(req);
         } else {
           error = internal::MakeError(res.status, "HTTP " + std::to_string(res.status));
         }
@@ -688,8 +685,8 @@ HttpError LocalBackendImpl::TooLargeError() const {
 
 std::optional<HttpError> LocalBackendImpl::Authenticate(const httplib::Request& req) const {
   if (options_.api_keys.empty()) return std::nullopt;
-  std::string key = Trim(req.get_header_value("x-goog-api-key"));
-  if (key.empty()) key = Trim(req.get_param_value("key"));
+  std::string key = TrimWhitespace(req.get_header_value("x-goog-api-key"));
+  if (key.empty()) key = TrimWhitespace(req.get_param_value("key"));
   if (key.empty()) {
     return internal::MakeError(
         403,
@@ -721,8 +718,7 @@ httplib::Server::HandlerResponse LocalBackendImpl::PreRoute(const httplib::Reque
     }
   }
   if (route == nullptr) {
-    return refuse(internal::MakeError(404, "no such route: " + req.method + " " + req.path +
-                                               " (expected .../v1beta/interactions[/{id}])"));
+    return refuse(NoRouteError(req));
   }
   if (std::find(route->methods.begin(), route->methods.end(), req.method) == route->methods.end()) {
     HttpError e = internal::MakeError(405, "method " + req.method + " is not allowed on " +
@@ -1068,6 +1064,13 @@ void LocalBackendImpl::HandleCancel(const httplib::Request& req, httplib::Respon
 }
 
 }  // namespace
+
+std::string TrimWhitespace(std::string_view text) {
+  const auto first = text.find_first_not_of(" \t\r\n");
+  if (first == std::string_view::npos) return "";
+  const auto last = text.find_last_not_of(" \t\r\n");
+  return std::string(text.substr(first, last - first + 1));
+}
 
 StatusOr<std::unique_ptr<LocalBackend>> LocalBackend::Start(BackendOptions options) {
   auto backend = std::make_unique<LocalBackendImpl>(std::move(options));

@@ -7,6 +7,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "roilens/backend/coder.h"
@@ -25,6 +26,10 @@ struct FaultOptions {
   std::chrono::milliseconds retry_delay{1000};  ///< advertised on 429 (RetryInfo + Retry-After)
   std::uint32_t seed = 1;
 };
+
+/// `text` without leading and trailing blanks (space, tab, CR, LF): how API keys are compared,
+/// so that a caller can drop the keys that would be refused as blank.
+std::string TrimWhitespace(std::string_view text);
 
 struct BackendOptions {
   std::string host = "127.0.0.1";
