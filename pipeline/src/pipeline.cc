@@ -507,8 +507,8 @@ class FlowPipeline final : public Pipeline {
     } catch (const std::exception& e) {
       call->result.emplace(InternalError("building the request failed: " + std::string(e.what())));
     }
-    if (call->reissues == 0) call->started = Clock::now();
     if (!call->request) {
+      if (call->reissues == 0) call->started = Clock::now();  // a sent call's starts in Send
       gateway.try_put(call);
       return;
     }
@@ -737,13 +737,12 @@ class FlowPipeline final : public Pipeline {
   void Deliver(const JobPtr& job) {
     // After Cancel no frame is delivered, complete or not: a frame with a cancelled answer always
     // gets here after the flag went up, and later frames must not follow a dropped one.
-    const bool drop = Cancelled();
-    if (!drop) {
-      std::lock_guard lock(stats_mu_);
-      stats_.AddFrame();
-      for (const auto& line : job->output.results) stats_.AddLine(line);
-    }
-    if (!drop) {
+    if (!Cancelled()) {
+      {
+        std::lock_guard lock(stats_mu_);
+        stats_.AddFrame();
+        for (const auto& line : job->output.results) stats_.AddLine(line);
+      }
       std::lock_guard lock(out_mu_);
       ready_.push_back(std::move(job->output));
       out_cv_.notify_all();

@@ -60,10 +60,10 @@ struct PipelineOptions {
 /// Failures: a call that fails after the client's retries on transient errors only is sent
 /// again (twice at most) while the backend answers other calls; if it still fails, the frame that
 /// made it gets an `error` line and frames that were waiting for it (change gate) make their own
-/// calls: a failed answer is never reused. Until
-/// the backend has answered once, one call is on the wire; when an answer says the API key is
-/// missing or rejected (IsKeyRejected) no further call is made: every later frame x ROI gets an
-/// `error` line naming the cause, and summary().fatal_error says it.
+/// calls: a failed answer is never reused. Until the backend has answered once, one call is on
+/// the wire; when an answer says the API key is missing or rejected (IsKeyRejected) no further
+/// call is made: every later frame x ROI gets an `error` line naming the cause, and
+/// summary().fatal_error says it.
 class Pipeline {
  public:
   static StatusOr<std::unique_ptr<Pipeline>> Create(StationConfig config, PipelineOptions options);
