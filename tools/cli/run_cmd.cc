@@ -564,6 +564,9 @@ RunOutcome RunStation(const RunFlags& flags) {
   auto totals = SummarizeResultsFile(results_path);
   if (!totals.ok()) return Fail(kExitFailure, totals.status().message());
   const double wall_s = std::chrono::duration<double>(Clock::now() - started).count();
+  // A rejected or missing API key stops the run's calls: say why at the top of the outputs.
+  const std::string fatal_error = pipeline->summary().fatal_error;
+  totals->fatal_error = fatal_error;  // the results file cannot tell; ToJson writes it (or null)
   nlohmann::json summary = totals->ToJson();
   summary["frames_this_run"] = snapshot.frames_done - first_frame;  // written, not dropped
   summary["wall_time_s"] = wall_s;
@@ -575,9 +578,6 @@ RunOutcome RunStation(const RunFlags& flags) {
   summary["model"] = config.backend.model;
   summary["resumed_from_frame"] = resuming ? nlohmann::json(first_frame) : nlohmann::json(nullptr);
   summary["interrupted"] = g_interrupted.load();
-  // A rejected or missing API key stops the run's calls: say why at the top of the outputs.
-  const std::string fatal_error = pipeline->summary().fatal_error;
-  summary["fatal_error"] = fatal_error.empty() ? nlohmann::json() : nlohmann::json(fatal_error);
   if (video) {
     summary["video"] = config.output.video;
     summary["video_codec"] = video->fourcc();
