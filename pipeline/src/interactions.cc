@@ -6,6 +6,7 @@
 #include <array>
 #include <cmath>
 #include <exception>
+#include <limits>
 #include <opencv2/imgcodecs.hpp>
 #include <stdexcept>
 #include <unordered_map>
@@ -47,12 +48,27 @@ bool GetBool(const json& v, const std::string& path) {
   return v.get<bool>();
 }
 
+// Doubles in [-2^63, 2^63) convert to int64 exactly; anything outside is undefined behaviour.
+constexpr double kInt64Bound = 9223372036854775808.0;
+
 std::int64_t GetInt(const json& v, const std::string& path) {
-  if (v.is_number_integer() || v.is_number_unsigned()) return v.get<std::int64_t>();
+  if (v.is_number_unsigned()) {
+    const auto u = v.get<std::uint64_t>();
+    if (u > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
+      throw ShapeError(path, "integer " + v.dump() + " is out of range");
+    }
+    return static_cast<std::int64_t>(u);
+  }
+  if (v.is_number_integer()) return v.get<std::int64_t>();
   if (v.is_number_float()) {
     double d = v.get<double>();
-    if (std::isfinite(d) && d == std::floor(d)) return static_cast<std::int64_t>(d);
-    throw ShapeError(path, "expected integer, got a fractional number");
+    if (!std::isfinite(d) || d != std::floor(d)) {
+      throw ShapeError(path, "expected integer, got a fractional number");
+    }
+    if (d < -kInt64Bound || d >= kInt64Bound) {
+      throw ShapeError(path, "integer " + v.dump() + " is out of range");
+    }
+    return static_cast<std::int64_t>(d);
   }
   if (v.is_string()) {  // int64 fields are strings in proto3 JSON; accept both
     const auto& s = v.get_ref<const std::string&>();
@@ -325,6 +341,14 @@ void ParseRequest(const json& j, InteractionRequest& v, const std::string& path)
   v.extra = Extras(j, kRequestKeys);
 }
 
+// A delay in milliseconds, or nothing when negative, not finite or beyond a year (a hostile
+// or broken server must not park the client, nor overflow the conversion).
+std::optional<std::int64_t> MillisecondsIfSane(double ms) {
+  constexpr double kYearMs = 365.0 * 24 * 3600 * 1000;
+  if (!std::isfinite(ms) || ms < 0 || ms > kYearMs) return std::nullopt;
+  return static_cast<std::int64_t>(std::ceil(ms));
+}
+
 // Protobuf Duration in JSON: "1.5s", "30s", "0.250s"; also {"seconds":1,"nanos":500000000}.
 std::optional<std::int64_t> ParseDurationMs(const json& v) {
   if (v.is_string()) {
@@ -334,8 +358,8 @@ std::optional<std::int64_t> ParseDurationMs(const json& v) {
     try {
       std::size_t used = 0;
       double seconds = std::stod(s, &used);
-      if (used != s.size() || !std::isfinite(seconds) || seconds < 0) return std::nullopt;
-      return static_cast<std::int64_t>(std::ceil(seconds * 1000.0));
+      if (used != s.size()) return std::nullopt;
+      return MillisecondsIfSane(seconds * 1000.0);
     } catch (const std::exception&) {
       return std::nullopt;
     }
@@ -354,9 +378,7 @@ std::optional<std::int64_t> ParseDurationMs(const json& v) {
       }
     }
     if (auto n = v.find("nanos"); n != v.end() && n->is_number()) nanos = n->get<double>();
-    double ms = seconds * 1000.0 + nanos / 1e6;
-    if (!std::isfinite(ms) || ms < 0) return std::nullopt;
-    return static_cast<std::int64_t>(std::ceil(ms));
+    return MillisecondsIfSane(seconds * 1000.0 + nanos / 1e6);
   }
   return std::nullopt;
 }

@@ -164,6 +164,13 @@ TEST(InteractionsTest, MalformedBodiesAreStatusesNamingTheProblem) {
        StatusCode::kInternal, "steps[0].arguments: expected object, got string"},
       {R"({"id":"x","usage":{"total_tokens":"lots"}})", StatusCode::kInternal,
        "usage.total_tokens"},
+      // Found by the fuzzer: integers beyond int64 were converted with undefined behaviour.
+      {R"({"id":"x","usage":{"total_tokens":19e99}})", StatusCode::kInternal,
+       "usage.total_tokens: integer 1.9e+100 is out of range"},
+      {R"({"id":"x","usage":{"total_tokens":-9.3e18}})", StatusCode::kInternal,
+       "usage.total_tokens: integer"},
+      {R"({"id":"x","usage":{"total_tokens":18446744073709551615}})", StatusCode::kInternal,
+       "usage.total_tokens: integer 18446744073709551615 is out of range"},
       {R"({"id":7})", StatusCode::kInternal, "id: expected string, got number"},
       {R"({"hello":"world"})", StatusCode::kInternal, "not an interaction"},
       {R"({"id":"x","steps":[{"type":"code_execution_result","is_error":"no"}]})",
@@ -200,10 +207,19 @@ TEST(InteractionsTest, GoogleErrorParsesRetryInfoAndErrorInfo) {
 
 TEST(InteractionsTest, RetryDelayForms) {
   const std::pair<const char*, std::optional<std::int64_t>> kCases[] = {
-      {R"("30s")", 30000}, {R"("0.250s")", 250},
-      {R"("0.0001s")", 1}, {R"("2")", {}},
-      {R"("abc s")", {}},  {R"({"seconds":2,"nanos":500000000})", 2500},
-      {R"("-1s")", {}},    {R"({"seconds":"3"})", 3000},
+      {R"("30s")", 30000},
+      {R"("0.250s")", 250},
+      {R"("0.0001s")", 1},
+      {R"("2")", {}},
+      {R"("abc s")", {}},
+      {R"({"seconds":2,"nanos":500000000})", 2500},
+      {R"("-1s")", {}},
+      {R"({"seconds":"3"})", 3000},
+      // Absurd delays are no hint at all (and must not overflow the conversion).
+      {R"("1e30s")", {}},
+      {R"({"seconds":1e300})", {}},
+      {R"("inf s")", {}},
+      {R"({"seconds":86400})", 86400000},
   };
   for (const auto& [delay, want] : kCases) {
     std::string body = std::string(R"({"error":{"code":429,"details":[{"@type":)") +

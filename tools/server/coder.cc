@@ -256,7 +256,7 @@ std::optional<json> Normalise(const json& spec, const json& raw) {
   } else if (task == "count") {
     if (!raw.contains("count") || !raw["count"].is_number()) return std::nullopt;
     double n = raw["count"].get<double>();
-    if (!std::isfinite(n) || n < 0) return std::nullopt;
+    if (!std::isfinite(n) || n < 0 || n > 1e15) return std::nullopt;
     out = {{"count", static_cast<std::int64_t>(std::llround(n))}, {"confidence", confidence(0.5)}};
   } else {
     if (!raw.contains("text") || !raw["text"].is_string()) return std::nullopt;
