@@ -234,35 +234,106 @@ std::vector<cv::Point> ParsePolygon(const json& j, const std::string& path) {
   return points;
 }
 
+std::vector<ScalePoint> ParseScale(const json& j, const std::string& path) {
+  if (!j.is_array())
+    Fail(path, std::string("must be an array of [value, angle_deg] pairs, got ") + j.type_name());
+  if (j.size() < 2)
+    Fail(path, "needs at least 2 [value, angle_deg] pairs, got " + std::to_string(j.size()));
+  if (j.size() > 360) Fail(path, "has more than 360 points");
+  std::vector<ScalePoint> scale;
+  for (std::size_t i = 0; i < j.size(); ++i) {
+    const std::string at = path + "[" + std::to_string(i) + "]";
+    if (!j[i].is_array() || j[i].size() != 2) Fail(at, "must be a [value, angle_deg] pair");
+    ScalePoint p{AsNumber(j[i][0], at + "[0]"), AsNumber(j[i][1], at + "[1]")};
+    RequireRange(p.angle_deg, -720, 720, at + "[1]");
+    if (!scale.empty()) {
+      if (!(p.value > scale.back().value)) {
+        Fail(at, "values must increase strictly, got " + FormatNumber(p.value) + " after " +
+                     FormatNumber(scale.back().value));
+      }
+      const double step = p.angle_deg - scale.back().angle_deg;
+      const double first = scale.size() > 1 ? scale[1].angle_deg - scale[0].angle_deg : step;
+      if (step == 0 || (step > 0) != (first > 0)) {
+        Fail(at, "angles must be strictly monotonic (all decreasing for a clockwise scale), got " +
+                     FormatNumber(p.angle_deg) + " after " + FormatNumber(scale.back().angle_deg));
+      }
+    }
+    scale.push_back(p);
+  }
+  if (std::abs(scale.back().angle_deg - scale.front().angle_deg) > 360) {
+    Fail(path, "spans more than 360 degrees");
+  }
+  return scale;
+}
+
 GaugeCalibration ParseGauge(const json& j, const std::string& path) {
   RequireObject(j, path);
-  CheckKeys(j, path, {"min_value", "max_value", "min_angle_deg", "max_angle_deg", "unit"});
+  CheckKeys(j, path,
+            {"min_value", "max_value", "min_angle_deg", "max_angle_deg", "unit", "scale", "pivot",
+             "radius"});
   GaugeCalibration g;
-  if (!Optional(j, path, "min_value", g.min_value, AsNumber)) {
+  if (auto it = j.find("scale"); it != j.end()) g.scale = ParseScale(*it, Join(path, "scale"));
+  const bool scaled = !g.scale.empty();
+  if (scaled) {
+    g.min_value = g.scale.front().value;
+    g.max_value = g.scale.back().value;
+  }
+  if (!Optional(j, path, "min_value", g.min_value, AsNumber) && !scaled) {
     Fail(Join(path, "min_value"), "is required (the value at min_angle_deg)");
   }
-  if (!Optional(j, path, "max_value", g.max_value, AsNumber)) {
+  if (!Optional(j, path, "max_value", g.max_value, AsNumber) && !scaled) {
     Fail(Join(path, "max_value"), "is required (the value at max_angle_deg)");
   }
   if (!(g.max_value > g.min_value)) {
     Fail(Join(path, "max_value"), "must be greater than min_value (" + FormatNumber(g.min_value) +
                                       "), got " + FormatNumber(g.max_value));
   }
-  if (Optional(j, path, "min_angle_deg", g.min_angle_deg, AsNumber)) {
-    RequireRange(g.min_angle_deg, -720, 720, Join(path, "min_angle_deg"));
-  }
-  if (Optional(j, path, "max_angle_deg", g.max_angle_deg, AsNumber)) {
-    RequireRange(g.max_angle_deg, -720, 720, Join(path, "max_angle_deg"));
-  }
-  // The scale runs clockwise (decreasing angle) from min to max; its sweep must be a real arc.
-  const double sweep = g.min_angle_deg - g.max_angle_deg;
-  if (!(sweep > 0 && sweep <= 360)) {
-    Fail(Join(path, "max_angle_deg"),
-         "must be clockwise of min_angle_deg by more than 0 and at most 360 degrees (angles: 0 = "
-         "3 o'clock, counter-clockwise positive), got min_angle_deg " +
-             FormatNumber(g.min_angle_deg) + ", max_angle_deg " + FormatNumber(g.max_angle_deg));
+  if (scaled) {
+    // The scale decides where min and max sit; explicit angles would be a second calibration.
+    for (const char* key : {"min_angle_deg", "max_angle_deg"}) {
+      if (j.contains(key)) {
+        Fail(Join(path, key), "must not be given with scale (the scale's points place the ends)");
+      }
+    }
+    g.min_angle_deg = GaugeAngleForValue(g, g.min_value);
+    g.max_angle_deg = GaugeAngleForValue(g, g.max_value);
+    if (std::abs(g.min_angle_deg - g.max_angle_deg) > 360) {
+      Fail(Join(path, "scale"), "extrapolated to min_value..max_value spans more than 360 degrees");
+    }
+  } else {
+    if (Optional(j, path, "min_angle_deg", g.min_angle_deg, AsNumber)) {
+      RequireRange(g.min_angle_deg, -720, 720, Join(path, "min_angle_deg"));
+    }
+    if (Optional(j, path, "max_angle_deg", g.max_angle_deg, AsNumber)) {
+      RequireRange(g.max_angle_deg, -720, 720, Join(path, "max_angle_deg"));
+    }
+    // The scale runs clockwise (decreasing angle) from min to max; its sweep must be a real arc.
+    const double sweep = g.min_angle_deg - g.max_angle_deg;
+    if (!(sweep > 0 && sweep <= 360)) {
+      Fail(Join(path, "max_angle_deg"),
+           "must be clockwise of min_angle_deg by more than 0 and at most 360 degrees (angles: 0 "
+           "= 3 o'clock, counter-clockwise positive), got min_angle_deg " +
+               FormatNumber(g.min_angle_deg) + ", max_angle_deg " + FormatNumber(g.max_angle_deg));
+    }
   }
   Optional(j, path, "unit", g.unit, AsString);
+  if (auto it = j.find("pivot"); it != j.end()) {
+    const std::string at = Join(path, "pivot");
+    if (!it->is_array() || it->size() != 2) {
+      Fail(at, "must be [fx, fy]: the pivot as fractions of the crop's width and height");
+    }
+    const double fx = AsNumber((*it)[0], at + "[0]"), fy = AsNumber((*it)[1], at + "[1]");
+    RequireRange(fx, 0, 1, at + "[0]");
+    RequireRange(fy, 0, 1, at + "[1]");
+    g.pivot = cv::Point2d(fx, fy);
+  }
+  if (double r = 0; Optional(j, path, "radius", r, AsNumber)) {
+    if (!(r > 0 && r <= 1)) {
+      Fail(Join(path, "radius"),
+           "must be a fraction of the crop's shorter side in (0, 1], got " + FormatNumber(r));
+    }
+    g.radius = r;
+  }
   return g;
 }
 
@@ -451,6 +522,39 @@ std::string RectText(const cv::Rect& r) {
 }
 
 }  // namespace
+
+double GaugeAngleForValue(const GaugeCalibration& g, double value) {
+  if (g.scale.size() < 2) {
+    return g.min_angle_deg + (value - g.min_value) / (g.max_value - g.min_value) *
+                                 (g.max_angle_deg - g.min_angle_deg);
+  }
+  // The segment holding `value`, or the end segment nearest to it.
+  std::size_t i = 1;
+  while (i + 1 < g.scale.size() && value > g.scale[i].value) ++i;
+  const ScalePoint& a = g.scale[i - 1];
+  const ScalePoint& b = g.scale[i];
+  return a.angle_deg + (value - a.value) / (b.value - a.value) * (b.angle_deg - a.angle_deg);
+}
+
+double GaugeValueForAngle(const GaugeCalibration& g, double angle_deg) {
+  const bool scaled = g.scale.size() >= 2;
+  const double a0 = scaled ? g.scale.front().angle_deg : g.min_angle_deg;
+  const double a1 = scaled ? g.scale.back().angle_deg : g.max_angle_deg;
+  // The turn of `angle_deg` nearest to the middle of the scale.
+  const double mid = (a0 + a1) / 2;
+  const double theta = angle_deg + 360.0 * std::round((mid - angle_deg) / 360.0);
+  if (!scaled) {
+    return g.min_value + (theta - a0) / (a1 - a0) * (g.max_value - g.min_value);
+  }
+  const bool increasing = a1 > a0;
+  std::size_t i = 1;
+  while (i + 1 < g.scale.size() &&
+         (increasing ? theta > g.scale[i].angle_deg : theta < g.scale[i].angle_deg))
+    ++i;
+  const ScalePoint& a = g.scale[i - 1];
+  const ScalePoint& b = g.scale[i];
+  return a.value + (theta - a.angle_deg) / (b.angle_deg - a.angle_deg) * (b.value - a.value);
+}
 
 std::string TaskName(TaskKind t) {
   switch (t) {

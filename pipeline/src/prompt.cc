@@ -21,7 +21,12 @@ std::string Instruction(const RoiConfig& roi) {
              "needle's angle and convert it to a value with the calibration in the task spec. "
              "Angles: degrees, 0 = 3 o'clock, counter-clockwise positive; min_angle_deg is where "
              "min_value sits, max_angle_deg where max_value sits; the scale runs clockwise from "
-             "min to max. Write and run Python code (OpenCV and NumPy are available) to locate the "
+             "min to max. When the calibration has a \"scale\" (a list of [value, angle_deg] "
+             "points of a non-linear scale), interpolate linearly between its points instead "
+             "(extrapolate from the end segments); \"pivot\" [fx, fy] (fractions of the image "
+             "width and height) is where the needle turns and \"radius\" (fraction of the "
+             "shorter side) the radius of the tick ring, measured on a reference frame. Write and "
+             "run Python code (OpenCV and NumPy are available) to locate the "
              "dial and the needle rather than estimating by eye; draw the detected needle on the "
              "image and show it.";
     case TaskKind::kCount:
@@ -72,6 +77,13 @@ nlohmann::json TaskSpec(const RoiConfig& roi) {
                            {"min_angle_deg", roi.gauge.min_angle_deg},
                            {"max_angle_deg", roi.gauge.max_angle_deg},
                            {"unit", roi.gauge.unit}};
+    nlohmann::json& c = spec["calibration"];
+    if (!roi.gauge.scale.empty()) {
+      c["scale"] = nlohmann::json::array();
+      for (const ScalePoint& p : roi.gauge.scale) c["scale"].push_back({p.value, p.angle_deg});
+    }
+    if (roi.gauge.pivot) c["pivot"] = {roi.gauge.pivot->x, roi.gauge.pivot->y};
+    if (roi.gauge.radius) c["radius"] = *roi.gauge.radius;
   }
   if (roi.task == TaskKind::kCount) spec["object"] = roi.object;
   spec["zoom"] = roi.zoom;

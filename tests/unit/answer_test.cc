@@ -16,7 +16,11 @@ RoiConfig GaugeRoi() {
   RoiConfig roi;
   roi.name = "boiler";
   roi.task = TaskKind::kReadGauge;
-  roi.gauge = {0, 10, 225, -45, "bar"};
+  roi.gauge.min_value = 0;
+  roi.gauge.max_value = 10;
+  roi.gauge.min_angle_deg = 225;
+  roi.gauge.max_angle_deg = -45;
+  roi.gauge.unit = "bar";
   roi.alarm.low = 1;
   roi.alarm.high = 8;
   return roi;

@@ -144,6 +144,50 @@ std::string Gauge(const std::string& gauge, const std::string& extra = "") {
          gauge + extra + "}]}";
 }
 
+TEST(ConfigTest, GaugeScalePivotAndRadius) {
+  // A dial compressed near zero: 0..1 takes 60 degrees, 1..10 the remaining 210.
+  auto parsed = ParseStationConfig(Gauge(
+      R"({"scale": [[0, 225], [1, 165], [4, 95], [10, -45]], "pivot": [0.5, 0.55], "radius": 0.4,
+          "unit": "bar"})"));
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  const GaugeCalibration& g = parsed->rois[1].gauge;
+  ASSERT_EQ(g.scale.size(), 4u);
+  EXPECT_DOUBLE_EQ(g.min_value, 0);  // the ends come from the scale
+  EXPECT_DOUBLE_EQ(g.max_value, 10);
+  EXPECT_DOUBLE_EQ(g.min_angle_deg, 225);
+  EXPECT_DOUBLE_EQ(g.max_angle_deg, -45);
+  ASSERT_TRUE(g.pivot.has_value());
+  EXPECT_DOUBLE_EQ(g.pivot->y, 0.55);
+  EXPECT_DOUBLE_EQ(g.radius.value_or(0), 0.4);
+
+  EXPECT_DOUBLE_EQ(GaugeAngleForValue(g, 0.5), 195);  // inside the first segment
+  EXPECT_DOUBLE_EQ(GaugeAngleForValue(g, 7), 25);
+  EXPECT_DOUBLE_EQ(GaugeAngleForValue(g, 11), -45 - 140.0 / 6);  // extrapolated from the last
+  EXPECT_DOUBLE_EQ(GaugeValueForAngle(g, 195), 0.5);
+  EXPECT_DOUBLE_EQ(GaugeValueForAngle(g, 25), 7);
+  EXPECT_DOUBLE_EQ(GaugeValueForAngle(g, 25 + 360), 7);               // any turn of the same angle
+  EXPECT_DOUBLE_EQ(GaugeValueForAngle(g, 300), 10 + 15.0 * 6 / 140);  // = -60, past the end
+  for (double v = -0.5; v <= 10.5; v += 0.25) {
+    EXPECT_NEAR(GaugeValueForAngle(g, GaugeAngleForValue(g, v)), v, 1e-9) << v;
+  }
+
+  // Without a scale the mapping is the linear one, extrapolated the same way.
+  GaugeCalibration linear;  // 0..100 from 225 to -45 degrees
+  linear.max_value = 100;
+  EXPECT_DOUBLE_EQ(GaugeAngleForValue(linear, 50), 90);
+  EXPECT_DOUBLE_EQ(GaugeValueForAngle(linear, 90), 50);
+  EXPECT_DOUBLE_EQ(GaugeValueForAngle(linear, 300), 100 + 15.0 / 270 * 100);
+
+  // A counter-clockwise scale (angles increasing) is allowed with `scale`.
+  auto ccw = ParseStationConfig(Gauge(R"({"scale": [[0, -45], [5, 90], [10, 225]]})"));
+  ASSERT_TRUE(ccw.ok()) << ccw.status();
+  EXPECT_DOUBLE_EQ(GaugeValueForAngle(ccw->rois[1].gauge, 157.5), 7.5);
+  // min/max narrower than the scale keep the scale's mapping.
+  auto narrow = ParseStationConfig(Gauge(R"({"scale": [[0, 225], [10, -45]], "max_value": 8})"));
+  ASSERT_TRUE(narrow.ok()) << narrow.status();
+  EXPECT_DOUBLE_EQ(narrow->rois[1].gauge.max_angle_deg, 225 - 0.8 * 270);
+}
+
 class BadConfigTest : public ::testing::TestWithParam<BadConfig> {};
 
 TEST_P(BadConfigTest, NamesFileAndPath) {
@@ -216,6 +260,16 @@ INSTANTIATE_TEST_SUITE_P(
         BadConfig{"gauge typo", Gauge(R"({"min_value": 0, "max_valeu": 10})"), "rois[1].gauge.max_valeu: unknown key (did you mean 'max_value'?)"},
         BadConfig{"gauge angles equal", Gauge(R"({"min_value": 0, "max_value": 10, "min_angle_deg": 90, "max_angle_deg": 90})"), "rois[1].gauge.max_angle_deg: must be clockwise of min_angle_deg"},
         BadConfig{"gauge angles ccw", Gauge(R"({"min_value": 0, "max_value": 10, "min_angle_deg": -45, "max_angle_deg": 225})"), "rois[1].gauge.max_angle_deg:"},
+        BadConfig{"scale one point", Gauge(R"({"scale": [[0, 225]]})"), "rois[1].gauge.scale: needs at least 2 [value, angle_deg] pairs, got 1"},
+        BadConfig{"scale not pairs", Gauge(R"({"scale": [[0, 225], [5]]})"), "rois[1].gauge.scale[1]: must be a [value, angle_deg] pair"},
+        BadConfig{"scale value type", Gauge(R"({"scale": [[0, 225], ["5", 90]]})"), "rois[1].gauge.scale[1][0]: must be a number"},
+        BadConfig{"scale values", Gauge(R"({"scale": [[0, 225], [5, 90], [5, 0]]})"), "rois[1].gauge.scale[2]: values must increase strictly, got 5 after 5"},
+        BadConfig{"scale angles", Gauge(R"({"scale": [[0, 225], [5, 90], [10, 120]]})"), "rois[1].gauge.scale[2]: angles must be strictly monotonic"},
+        BadConfig{"scale too wide", Gauge(R"({"scale": [[0, 225], [10, -180]]})"), "rois[1].gauge.scale: spans more than 360 degrees"},
+        BadConfig{"scale and angle", Gauge(R"({"scale": [[0, 225], [10, -45]], "min_angle_deg": 200})"), "rois[1].gauge.min_angle_deg: must not be given with scale"},
+        BadConfig{"pivot shape", Gauge(R"({"min_value": 0, "max_value": 10, "pivot": [0.5]})"), "rois[1].gauge.pivot: must be [fx, fy]"},
+        BadConfig{"pivot range", Gauge(R"({"min_value": 0, "max_value": 10, "pivot": [0.5, 1.5]})"), "rois[1].gauge.pivot[1]: must be in [0, 1], got 1.5"},
+        BadConfig{"radius range", Gauge(R"({"min_value": 0, "max_value": 10, "radius": 0})"), "rois[1].gauge.radius: must be a fraction of the crop's shorter side in (0, 1], got 0"},
         BadConfig{"gauge unit type", Gauge(R"({"min_value": 0, "max_value": 10, "unit": 5})"), "rois[1].gauge.unit: must be a string"},
         BadConfig{"gauge on count", R"({"rois": [{"name": "a", "rect": [0,0,4,4], "task": "count", "object": "x", "gauge": {"min_value": 0, "max_value": 1}}]})", "rois[0].gauge: only applies to task read_gauge"},
         BadConfig{"alarm order", Gauge(R"({"min_value": 0, "max_value": 10})", R"(, "alarm": {"low": 8, "high": 2})"), "rois[1].alarm.high: must be greater than low"},

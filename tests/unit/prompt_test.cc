@@ -17,7 +17,11 @@ RoiConfig GaugeRoi() {
   roi.name = "boiler";
   roi.task = TaskKind::kReadGauge;
   roi.zoom = 2;
-  roi.gauge = {0, 10, 225, -45, "bar"};
+  roi.gauge.min_value = 0;
+  roi.gauge.max_value = 10;
+  roi.gauge.min_angle_deg = 225;
+  roi.gauge.max_angle_deg = -45;
+  roi.gauge.unit = "bar";
   return roi;
 }
 
@@ -52,6 +56,20 @@ TEST(PromptTest, GaugePromptCarriesInstructionSpecAndFinalLine) {
                                                  {"unit", "bar"}}));
   EXPECT_EQ(spec["zoom"], 2.0);
   EXPECT_FALSE(spec.contains("object"));
+}
+
+TEST(PromptTest, GaugeScalePivotAndRadiusReachTheSpec) {
+  RoiConfig roi = GaugeRoi();
+  roi.gauge.scale = {{0, 225}, {1, 165}, {10, -45}};
+  roi.gauge.pivot = cv::Point2d(0.5, 0.6);
+  roi.gauge.radius = 0.42;
+  const std::string prompt = RenderTaskPrompt(roi);
+  EXPECT_THAT(prompt, HasSubstr("interpolate linearly between its points"));
+  const nlohmann::json c = FencedSpec(prompt)["calibration"];
+  EXPECT_EQ(c["scale"], nlohmann::json::parse("[[0, 225], [1, 165], [10, -45]]"));
+  EXPECT_EQ(c["pivot"], nlohmann::json::parse("[0.5, 0.6]"));
+  EXPECT_EQ(c["radius"], 0.42);
+  // Without them the spec has exactly the linear keys (checked above).
 }
 
 TEST(PromptTest, EveryTaskHasItsSpecAndFinalLine) {

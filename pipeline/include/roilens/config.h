@@ -51,11 +51,34 @@ struct PipelineConfig {
   PreprocessConfig preprocess;
 };
 
+/// One point of a printed scale: the value written at a tick and the tick's angle.
+struct ScalePoint {
+  double value = 0;
+  double angle_deg = 0;  ///< 0 = 3 o'clock, CCW positive; unwrapped (may leave -180..180)
+};
+
 struct GaugeCalibration {
   double min_value = 0, max_value = 10;
   double min_angle_deg = 225, max_angle_deg = -45;  ///< 0 = 3 o'clock, CCW positive
   std::string unit;
+  /// Non-linear scale (`gauge.scale`): values strictly increasing, angles strictly monotonic.
+  /// Piecewise linear between its points, extrapolated from the end segments outside them;
+  /// overrides the linear min/max mapping. Empty: linear from min to max.
+  std::vector<ScalePoint> scale;
+  /// The needle's pivot in the ROI crop, as fractions of the crop's width and height (so the
+  /// ROI's zoom does not change it); written by `roilens calibrate`.
+  std::optional<cv::Point2d> pivot;
+  /// The scale's (tick ring's) radius as a fraction of the crop's shorter side.
+  std::optional<double> radius;
 };
+
+/// The angle (degrees, as in GaugeCalibration) at which `value` sits on the gauge's scale:
+/// piecewise through `scale` when given, else linear from min to max (extrapolated outside).
+double GaugeAngleForValue(const GaugeCalibration& g, double value);
+
+/// The value the needle at `angle_deg` shows: the inverse of GaugeAngleForValue. The angle is
+/// taken modulo 360, at the turn nearest to the middle of the scale.
+double GaugeValueForAngle(const GaugeCalibration& g, double angle_deg);
 
 struct AlarmConfig {
   std::optional<double> low, high;
