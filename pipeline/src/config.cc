@@ -289,14 +289,18 @@ GaugeCalibration ParseGauge(const json& j, const std::string& path) {
                                       "), got " + FormatNumber(g.max_value));
   }
   if (scaled) {
-    // The scale decides where min and max sit; explicit angles would be a second calibration.
-    for (const char* key : {"min_angle_deg", "max_angle_deg"}) {
-      if (j.contains(key)) {
-        Fail(Join(path, key), "must not be given with scale (the scale's points place the ends)");
-      }
-    }
+    // The scale decides where min and max sit; explicit end angles may repeat it, not contradict.
     g.min_angle_deg = GaugeAngleForValue(g, g.min_value);
     g.max_angle_deg = GaugeAngleForValue(g, g.max_value);
+    for (auto [key, want] : {std::pair{"min_angle_deg", g.min_angle_deg},
+                             std::pair{"max_angle_deg", g.max_angle_deg}}) {
+      double given = 0;
+      if (Optional(j, path, key, given, AsNumber) && std::abs(given - want) > 1.0) {
+        Fail(Join(path, key), "contradicts scale, which puts it at " + FormatNumber(want) +
+                                  " degrees, got " + FormatNumber(given) +
+                                  " (leave it out: the scale places the ends)");
+      }
+    }
     if (std::abs(g.min_angle_deg - g.max_angle_deg) > 360) {
       Fail(Join(path, "scale"), "extrapolated to min_value..max_value spans more than 360 degrees");
     }

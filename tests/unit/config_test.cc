@@ -182,6 +182,10 @@ TEST(ConfigTest, GaugeScalePivotAndRadius) {
   auto ccw = ParseStationConfig(Gauge(R"({"scale": [[0, -45], [5, 90], [10, 225]]})"));
   ASSERT_TRUE(ccw.ok()) << ccw.status();
   EXPECT_DOUBLE_EQ(GaugeValueForAngle(ccw->rois[1].gauge, 157.5), 7.5);
+  // End angles that repeat the scale's are accepted.
+  EXPECT_TRUE(ParseStationConfig(Gauge(R"({"scale": [[0, 225], [10, -45]], "min_angle_deg": 225,
+                                           "max_angle_deg": -45.2})"))
+                  .ok());
   // min/max narrower than the scale keep the scale's mapping.
   auto narrow = ParseStationConfig(Gauge(R"({"scale": [[0, 225], [10, -45]], "max_value": 8})"));
   ASSERT_TRUE(narrow.ok()) << narrow.status();
@@ -266,7 +270,7 @@ INSTANTIATE_TEST_SUITE_P(
         BadConfig{"scale values", Gauge(R"({"scale": [[0, 225], [5, 90], [5, 0]]})"), "rois[1].gauge.scale[2]: values must increase strictly, got 5 after 5"},
         BadConfig{"scale angles", Gauge(R"({"scale": [[0, 225], [5, 90], [10, 120]]})"), "rois[1].gauge.scale[2]: angles must be strictly monotonic"},
         BadConfig{"scale too wide", Gauge(R"({"scale": [[0, 225], [10, -180]]})"), "rois[1].gauge.scale: spans more than 360 degrees"},
-        BadConfig{"scale and angle", Gauge(R"({"scale": [[0, 225], [10, -45]], "min_angle_deg": 200})"), "rois[1].gauge.min_angle_deg: must not be given with scale"},
+        BadConfig{"scale and angle", Gauge(R"({"scale": [[0, 225], [10, -45]], "min_angle_deg": 200})"), "rois[1].gauge.min_angle_deg: contradicts scale, which puts it at 225 degrees, got 200"},
         BadConfig{"pivot shape", Gauge(R"({"min_value": 0, "max_value": 10, "pivot": [0.5]})"), "rois[1].gauge.pivot: must be [fx, fy]"},
         BadConfig{"pivot range", Gauge(R"({"min_value": 0, "max_value": 10, "pivot": [0.5, 1.5]})"), "rois[1].gauge.pivot[1]: must be in [0, 1], got 1.5"},
         BadConfig{"radius range", Gauge(R"({"min_value": 0, "max_value": 10, "radius": 0})"), "rois[1].gauge.radius: must be a fraction of the crop's shorter side in (0, 1], got 0"},
