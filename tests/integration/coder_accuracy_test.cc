@@ -45,11 +45,12 @@ TEST(CoderAccuracyTest, FixedSetOfGaugesAndTrays) {
   int exact = 0;
   for (const CoderEvalCase& c : r.cases) {
     EXPECT_FALSE(c.failed) << c.kind << " " << c.index << ": " << c.error;
-    if (c.kind == "gauge")
+    if (c.kind == "gauge") {
       EXPECT_LE(c.error_pct, 3.0) << "gauge " << c.index << ": truth " << c.truth << " read "
                                   << c.answer;
-    else
+    } else {
       exact += c.answer == c.truth;
+    }
   }
   EXPECT_GE(exact, 7) << "trays counted exactly";
 }
