@@ -56,8 +56,9 @@ std::optional<RoiAnswer> ChangeGate::Lookup(const std::string& roi_key, const cv
 
 void ChangeGate::Store(const std::string& roi_key, const cv::Mat& thumbnail,
                        const RoiAnswer& answer, double now_s) {
-  // Only fresh answers: storing an error would suppress its retry, and re-storing a cached one
-  // would reset its age so it would never be refreshed.
+  // Only fresh, trusted answers: storing an error would suppress its retry, storing an uncertain
+  // reading would keep it (and its missing alarm) for as long as the crop stays the same, and
+  // re-storing a cached one would reset its age so it would never be refreshed.
   if (answer.status != "ok" || thumbnail.empty()) return;
   Entry entry{thumbnail.clone(), answer, now_s};
   entry.answer.image = answer.image.clone();  // the caller may draw on its copy later

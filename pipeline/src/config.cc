@@ -367,8 +367,8 @@ TaskKind ParseTask(const json& j, const std::string& path) {
 RoiConfig ParseRoi(const json& j, const std::string& path) {
   RequireObject(j, path);
   CheckKeys(j, path,
-            {"name", "rect", "polygon", "find", "grid", "task", "zoom", "gauge", "alarm", "object",
-             "prompt", "change_threshold", "max_age_s"});
+            {"name", "rect", "polygon", "find", "grid", "task", "zoom", "gauge", "alarm",
+             "min_confidence", "object", "prompt", "change_threshold", "max_age_s"});
   RoiConfig r;
   if (!Optional(j, path, "name", r.name, AsString)) Fail(Join(path, "name"), "is required");
   if (r.name.empty()) Fail(Join(path, "name"), "must not be empty");
@@ -419,6 +419,15 @@ RoiConfig ParseRoi(const json& j, const std::string& path) {
                                     TaskName(r.task) + ")");
     }
     r.alarm = ParseAlarm(*it, Join(path, "alarm"));
+  }
+  if (double v = 0; Optional(j, path, "min_confidence", v, AsNumber)) {
+    const std::string at = Join(path, "min_confidence");
+    if (r.task != TaskKind::kReadGauge && r.task != TaskKind::kCount) {
+      Fail(at, "only applies to tasks read_gauge and count (this ROI's task is " +
+                   TaskName(r.task) + ")");
+    }
+    RequireRange(v, 0, 1, at);
+    r.min_confidence = v;
   }
   if (Optional(j, path, "object", r.object, AsString) && r.task != TaskKind::kCount) {
     Fail(Join(path, "object"),

@@ -4,11 +4,13 @@
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <cmath>
 #include <exception>
 #include <limits>
 #include <opencv2/imgcodecs.hpp>
 #include <stdexcept>
+#include <string_view>
 #include <unordered_map>
 
 #include "internal/wire_shape.h"
@@ -735,8 +737,41 @@ std::string Interaction::FinalText() const {
   return {};
 }
 
+namespace {
+
+/// The text's final line when that line alone is a JSON object (a closing ``` fence and blank
+/// lines after it are skipped): the answer line the task prompt asks for.
+std::optional<json> FinalLineObject(const std::string& text) {
+  std::size_t end = text.size();
+  while (end > 0) {
+    const std::size_t newline = text.rfind('\n', end - 1);
+    const std::size_t begin = newline == std::string::npos ? 0 : newline + 1;
+    std::string_view line = std::string_view(text).substr(begin, end - begin);
+    while (!line.empty() && std::isspace(static_cast<unsigned char>(line.front()))) {
+      line.remove_prefix(1);
+    }
+    while (!line.empty() && std::isspace(static_cast<unsigned char>(line.back()))) {
+      line.remove_suffix(1);
+    }
+    if (!line.empty() && line.rfind("```", 0) != 0) {
+      if (line.front() != '{' || line.back() != '}') return std::nullopt;
+      json parsed = ParseBoundedJsonOrDiscard(line);
+      if (parsed.is_discarded() || !parsed.is_object()) return std::nullopt;
+      return parsed;
+    }
+    if (newline == std::string::npos) break;
+    end = newline;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
 StatusOr<nlohmann::json> Interaction::LastJsonObject() const {
   const std::string text = FinalText();
+  // The usual case, in linear time: the answer is the final line. The search below would miss a
+  // long one, a count listing more objects (one '{' each) than it tries openings.
+  if (std::optional<json> line = FinalLineObject(text)) return *std::move(line);
   // Prefer the candidate that ends last; among those, the outermost (smallest start). Each
   // candidate costs a scan to its closing brace, so a hostile text of many '{' would cost
   // O(n^2): only the last kMaxCandidates openings are tried (the answer ends the text).

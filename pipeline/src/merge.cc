@@ -13,7 +13,6 @@ namespace {
 constexpr std::size_t kMaxLabelTextChars = 40;
 
 bool IsError(const RoiAnswer& a) { return a.status == "error"; }
-bool HasResult(const RoiAnswer& a) { return a.status == "ok" || a.status == "cached"; }
 
 /// Mask (frame-sized region `rect`) that is 255 inside the ROI polygon, or all 255 for rects.
 cv::Mat RegionMask(const RoiInstance& roi, const cv::Rect& rect) {
@@ -110,7 +109,7 @@ void DrawLabel(cv::Mat& frame, const cv::Rect& roi_rect, const std::string& utf8
   y = std::clamp(y, 0, std::max(0, frame.rows - box.height));
   const int x = std::clamp(roi_rect.x, 0, std::max(0, frame.cols - box.width));
   cv::rectangle(frame, cv::Rect(x, y, box.width, box.height), colour, cv::FILLED);
-  // Dark text on light backgrounds (green, grey, orange), white on red.
+  // Dark text on light backgrounds (green, grey, orange, amber), white on red.
   const double luminance = 0.114 * colour[0] + 0.587 * colour[1] + 0.299 * colour[2];
   const cv::Scalar ink = luminance > 100 ? cv::Scalar(0, 0, 0) : cv::Scalar(255, 255, 255);
   cv::putText(frame, text, cv::Point(x + pad, y + pad + text_size.height), font, font_scale, ink,
@@ -143,6 +142,9 @@ std::string LabelText(const RoiInstance& roi, const RoiAnswer& answer,
   } else {
     text += answer.status;
   }
+  // The reading is shown, but marked as one not to act on (kept short: labels share the frame;
+  // the confidence is in results.jsonl and the report).
+  if (answer.status == "uncertain") text += "? uncertain";
   if (answer.alarm == "low") text += " LOW";
   if (answer.alarm == "high") text += " HIGH";
   if (age_s) text += " +" + std::to_string(std::lround(std::max(0.0, *age_s))) + "s";
@@ -150,10 +152,11 @@ std::string LabelText(const RoiInstance& roi, const RoiAnswer& answer,
 }
 
 cv::Scalar StatusColour(const RoiAnswer& answer) {
-  if (IsError(answer)) return {0, 0, 230};          // red
-  if (!answer.alarm.empty()) return {0, 140, 255};  // orange
-  if (answer.status == "ok") return {0, 200, 0};    // green
-  return {170, 170, 170};                           // grey: cached, skipped
+  if (IsError(answer)) return {0, 0, 230};                 // red
+  if (answer.status == "uncertain") return {0, 210, 255};  // amber (never in alarm)
+  if (!answer.alarm.empty()) return {0, 140, 255};         // orange
+  if (answer.status == "ok") return {0, 200, 0};           // green
+  return {170, 170, 170};                                  // grey: cached, skipped
 }
 
 void MergeAnswer(cv::Mat& frame, const RoiInstance& roi, const CropTransform& transform,

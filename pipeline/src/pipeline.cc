@@ -41,6 +41,7 @@ nlohmann::json PipelineSummary::ToJson() const {
           {"cache_hits", cache_hits},
           {"errors", errors},
           {"skipped", skipped},
+          {"uncertain", uncertain},
           {"latency_p50_ms", latency_p50_ms},
           {"latency_p95_ms", latency_p95_ms},
           {"input_tokens", input_tokens},
@@ -121,7 +122,8 @@ struct RoiState {
   bool in_flight = false;
 };
 
-/// A reused answer: status cached (an error stays an error), no latency and no usage, because
+/// A reused answer: status cached (an error stays an error, an uncertain reading stays uncertain
+/// so it never raises an alarm or passes for a trusted one), no latency and no usage, because
 /// this line made no call (see RunStats: a line made a call iff latency_ms > 0).
 RoiAnswer ReusedAnswer(const RoiAnswer& answer) {
   RoiAnswer copy = answer;
@@ -413,6 +415,8 @@ class FlowPipeline final : public Pipeline {
   /// (answered or still pending: then it waits for it) when that call succeeded or is pending and
   /// either this is not a call frame (every_n_frames) or the crop has not changed; otherwise it
   /// makes a new call. Waiting on a pending call coalesces frames that arrive while it runs.
+  /// An uncertain answer is reused only on frames that make no call (every_n_frames): the change
+  /// gate never freezes it, so the next call frame asks again even when the crop is unchanged.
   void GateBatch(const JobPtr& job, std::size_t index, bool call_frame,
                  GateNode::output_ports_type& ports) {
     RoiSlot& slot = job->slots[index];
@@ -423,8 +427,11 @@ class FlowPipeline final : public Pipeline {
     }
     if (latest) {
       std::lock_guard lock(latest->mu);
-      const bool usable = !latest->done || latest->answer.status == "ok";
-      if (usable && (!call_frame || Unchanged(slot, *job, *latest))) {
+      const std::string& status = latest->answer.status;
+      const bool reuse = (!latest->done || status == "ok")
+                             ? (!call_frame || Unchanged(slot, *job, *latest))
+                             : (status == "uncertain" && !call_frame);
+      if (reuse) {
         if (latest->done) {
           slot.crop.release();
           slot.answer = ReusedAnswer(latest->answer);
@@ -454,7 +461,7 @@ class FlowPipeline final : public Pipeline {
   /// Live: the frame never waits. It shows the latest answer for this ROI (its status the first
   /// time it is shown, "cached" after, with its age) or "skipped" when there is none yet, and
   /// starts a call when none is in flight for this ROI and the crop changed (or the answer aged,
-  /// or the last call failed), at most one call per ROI at a time.
+  /// or the last call failed or was uncertain), at most one call per ROI at a time.
   void GateLive(const JobPtr& job, std::size_t index, bool call_frame,
                 GateNode::output_ports_type& ports) {
     RoiSlot& slot = job->slots[index];
@@ -674,7 +681,9 @@ class FlowPipeline final : public Pipeline {
       state.latest_done = call;
       state.in_flight = false;
     }
-    const bool failed = answer.status != "ok";
+    // An uncertain answer is an answer: frames waiting for it show it (still uncertain) rather
+    // than each asking again; the next call frame asks again (see GateBatch).
+    const bool failed = answer.status == "error";
     for (Waiter& waiter : waiters) {
       RoiSlot& slot = waiter.job->slots[waiter.slot];
       if (failed && !waiter.caller) {

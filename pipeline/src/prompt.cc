@@ -58,7 +58,9 @@ std::string FinalLineRule(TaskKind task) {
       return "End your answer with one JSON line: {\"value\": number, \"unit\": str, "
              "\"confidence\": 0..1}";
     case TaskKind::kCount:
-      return "End your answer with one JSON line: {\"count\": int, \"confidence\": 0..1}";
+      return "End your answer with one JSON line: {\"count\": int, \"confidence\": 0..1, "
+             "\"objects\": [{\"box\": [x, y, w, h], \"score\": 0..1}, ...]} with one object per "
+             "counted part, boxes in pixels of this image";
     case TaskKind::kZoom:
     case TaskKind::kAnnotate:
     case TaskKind::kAsk:

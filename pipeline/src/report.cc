@@ -7,6 +7,7 @@
 #include <map>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
+#include <optional>
 #include <sstream>
 
 #include "roilens/interactions.h"
@@ -42,6 +43,7 @@ void RunStats::AddLine(const nlohmann::json& line) {
   if (status == "cached") ++cache_hits_;
   if (status == "error") ++errors_;
   if (status == "skipped") ++skipped_;
+  if (status == "uncertain") ++uncertain_;
   const auto latency = line.find("latency_ms");
   if (latency == line.end() || !latency->is_number() || latency->get<double>() <= 0) return;
   ++calls_;
@@ -70,6 +72,7 @@ PipelineSummary RunStats::Summary() const {
   s.cache_hits = cache_hits_;
   s.errors = errors_;
   s.skipped = skipped_;
+  s.uncertain = uncertain_;
   s.latency_p50_ms = Percentile(latencies_, 0.50);
   s.latency_p95_ms = Percentile(latencies_, 0.95);
   s.input_tokens = input_tokens_;
@@ -135,19 +138,28 @@ namespace {
 struct Point {
   double t = 0, v = 0;
   bool alarm = false;
+  bool uncertain = false;
 };
 
 struct Series {
   std::string unit;
   const RoiConfig* config = nullptr;
   std::vector<Point> points;
-  std::int64_t ok = 0, cached = 0, errors = 0, skipped = 0;
+  std::int64_t ok = 0, uncertain = 0, cached = 0, errors = 0, skipped = 0;
 };
 
 struct AlarmRow {
   std::string roi, alarm, source;
   std::int64_t frame = 0;
   double time_s = 0, value = 0;
+};
+
+/// Where a stretch of uncertain readings began.
+struct UncertainRow {
+  std::string roi, source;
+  std::int64_t frame = 0;
+  double time_s = 0, value = 0;
+  std::optional<double> confidence;
 };
 
 /// Keeps at most max_points by taking the min and max of each bucket (spikes stay visible).
@@ -235,6 +247,10 @@ std::string Chart(const std::string& name, const Series& series, std::size_t max
     if (p.alarm) {
       svg << "<circle cx='" << Num(x(p.t), 6) << "' cy='" << Num(y(p.v), 6)
           << "' r='2.5' fill='#e07000'/>";
+    } else if (p.uncertain) {
+      // Hollow: a reading that is drawn but not trusted.
+      svg << "<circle class='uncertain' cx='" << Num(x(p.t), 6) << "' cy='" << Num(y(p.v), 6)
+          << "' r='3' fill='none' stroke='#d4a000' stroke-width='1.5'/>";
     }
   }
   svg << "<text x='" << kLeft << "' y='" << kTop + 12 << "' dx='6' font-size='12' fill='#333'>"
@@ -251,6 +267,9 @@ StatusOr<std::string> RenderHtmlReport(const ReportInputs& inputs) {
   constexpr std::size_t kMaxAlarmRows = 200;
   std::int64_t alarm_lines = 0;
   std::map<std::string, std::string> last_alarm;
+  std::vector<UncertainRow> uncertain_rows;
+  std::int64_t uncertain_lines = 0;
+  std::map<std::string, bool> was_uncertain;
 
   std::ifstream in(inputs.results_path);
   if (!in) return NotFoundError("results file '" + inputs.results_path + "' cannot be read");
@@ -273,6 +292,7 @@ StatusOr<std::string> RenderHtmlReport(const ReportInputs& inputs) {
     }
     const std::string status = StringField(line, "status");
     if (status == "ok") ++s.ok;
+    if (status == "uncertain") ++s.uncertain;
     if (status == "cached") ++s.cached;
     if (status == "error") ++s.errors;
     if (status == "skipped") ++s.skipped;
@@ -287,8 +307,20 @@ StatusOr<std::string> RenderHtmlReport(const ReportInputs& inputs) {
     const std::string alarm =
         line.contains("alarm") && line["alarm"].is_string() ? line["alarm"].get<std::string>() : "";
     const double t = line.value("time_s", 0.0);
-    if (v) s.points.push_back({t, *v, !alarm.empty()});
+    const bool uncertain = status == "uncertain";
+    if (v) s.points.push_back({t, *v, !alarm.empty(), uncertain});
     if (!alarm.empty()) ++alarm_lines;
+    if (uncertain) ++uncertain_lines;
+    if (uncertain && !was_uncertain[roi] && uncertain_rows.size() < kMaxAlarmRows) {
+      std::optional<double> confidence;
+      if (auto c = line.find("confidence"); c != line.end() && c->is_number()) {
+        confidence = c->get<double>();
+      }
+      uncertain_rows.push_back({roi, StringField(line, "source"),
+                                line.value("frame", std::int64_t{0}), t, v.value_or(0),
+                                confidence});
+    }
+    was_uncertain[roi] = uncertain;
     // The alarm table lists where an alarm starts (or changes side), not every frame in it.
     if (!alarm.empty() && last_alarm[roi] != alarm && alarms.size() < kMaxAlarmRows) {
       alarms.push_back({roi, alarm, StringField(line, "source"),
@@ -306,6 +338,7 @@ StatusOr<std::string> RenderHtmlReport(const ReportInputs& inputs) {
        << "th{background:#eee}figure{display:inline-block;margin:6px;text-align:center}"
        << "figcaption{font-size:12px;color:#444}img{border:1px solid #ccc;max-width:300px}"
        << ".fatal{border:2px solid #b00;background:#fee;padding:8px 12px;font-weight:bold}"
+       << ".uncertain{background:#fff4cc}"
        << "</style></head><body>\n<h1>roilens report</h1><p>" << HtmlEscape(inputs.title)
        << "</p>\n";
   // A run that stopped calling the model (e.g. the API key was rejected) says so first.
@@ -326,8 +359,10 @@ StatusOr<std::string> RenderHtmlReport(const ReportInputs& inputs) {
   html << "</table>\n<h2>Readings over time</h2>\n";
   for (const std::string& roi : order) {
     const Series& s = series[roi];
-    html << "<h3>" << HtmlEscape(roi) << "</h3><p>ok " << s.ok << ", cached " << s.cached
+    html << "<h3>" << HtmlEscape(roi) << "</h3><p>ok " << s.ok << ", uncertain "
+         << "<span class='uncertain'>" << s.uncertain << "</span>, cached " << s.cached
          << ", errors " << s.errors << ", skipped " << s.skipped;
+    if (s.uncertain > 0) html << " (uncertain readings: hollow amber rings)";
     if (s.config && (s.config->alarm.low || s.config->alarm.high)) {
       html << "; alarm band shaded (low " << (s.config->alarm.low ? Num(*s.config->alarm.low) : "-")
            << ", high " << (s.config->alarm.high ? Num(*s.config->alarm.high) : "-") << ")";
@@ -346,6 +381,24 @@ StatusOr<std::string> RenderHtmlReport(const ReportInputs& inputs) {
            << (row.source.empty() ? "" : " (" + HtmlEscape(row.source) + ")") << "</td><td>"
            << Num(row.time_s, 6) << "</td><td>" << Num(row.value, 6) << "</td><td>"
            << HtmlEscape(row.alarm) << "</td></tr>";
+    }
+    html << "</table>";
+  }
+  // Readings below min_confidence: shown, never alarmed on, so an operator sees where to look.
+  html << "\n<h2>Uncertain readings</h2>";
+  if (uncertain_rows.empty()) {
+    html << "<p>No uncertain readings.</p>";
+  } else {
+    html << "<p class='uncertain'>" << uncertain_lines
+         << " result lines uncertain (confidence below min_confidence; no alarm raised on them); "
+            "where each uncertain stretch began:</p>"
+         << "<table><tr><th>roi</th><th>frame</th><th>time (s)</th><th>reading</th>"
+         << "<th>confidence</th></tr>";
+    for (const UncertainRow& row : uncertain_rows) {
+      html << "<tr class='uncertain'><td>" << HtmlEscape(row.roi) << "</td><td>" << row.frame
+           << (row.source.empty() ? "" : " (" + HtmlEscape(row.source) + ")") << "</td><td>"
+           << Num(row.time_s, 6) << "</td><td>" << Num(row.value, 6) << "?</td><td>"
+           << (row.confidence ? Num(*row.confidence, 3) : "none") << "</td></tr>";
     }
     html << "</table>";
   }

@@ -29,6 +29,7 @@ RoiInstance InstanceFromImageRect(int roi_index, std::string name, const cv::Rec
   instance.name = std::move(name);
   instance.rect = image_rect & cv::Rect(0, 0, frame.image.cols, frame.image.rows);
   instance.frame_rect = MapRect(frame.image_to_frame, instance.rect) & FrameBounds(frame);
+  instance.image_to_frame = frame.image_to_frame;
   return instance;
 }
 
@@ -118,6 +119,7 @@ StatusOr<std::vector<RoiInstance>> FindRois(const StationConfig& config,
         }
         instance.rect = cv::boundingRect(instance.polygon) & image_bounds;
         instance.frame_rect = cv::boundingRect(roi.polygon) & FrameBounds(frame);
+        instance.image_to_frame = frame.image_to_frame;
         if (instance.rect.empty()) {
           return InvalidArgumentError("roi '" + roi.name +
                                       "': polygon lies outside the processed frame");

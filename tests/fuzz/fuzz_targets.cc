@@ -67,11 +67,37 @@ int InteractionResponse(const std::uint8_t* data, std::size_t size) {
   auto parsed = wire::ParseInteraction(AsText(data, size));
   // What the pipeline does with any answer, good or bad: it must never crash or throw.
   for (TaskKind task : {TaskKind::kReadGauge, TaskKind::kCount, TaskKind::kAsk}) {
-    RoiAnswer answer = ParseRoiAnswer(RoiFor(task), parsed);
-    Check(answer.status == "ok" || answer.status == "error", "an answer is ok or error");
+    const RoiConfig roi = RoiFor(task);
+    RoiAnswer answer = ParseRoiAnswer(roi, parsed);
+    Check(answer.status == "ok" || answer.status == "uncertain" || answer.status == "error",
+          "an answer is ok, uncertain or error");
     if (answer.status == "error") Check(!answer.error.empty(), "an error says why");
+    if (answer.status == "uncertain") Check(answer.alarm.empty(), "uncertain raises no alarm");
     if (answer.value) Check(std::isfinite(*answer.value), "values are finite");
     if (answer.count) Check(*answer.count >= 0, "counts are not negative");
+    Check(answer.objects.size() <= kMaxCountedObjects, "objects are capped");
+    for (const CountedObject& o : answer.objects) {
+      Check(std::isfinite(o.box.x) && std::isfinite(o.box.y) && o.box.width > 0 && o.box.height > 0,
+            "object boxes are finite and not empty");
+      if (o.score) Check(*o.score >= 0 && *o.score <= 1, "object scores are in 0..1");
+    }
+    // Mapped to frame pixels through a zoomed, offset ROI: boxes stay inside its rect.
+    RoiInstance instance;
+    instance.name = roi.name;
+    instance.rect = cv::Rect(3, 5, 64, 64);
+    instance.frame_rect = cv::Rect(6, 10, 128, 128);
+    instance.image_to_frame = cv::Matx23d(2, 0, 0, 0, 2, 0);
+    const nlohmann::json line = ResultLine(0, "", 0, instance, roi, answer);
+    if (task == TaskKind::kCount) {
+      Check(line["objects"].is_array(), "count lines list objects");
+      for (const auto& o : line["objects"]) {
+        const cv::Rect box(o["box"][0].get<int>(), o["box"][1].get<int>(), o["box"][2].get<int>(),
+                           o["box"][3].get<int>());
+        Check(!box.empty() && (box & instance.frame_rect) == box, "object boxes lie in rect");
+      }
+    } else {
+      Check(line["objects"].is_null(), "other lines have null objects");
+    }
   }
   if (!parsed.ok()) return 0;
   (void)parsed->FinalText();

@@ -11,12 +11,14 @@
 #include <future>
 #include <map>
 #include <mutex>
+#include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 #include <set>
 #include <thread>
 
 #include "roilens/backend/server.h"
 #include "roilens/frame_pool.h"
+#include "roilens/interactions.h"
 #include "testing/http_fixture.h"
 
 namespace roilens {
@@ -639,6 +641,168 @@ TEST(PipelineTest, RejectedKeyStopsTheCallsAfterTheFirstAnswer) {
       << summary.fatal_error;
   EXPECT_EQ(summary.fatal_error.find(kWrongKey), std::string::npos);
   EXPECT_EQ(summary.ToJson()["fatal_error"], summary.fatal_error);
+}
+
+/// Submits one frame and takes it before the next: each frame gates after the previous answer
+/// is in, so which frames call is deterministic.
+std::vector<FrameOutput> RunOneByOne(Pipeline& pipeline, std::vector<FrameInput> frames) {
+  std::vector<FrameOutput> outputs;
+  for (auto& frame : frames) {
+    EXPECT_TRUE(pipeline.Submit(std::move(frame)).ok());
+    auto out = pipeline.Take();
+    if (!out) break;
+    outputs.push_back(std::move(*out));
+  }
+  pipeline.Flush();
+  return outputs;
+}
+
+TEST(PipelineTest, UncertainReadingsRaiseNoAlarmAndAreAskedAgainNotFrozen) {
+  // The gauge reads 4 (above its alarm's high of 3) at confidence 0.6, under its min_confidence
+  // of 0.8; the count is confident. Every frame is the same picture.
+  testing::HttpFixtureServer server(8);
+  std::atomic<int> gauge_calls{0}, count_calls{0};
+  server.server().Post(
+      "/v1beta/interactions", [&](const httplib::Request& req, httplib::Response& res) {
+        if (req.body.find("Count the") != std::string::npos) {
+          ++count_calls;
+          res.set_content(Completed("c", R"({"count": 2, "confidence": 0.9, "objects": [)"
+                                         R"({"box": [20, 10, 40, 20], "score": 0.8}, )"
+                                         R"({"box": [100, 90, 40, 40], "score": 0.7}, )"
+                                         R"({"box": [1, 2, -3, 4]}]})"),
+                          "application/json");
+        } else {
+          ++gauge_calls;
+          res.set_content(Completed("g", R"({"value": 4, "unit": "bar", "confidence": 0.6})"),
+                          "application/json");
+        }
+      });
+  ASSERT_TRUE(server.Start());
+  StationConfig config = TwoGaugeConfig();
+  config.rois[0].alarm.high = 3;
+  config.rois[0].min_confidence = 0.8;
+  config.rois[1].task = TaskKind::kCount;
+  config.rois[1].object = "bolts";
+  // Original pixels; the frame is processed at half size and the crop zoomed 2x, so the crop has
+  // the ROI's original resolution: a crop box maps to original pixels by the ROI's offset.
+  config.rois[1].rect = cv::Rect(160, 80, 120, 100);
+  config.rois[1].zoom = 2;
+  config.pipeline.preprocess.max_width = kWidth / 2;
+  config.pipeline.every_n_frames = 2;  // odd frames make no call: they reuse the last answer
+  auto pipeline = MakePipeline(config, server.base_url());
+  ASSERT_TRUE(pipeline);
+  std::vector<FrameInput> frames;
+  for (int i = 0; i < 6; ++i) frames.push_back(Input(i, Frame(80, 80)));
+  auto outputs = RunOneByOne(*pipeline, std::move(frames));
+
+  ASSERT_EQ(outputs.size(), 6u);
+  for (int i = 0; i < 6; ++i) {
+    const auto& gauge = outputs[i].results[0];
+    EXPECT_EQ(Str(gauge, "status"), "uncertain") << gauge.dump();
+    EXPECT_EQ(gauge["value"], 4) << "an uncertain reading still reports its value";
+    EXPECT_EQ(gauge["confidence"], 0.6);
+    EXPECT_TRUE(gauge["alarm"].is_null()) << "no alarm on an uncertain reading: " << gauge.dump();
+    EXPECT_TRUE(gauge["objects"].is_null());
+    // Unchanged crops: a call frame asks again, the frame between reuses the reading (no call).
+    EXPECT_EQ(gauge["latency_ms"].get<double>() > 0, i % 2 == 0) << gauge.dump();
+
+    const auto& count = outputs[i].results[1];
+    EXPECT_EQ(Str(count, "status"), i == 0 ? "ok" : "cached") << count.dump();
+    EXPECT_EQ(count["rect"], nlohmann::json({160, 80, 120, 100}));
+    // Crop [20, 10, 40, 20] at zoom 2 is processed [90, 45, 20, 10], original [180, 90, 40, 20];
+    // the second box is clipped to the ROI; the malformed third one is dropped.
+    EXPECT_EQ(count["objects"], nlohmann::json::parse(R"([{"box": [180, 90, 40, 20], "score": 0.8},
+                                                         {"box": [260, 170, 20, 10], "score": 0.7}])"))
+        << count.dump();
+  }
+  EXPECT_EQ(gauge_calls.load(), 3) << "the uncertain reading was asked again on each call frame";
+  EXPECT_EQ(count_calls.load(), 1) << "the confident count was reused while unchanged";
+  const PipelineSummary summary = pipeline->summary();
+  EXPECT_EQ(summary.uncertain, 6);
+  EXPECT_EQ(summary.cache_hits, 5);
+  EXPECT_EQ(summary.calls, 4);
+  EXPECT_EQ(summary.ToJson()["uncertain"], 6);
+}
+
+/// Mean grey level of the image in an interaction request body (-1 when there is none).
+double CropMean(const std::string& body) {
+  const auto request = nlohmann::json::parse(body, nullptr, false);
+  if (!request.is_object() || !request.contains("input") || !request["input"].is_array()) return -1;
+  for (const auto& block : request["input"]) {
+    if (!block.is_object() || block.value("type", "") != "image") continue;
+    auto bytes = wire::Base64Decode(block.value("data", ""));
+    if (!bytes.ok()) return -1;
+    const cv::Mat image = cv::imdecode(*bytes, cv::IMREAD_GRAYSCALE);
+    return image.empty() ? -1 : cv::mean(image)[0];
+  }
+  return -1;
+}
+
+TEST(PipelineTest, FramesWaitingForAnUncertainAnswerShowItInsteadOfAskingAgain) {
+  // Left: frame 0's call is answered at once (confident); frame 1's crop differs and its call is
+  // held until frames 2-4 (same crop as 1) are queued behind it, then answered uncertain. Those
+  // frames show that answer: an uncertain answer is an answer, not a failure that makes each
+  // waiting frame ask for itself. Right (a count that calls on every frame) shows how far the
+  // gate got: its call for frame 4 arrives only after frame 4's left slot was gated.
+  testing::HttpFixtureServer server(8);
+  testing::Gate release;
+  std::mutex mu;
+  std::condition_variable cv;
+  int gauge_calls = 0, count_calls = 0;
+  server.server().Post(
+      "/v1beta/interactions", [&](const httplib::Request& req, httplib::Response& res) {
+        if (req.body.find("Count the") != std::string::npos) {
+          {
+            std::lock_guard lock(mu);
+            ++count_calls;
+            cv.notify_all();
+          }
+          res.set_content(Completed("c", R"({"count": 1, "confidence": 0.9})"), "application/json");
+          return;
+        }
+        {
+          std::lock_guard lock(mu);
+          ++gauge_calls;
+        }
+        // Calls may reach the server in any order: tell frame 0's crop (dark) by its pixels.
+        const bool first_crop = CropMean(req.body) < 80;
+        if (!first_crop) release.Wait();
+        res.set_content(first_crop ? Completed("g-first", R"({"value": 4, "confidence": 0.9})")
+                                   : Completed("g-later", R"({"value": 4, "confidence": 0.2})"),
+                        "application/json");
+      });
+  ASSERT_TRUE(server.Start());
+  StationConfig config = TwoGaugeConfig();
+  config.rois[1].task = TaskKind::kCount;
+  config.rois[1].object = "bolts";
+  config.rois[1].change_threshold = 0;  // calls on every frame
+  auto pipeline = MakePipeline(config, server.base_url());
+  ASSERT_TRUE(pipeline);
+  std::vector<FrameOutput> outputs;
+  std::thread taker([&] {
+    while (auto out = pipeline->Take()) outputs.push_back(std::move(*out));
+  });
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_TRUE(pipeline->Submit(Input(i, Frame(i == 0 ? 60 : 140, 90))).ok());
+  }
+  {
+    std::unique_lock lock(mu);
+    EXPECT_TRUE(cv.wait_for(lock, std::chrono::seconds(60), [&] { return count_calls == 5; }));
+  }
+  release.Open();
+  pipeline->Flush();
+  taker.join();
+
+  ASSERT_EQ(outputs.size(), 5u);
+  EXPECT_EQ(Str(outputs[0].results[0], "status"), "ok");
+  for (int i = 1; i < 5; ++i) {
+    const auto& line = outputs[i].results[0];
+    EXPECT_EQ(Str(line, "status"), "uncertain") << line.dump();
+    EXPECT_EQ(Str(line, "interaction_id"), "g-later") << line.dump();
+    EXPECT_EQ(line["latency_ms"].get<double>() > 0, i == 1) << line.dump();
+  }
+  std::lock_guard lock(mu);
+  EXPECT_EQ(gauge_calls, 2);
 }
 
 TEST(PipelineTest, LocalEndpointWithoutABackendUrlIsRefused) {

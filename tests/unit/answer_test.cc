@@ -7,6 +7,9 @@
 
 #include <opencv2/imgcodecs.hpp>
 
+#include "roilens/preprocess.h"
+#include "roilens/rois.h"
+
 namespace roilens {
 namespace {
 
@@ -218,8 +221,8 @@ TEST(AnswerTest, ResultLineHasExactlyTheDocumentedKeys) {
   for (const auto& [k, v] : line.items()) keys.push_back(k);
   EXPECT_THAT(keys, ::testing::UnorderedElementsAre(
                         "frame", "source", "time_s", "roi", "task", "rect", "status", "value",
-                        "unit", "count", "text", "confidence", "alarm", "error", "attempts",
-                        "latency_ms", "interaction_id", "usage"));
+                        "unit", "count", "objects", "text", "confidence", "alarm", "error",
+                        "attempts", "latency_ms", "interaction_id", "usage"));
   EXPECT_EQ(line["frame"], 42);
   EXPECT_EQ(line["source"], "cam.mp4");
   EXPECT_EQ(line["time_s"], 1.4);
@@ -230,6 +233,7 @@ TEST(AnswerTest, ResultLineHasExactlyTheDocumentedKeys) {
   EXPECT_EQ(line["value"], 9.5);
   EXPECT_EQ(line["unit"], "bar");
   EXPECT_TRUE(line["count"].is_null());
+  EXPECT_TRUE(line["objects"].is_null()) << "objects only on count lines";
   EXPECT_TRUE(line["text"].is_null());
   EXPECT_EQ(line["confidence"], 0.8);
   EXPECT_EQ(line["alarm"], "high");
@@ -249,6 +253,172 @@ TEST(AnswerTest, ResultLineHasExactlyTheDocumentedKeys) {
   }
   EXPECT_EQ(empty["task"], "count");
   EXPECT_EQ(empty["status"], "skipped");
+  EXPECT_EQ(empty["objects"], nlohmann::json::array()) << "a count line always lists objects";
+}
+
+TEST(AnswerTest, ReadingBelowMinConfidenceIsUncertainAndRaisesNoAlarm) {
+  // 9.5 is above the alarm's high of 8: a certain reading alarms, an uncertain one must not.
+  const RoiAnswer low =
+      ParseRoiAnswer(GaugeRoi(), Completed("{\"value\": 9.5, \"confidence\": 0.49}"));
+  EXPECT_EQ(low.status, "uncertain");
+  EXPECT_EQ(low.value, 9.5) << "the reading is still given";
+  EXPECT_EQ(low.confidence, 0.49);
+  EXPECT_EQ(low.alarm, "");
+  EXPECT_EQ(low.error, "");
+  // The default bar is 0.5, and reaching it is enough.
+  const RoiAnswer at =
+      ParseRoiAnswer(GaugeRoi(), Completed("{\"value\": 9.5, \"confidence\": 0.5}"));
+  EXPECT_EQ(at.status, "ok");
+  EXPECT_EQ(at.alarm, "high");
+
+  RoiConfig strict = GaugeRoi();
+  strict.min_confidence = 0.9;
+  EXPECT_EQ(ParseRoiAnswer(strict, Completed("{\"value\": 0.5, \"confidence\": 0.85}")).status,
+            "uncertain");
+  EXPECT_EQ(ParseRoiAnswer(strict, Completed("{\"value\": 0.5, \"confidence\": 0.85}")).alarm, "");
+  EXPECT_EQ(ParseRoiAnswer(strict, Completed("{\"value\": 0.5, \"confidence\": 0.95}")).alarm,
+            "low");
+
+  RoiConfig count = CountRoi();
+  count.alarm.high = 5;
+  const RoiAnswer counted = ParseRoiAnswer(count, Completed("{\"count\": 9, \"confidence\": 0.1}"));
+  EXPECT_EQ(counted.status, "uncertain");
+  EXPECT_EQ(counted.count, 9);
+  EXPECT_EQ(counted.alarm, "");
+  const nlohmann::json line = ResultLine(3, "", 0, RoiInstance(), count, counted);
+  EXPECT_EQ(line["status"], "uncertain");
+  EXPECT_EQ(line["count"], 9);
+  EXPECT_TRUE(line["alarm"].is_null());
+
+  // Text tasks have no reading to doubt.
+  RoiConfig ask;
+  ask.name = "q";
+  ask.task = TaskKind::kAsk;
+  ask.prompt = "colour?";
+  EXPECT_EQ(ParseRoiAnswer(ask, Completed("{\"text\": \"red\", \"confidence\": 0.1}")).status,
+            "ok");
+}
+
+TEST(AnswerTest, MissingConfidenceIsUncertainOnlyWhenMinConfidenceIsSet) {
+  // Default: a model that gives no confidence (the real API may omit it) keeps working, alarms
+  // included.
+  const RoiAnswer plain = ParseRoiAnswer(GaugeRoi(), Completed("{\"value\": 9.5}"));
+  EXPECT_EQ(plain.status, "ok");
+  EXPECT_EQ(plain.alarm, "high");
+  // An operator who set a bar asked for evidence; an answer without any does not meet it.
+  RoiConfig demanding = GaugeRoi();
+  demanding.min_confidence = 0.5;
+  const RoiAnswer none = ParseRoiAnswer(demanding, Completed("{\"value\": 9.5}"));
+  EXPECT_EQ(none.status, "uncertain");
+  EXPECT_EQ(none.alarm, "");
+  EXPECT_FALSE(none.confidence.has_value());
+  // ...unless the bar is 0: nothing is uncertain then.
+  RoiConfig off = GaugeRoi();
+  off.min_confidence = 0;
+  EXPECT_EQ(ParseRoiAnswer(off, Completed("{\"value\": 9.5}")).status, "ok");
+  EXPECT_EQ(ParseRoiAnswer(off, Completed("{\"value\": 9.5, \"confidence\": 0}")).status, "ok");
+}
+
+TEST(AnswerTest, CountObjectsAreParsedAndMalformedOnesIgnored) {
+  const RoiAnswer a = ParseRoiAnswer(
+      CountRoi(),
+      Completed(R"({"count": 3, "confidence": 0.9, "objects": [)"
+                R"({"box": [1, 2, 3, 4], "score": 0.75}, )"
+                R"({"box": [10.5, 20.25, 5, 6]}, )"
+                R"({"box": [7, 8, 9, 10], "score": 1.5}, )"
+                R"({"box": [1, 2, 0, 4], "score": 0.5}, {"box": [1, 2, 3, -4]}, )"
+                R"({"box": [1, 2, 3]}, {"box": [1, 2, 3, 4, 5]}, {"box": "1,2,3,4"}, )"
+                R"({"box": [1, "2", 3, 4]}, {"box": [1, 2, 3, 4], "score": "high"}, )"
+                R"({"box": [1e300, 2, 3, 4]}, {"score": 0.9}, [1, 2, 3, 4], null, 7]})"));
+  EXPECT_EQ(a.status, "ok");
+  EXPECT_EQ(a.count, 3);
+  ASSERT_EQ(a.objects.size(), 3u);
+  EXPECT_EQ(a.objects[0].box, cv::Rect2d(1, 2, 3, 4));
+  EXPECT_EQ(a.objects[0].score, 0.75);
+  EXPECT_EQ(a.objects[1].box, cv::Rect2d(10.5, 20.25, 5, 6));
+  EXPECT_FALSE(a.objects[1].score.has_value());
+  EXPECT_EQ(a.objects[2].score, 1.0) << "clamped into 0..1";
+
+  // Not a list, or absent: no objects, and the count still stands.
+  for (const char* text : {R"({"count": 2, "objects": {"box": [1, 2, 3, 4]}})",
+                           R"({"count": 2, "objects": "many"})", R"({"count": 2})"}) {
+    const RoiAnswer b = ParseRoiAnswer(CountRoi(), Completed(text));
+    EXPECT_EQ(b.status, "ok") << text;
+    EXPECT_EQ(b.count, 2) << text;
+    EXPECT_TRUE(b.objects.empty()) << text;
+  }
+  // Gauges ignore objects.
+  EXPECT_TRUE(
+      ParseRoiAnswer(GaugeRoi(), Completed(R"({"value": 2, "objects": [{"box": [1, 2, 3, 4]}]})"))
+          .objects.empty());
+}
+
+TEST(AnswerTest, CountObjectsAreCapped) {
+  std::string text = R"({"count": 5000, "objects": [)";
+  for (int i = 0; i < 5000; ++i) {
+    text += (i ? ", " : "") + std::string(R"({"box": [)") + std::to_string(i) + R"(, 0, 1, 1]})";
+  }
+  text += "]}";
+  const RoiAnswer a = ParseRoiAnswer(CountRoi(), Completed(text));
+  EXPECT_EQ(a.count, 5000);
+  ASSERT_EQ(a.objects.size(), kMaxCountedObjects);
+  EXPECT_EQ(a.objects.back().box.x, static_cast<double>(kMaxCountedObjects - 1))
+      << "the first ones";
+}
+
+TEST(AnswerTest, ObjectsAreReportedInOriginalFramePixels) {
+  // A 400x300 frame processed at half size (max_width 200); the ROI [80, 60, 100, 80] (original)
+  // is [40, 30, 50, 40] processed, and its crop is zoomed 2x to 100x80.
+  StationConfig config;
+  config.pipeline.preprocess.max_width = 200;
+  RoiConfig roi = CountRoi();
+  roi.rect = cv::Rect(80, 60, 100, 80);
+  roi.zoom = 2;
+  config.rois.push_back(roi);
+  auto pre = Preprocess(cv::Mat(300, 400, CV_8UC3, cv::Scalar::all(0)), config.pipeline.preprocess);
+  ASSERT_TRUE(pre.ok()) << pre.status();
+  auto instances = FindRois(config, *pre);
+  ASSERT_TRUE(instances.ok()) << instances.status();
+  ASSERT_EQ(instances->size(), 1u);
+  const RoiInstance& instance = instances->front();
+  ASSERT_EQ(instance.rect, cv::Rect(40, 30, 50, 40));
+  ASSERT_EQ(instance.frame_rect, cv::Rect(80, 60, 100, 80));
+  auto crop = MakeCrop(pre->image, instance, roi.zoom);
+  ASSERT_TRUE(crop.ok());
+  ASSERT_EQ(crop->image.size(), cv::Size(100, 80));
+
+  const RoiAnswer a = ParseRoiAnswer(
+      roi,
+      Completed(R"({"count": 4, "confidence": 0.9, "objects": [)"
+                // crop [10, 20, 30, 16] -> processed [45, 40, 15, 8] -> original [90, 80, 30, 16]
+                R"({"box": [10, 20, 30, 16], "score": 0.9}, )"
+                // fractional: crop [1, 1, 1, 1] -> original [81, 61, 1, 1]
+                R"({"box": [1, 1, 1, 1], "score": 0.8}, )"
+                // past the crop's corner: clipped to the ROI
+                R"({"box": [90, 70, 20, 20], "score": 0.7}, )"
+                // entirely outside the crop: dropped
+                R"({"box": [200, 200, 10, 10], "score": 0.6}]})"));
+  ASSERT_EQ(a.status, "ok");
+  const nlohmann::json line = ResultLine(7, "", 0, instance, roi, a);
+  EXPECT_EQ(line["rect"], nlohmann::json({80, 60, 100, 80}));
+  EXPECT_EQ(line["objects"], nlohmann::json::parse(R"([
+      {"box": [90, 80, 30, 16], "score": 0.9},
+      {"box": [81, 61, 1, 1], "score": 0.8},
+      {"box": [170, 130, 10, 10], "score": 0.7}])"));
+
+  // Without preprocessing a zoomed, offset ROI maps by its zoom and offset alone.
+  RoiInstance plain;
+  plain.rect = plain.frame_rect = cv::Rect(300, 200, 40, 30);
+  roi.zoom = 4;
+  const RoiAnswer b = ParseRoiAnswer(
+      roi, Completed(R"({"count": 1, "objects": [{"box": [8, 12, 20, 6], "score": 0.5}]})"));
+  EXPECT_EQ(ResultLine(0, "", 0, plain, roi, b)["objects"],
+            nlohmann::json::parse(R"([{"box": [302, 203, 5, 2], "score": 0.5}])"));
+  // A box that does not fall on whole frame pixels grows outward to cover it.
+  const RoiAnswer c =
+      ParseRoiAnswer(roi, Completed(R"({"count": 1, "objects": [{"box": [2, 2, 1, 1]}]})"));
+  EXPECT_EQ(ResultLine(0, "", 0, plain, roi, c)["objects"],
+            nlohmann::json::parse(R"([{"box": [300, 200, 1, 1], "score": null}])"));
 }
 
 }  // namespace

@@ -30,9 +30,11 @@ constexpr const char* kFullConfig = R"({
     {"name": "boiler", "rect": [10, 20, 100, 90], "task": "read_gauge", "zoom": 2,
      "gauge": {"min_value": 0, "max_value": 10, "min_angle_deg": 225, "max_angle_deg": -45,
                "unit": "bar"},
-     "alarm": {"low": 1, "high": 8}, "change_threshold": 0.05, "max_age_s": 30},
+     "alarm": {"low": 1, "high": 8}, "min_confidence": 0.8, "change_threshold": 0.05,
+     "max_age_s": 30},
     /* block comments too */
-    {"name": "tray", "polygon": [[0, 0], [50, 0], [50, 40]], "task": "count", "object": "bolts"},
+    {"name": "tray", "polygon": [[0, 0], [50, 0], [50, 40]], "task": "count", "object": "bolts",
+     "min_confidence": 0},
     {"name": "dials", "find": "gauges", "rect": [0, 0, 300, 200], "task": "read_gauge",
      "gauge": {"min_value": -1, "max_value": 1}},
     {"name": "tiles", "find": "grid", "grid": [3, 4], "task": "annotate", "prompt": "Circle it"},
@@ -79,7 +81,10 @@ TEST(ConfigTest, ParsesEveryField) {
   EXPECT_EQ(boiler.alarm.high, 8.0);
   EXPECT_DOUBLE_EQ(boiler.change_threshold, 0.05);
   EXPECT_DOUBLE_EQ(boiler.max_age_s, 30);
+  EXPECT_EQ(boiler.min_confidence, 0.8);
   EXPECT_EQ(c.rois[1].task, TaskKind::kCount);
+  EXPECT_EQ(c.rois[1].min_confidence, 0.0);
+  EXPECT_FALSE(c.rois[2].min_confidence.has_value()) << "unset: the default bar applies";
   EXPECT_EQ(c.rois[1].object, "bolts");
   EXPECT_EQ(c.rois[1].polygon,
             (std::vector<cv::Point>{cv::Point(0, 0), cv::Point(50, 0), cv::Point(50, 40)}));
@@ -279,6 +284,11 @@ INSTANTIATE_TEST_SUITE_P(
         BadConfig{"alarm order", Gauge(R"({"min_value": 0, "max_value": 10})", R"(, "alarm": {"low": 8, "high": 2})"), "rois[1].alarm.high: must be greater than low"},
         BadConfig{"alarm typo", Gauge(R"({"min_value": 0, "max_value": 10})", R"(, "alarm": {"hi": 2})"), "rois[1].alarm.hi: unknown key"},
         BadConfig{"alarm on zoom", R"({"rois": [{"name": "a", "rect": [0,0,4,4], "task": "zoom", "alarm": {"low": 1}}]})", "rois[0].alarm: only applies to tasks read_gauge and count"},
+        BadConfig{"min_confidence above 1", Gauge(R"({"min_value": 0, "max_value": 10})", R"(, "min_confidence": 1.5)"), "rois[1].min_confidence: must be in [0, 1], got 1.5"},
+        BadConfig{"min_confidence negative", R"({"rois": [{"name": "a", "rect": [0,0,4,4], "task": "count", "object": "x", "min_confidence": -0.1}]})", "rois[0].min_confidence: must be in [0, 1], got -0.1"},
+        BadConfig{"min_confidence type", R"({"rois": [{"name": "a", "rect": [0,0,4,4], "task": "count", "object": "x", "min_confidence": "high"}]})", "rois[0].min_confidence: must be a number, got string"},
+        BadConfig{"min_confidence on ask", R"({"rois": [{"name": "a", "rect": [0,0,4,4], "task": "ask", "prompt": "?", "min_confidence": 0.5}]})", "rois[0].min_confidence: only applies to tasks read_gauge and count"},
+        BadConfig{"min_confidence typo", R"({"rois": [{"name": "a", "rect": [0,0,4,4], "task": "count", "object": "x", "min_confidense": 0.5}]})", "rois[0].min_confidense: unknown key (did you mean 'min_confidence'?)"},
         BadConfig{"count without object", R"({"rois": [{"name": "a", "rect": [0,0,4,4], "task": "count"}]})", "rois[0].object: is required for task count"},
         BadConfig{"object on zoom", R"({"rois": [{"name": "a", "rect": [0,0,4,4], "task": "zoom", "object": "x"}]})", "rois[0].object: only applies to task count"},
         BadConfig{"ask without prompt", R"({"rois": [{"name": "a", "rect": [0,0,4,4], "task": "ask"}]})", "rois[0].prompt: is required for task ask"},

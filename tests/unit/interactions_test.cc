@@ -363,6 +363,27 @@ TEST(InteractionsTest, LastJsonObjectPicksTheLastCompleteObject) {
   }
 }
 
+TEST(InteractionsTest, LastJsonObjectFindsALongFinalLine) {
+  // A count that lists 2000 objects has a '{' per object: far more openings than the general
+  // search tries, so the final answer line is taken whole.
+  std::string line = R"({"count": 2000, "objects": [)";
+  for (int i = 0; i < 2000; ++i) {
+    line += (i ? ", " : "") + std::string(R"({"box": [)") + std::to_string(i) + R"(, 0, 1, 1]})";
+  }
+  line += "]}";
+  for (const std::string& text :
+       {"Counted.\n" + line, "Counted.\n" + line + "\n\n", "```json\n" + line + "\n```\n"}) {
+    auto r = WithFinalText(text).LastJsonObject();
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ((*r)["count"], 2000);
+    EXPECT_EQ((*r)["objects"].size(), 2000u);
+  }
+  // A final line that is not an object alone falls back to the search.
+  auto r = WithFinalText("{\"count\": 1}\ndone").LastJsonObject();
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ((*r)["count"], 1);
+}
+
 TEST(InteractionsTest, FinalTextSkipsImageOnlyOutputsAndUndecodableImages) {
   Interaction i = WithFinalText("answer");
   Step img;

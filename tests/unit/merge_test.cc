@@ -148,6 +148,38 @@ TEST(MergeTest, LabelTextAndColours) {
   EXPECT_LE(LabelText(roi, text, std::nullopt).size(), std::string("boiler: ").size() + 40);
 }
 
+TEST(MergeTest, UncertainReadingsAreShownAmberWithAQuestionMark) {
+  const RoiInstance roi = Instance({60, 60, 50, 50});
+  RoiAnswer a = WithImage({});
+  a.status = "uncertain";
+  a.confidence = 0.314;
+  EXPECT_EQ(LabelText(roi, a, std::nullopt), "boiler: 4.2 bar? uncertain");
+  EXPECT_EQ(LabelText(roi, a, 2.0), "boiler: 4.2 bar? uncertain +2s");
+  RoiAnswer count;
+  count.status = "uncertain";
+  count.count = 7;
+  EXPECT_EQ(LabelText(Instance({}, "tray"), count, std::nullopt), "tray: 7? uncertain");
+  const cv::Scalar amber = StatusColour(a);
+  EXPECT_EQ(amber, cv::Scalar(0, 210, 255));
+  RoiAnswer ok = WithImage({});
+  RoiAnswer cached = ok;
+  cached.status = "cached";
+  RoiAnswer alarm = ok;
+  alarm.alarm = "high";
+  for (const RoiAnswer& other : {ok, cached, alarm}) EXPECT_NE(StatusColour(other), amber);
+
+  // The returned image is still pasted (it is a reading), and the outline and label are amber.
+  const cv::Mat before(kFrame, CV_8UC3, cv::Scalar::all(0));
+  cv::Mat frame = before.clone();
+  const cv::Mat returned(50, 50, CV_8UC3, cv::Scalar(40, 80, 120));
+  RoiAnswer shown = WithImage(returned);
+  shown.status = "uncertain";
+  MergeAnswer(frame, roi, CropTransform::Make(roi.rect, 1), shown, Mode(MergeMode::kReplace, true),
+              std::nullopt);
+  EXPECT_EQ(frame.at<cv::Vec3b>(85, 85), cv::Vec3b(40, 80, 120));
+  EXPECT_EQ(frame.at<cv::Vec3b>(60, 85), cv::Vec3b(0, 210, 255)) << "amber outline";
+}
+
 TEST(MergeTest, LabelsStayInsideTheFrameAtTheEdges) {
   for (const cv::Rect rect : {cv::Rect(0, 0, 30, 30), cv::Rect(290, 210, 30, 30),
                               cv::Rect(300, 0, 20, 240), cv::Rect(0, 230, 320, 10)}) {

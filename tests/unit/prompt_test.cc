@@ -78,7 +78,8 @@ TEST(PromptTest, EveryTaskHasItsSpecAndFinalLine) {
   count.object = "bolts";
   EXPECT_THAT(RenderTaskPrompt(count), HasSubstr("Count the bolts"));
   EXPECT_THAT(RenderTaskPrompt(count),
-              HasSubstr("one JSON line: {\"count\": int, \"confidence\": 0..1}"));
+              HasSubstr("one JSON line: {\"count\": int, \"confidence\": 0..1, "
+                        "\"objects\": [{\"box\": [x, y, w, h], \"score\": 0..1}, ...]}"));
   EXPECT_EQ(FencedSpec(RenderTaskPrompt(count))["object"], "bolts");
   EXPECT_FALSE(TaskSpec(count).contains("calibration"));
 

@@ -66,6 +66,22 @@ TEST(RunStatsTest, ALineMadeACallIffItHasLatency) {
   EXPECT_EQ(json["cache_hits"], 1);
 }
 
+TEST(RunStatsTest, UncertainLinesAreCountedApart) {
+  RunStats stats;
+  stats.AddFrame();
+  stats.AddLine(Line(0, "a", "uncertain", 100, 4.0));
+  stats.AddLine(Line(0, "b", "ok", 50, 2.0));
+  stats.AddFrame();
+  stats.AddLine(Line(1, "a", "uncertain", 0, 4.0));  // a reused uncertain reading: no call
+  stats.AddLine(Line(1, "b", "cached", 0, 2.0));
+  const PipelineSummary s = stats.Summary();
+  EXPECT_EQ(s.uncertain, 2);
+  EXPECT_EQ(s.cache_hits, 1);
+  EXPECT_EQ(s.calls, 2);
+  EXPECT_EQ(s.errors, 0);
+  EXPECT_EQ(s.ToJson()["uncertain"], 2);
+}
+
 std::string WriteResults(const std::vector<nlohmann::json>& lines) {
   // One directory for the process (ScratchDir empties it when asked again), a file per call.
   static const auto dir = testing::ScratchDir("report");
@@ -149,6 +165,48 @@ TEST(HtmlReportTest, AFatalErrorComesFirst) {
   html = RenderHtmlReport(inputs);
   ASSERT_TRUE(html.ok()) << html.status();
   EXPECT_EQ(html->find("Run stopped"), std::string::npos);
+}
+
+TEST(HtmlReportTest, UncertainReadingsAreCountedAndMarkedApart) {
+  std::vector<nlohmann::json> lines;
+  for (int f = 0; f < 10; ++f) {
+    const bool uncertain = f >= 4 && f < 7;
+    nlohmann::json line = Line(f, "boiler",
+                               uncertain ? "uncertain"
+                               : f == 0  ? "ok"
+                                         : "cached",
+                               f == 0 || f == 4 ? 10 : 0, uncertain ? 9.5 : 5.0);
+    if (uncertain) line["confidence"] = 0.25;
+    lines.push_back(line);
+  }
+  StationConfig config;
+  RoiConfig roi;
+  roi.name = "boiler";
+  roi.task = TaskKind::kReadGauge;
+  roi.alarm.high = 8;
+  config.rois.push_back(roi);
+  ReportInputs inputs;
+  inputs.config = &config;
+  inputs.title = "station.mp4";
+  inputs.results_path = WriteResults(lines);
+  inputs.summary = {{"calls", 2}, {"uncertain", 3}};
+  auto html = RenderHtmlReport(inputs);
+  ASSERT_TRUE(html.ok()) << html.status();
+  EXPECT_NE(html->find("<p>ok 1, uncertain <span class='uncertain'>3</span>, cached 6, errors 0"),
+            std::string::npos)
+      << *html;
+  // Each uncertain point is a hollow ring on the chart, and where the stretch began is listed.
+  std::size_t rings = 0;
+  for (std::size_t p = 0; (p = html->find("<circle class='uncertain'", p)) != std::string::npos;
+       ++p) {
+    ++rings;
+  }
+  EXPECT_EQ(rings, 3u);
+  EXPECT_NE(html->find("3 result lines uncertain"), std::string::npos);
+  EXPECT_NE(html->find("<tr class='uncertain'><td>boiler</td><td>4</td>"), std::string::npos)
+      << *html;
+  EXPECT_NE(html->find("<td>9.5?</td><td>0.25</td>"), std::string::npos) << *html;
+  EXPECT_NE(html->find("No alarms."), std::string::npos) << "uncertain readings never alarm";
 }
 
 TEST(HtmlReportTest, EscapesText) {

@@ -172,8 +172,8 @@ Status WriteText(const std::string& path, const std::string& text) {
   return OkStatus();
 }
 
-/// Picks a few annotated crops for the report: per ROI the first answered frame and the first
-/// frame in alarm.
+/// Picks a few annotated crops for the report: per ROI the first answered frame, the first
+/// frame in alarm and the first uncertain reading (so a person can see what the model doubted).
 class CropPicker {
  public:
   CropPicker(cv::Size source_size) : source_size_(source_size) {}
@@ -191,13 +191,16 @@ class CropPicker {
       } else if (alarm && !(have & kAlarm)) {
         Take(frame, line, " (alarm " + Str(line, "alarm") + ")");
         have |= kAlarm;
+      } else if (status == "uncertain" && !(have & kUncertain)) {
+        Take(frame, line, "? (uncertain)");
+        have |= kUncertain;
       }
     }
   }
   std::vector<ReportCrop> crops() && { return std::move(crops_); }
 
  private:
-  static constexpr int kFirst = 1, kAlarm = 2;
+  static constexpr int kFirst = 1, kAlarm = 2, kUncertain = 4;
   static constexpr std::size_t kMaxCrops = 12;
 
   void Take(const FrameOutput& frame, const nlohmann::json& line, const std::string& note) {
@@ -607,11 +610,12 @@ RunOutcome RunStation(const RunFlags& flags) {
 
   if (!flags.quiet) {
     std::printf(
-        "roilens: %lld frames (%lld result lines: %lld calls, %lld cached, %lld errors, "
-        "%lld skipped) in %.1f s\n",
+        "roilens: %lld frames (%lld result lines: %lld calls, %lld cached, %lld uncertain, "
+        "%lld errors, %lld skipped) in %.1f s\n",
         static_cast<long long>(totals->frames), static_cast<long long>(totals->roi_results),
         static_cast<long long>(totals->calls), static_cast<long long>(totals->cache_hits),
-        static_cast<long long>(totals->errors), static_cast<long long>(totals->skipped), wall_s);
+        static_cast<long long>(totals->uncertain), static_cast<long long>(totals->errors),
+        static_cast<long long>(totals->skipped), wall_s);
     if (video) {
       std::printf("  annotated video: %s\n", video_path.c_str());
     } else {

@@ -32,7 +32,8 @@ class ChangeGate {
                                   double now_s, double threshold, double max_age_s) const;
   /// Remembers `answer` for roi_key, replacing an entry stored at the same or an earlier time; an
   /// answer older than the stored one is dropped (frames finish out of order). Only "ok" answers
-  /// are stored; others are ignored so an error is retried on the next frame.
+  /// are stored; others are ignored so an error is retried on the next frame, and an uncertain
+  /// reading is asked again rather than frozen in place while the crop stays the same.
   void Store(const std::string& roi_key, const cv::Mat& thumbnail, const RoiAnswer& answer,
              double now_s);
 

@@ -84,6 +84,10 @@ struct AlarmConfig {
   std::optional<double> low, high;
 };
 
+/// The confidence below which a read_gauge or count answer is "uncertain" when the ROI does not
+/// set `min_confidence`.
+inline constexpr double kDefaultMinConfidence = 0.5;
+
 enum class TaskKind { kReadGauge, kCount, kZoom, kAnnotate, kAsk };
 std::string TaskName(TaskKind t);  ///< "read_gauge", "count", "zoom", "annotate", "ask"
 
@@ -98,6 +102,11 @@ struct RoiConfig {
   double zoom = 1;         ///< crop upscale factor sent to the model
   GaugeCalibration gauge;  ///< read_gauge
   AlarmConfig alarm;
+  /// read_gauge/count: an answer whose confidence (0..1) is below this gets status "uncertain"
+  /// (its value/count is still reported, no alarm fires). Unset = kDefaultMinConfidence, and an
+  /// answer without a confidence then counts as certain; when set explicitly (> 0) an answer
+  /// without a confidence is uncertain too: the operator asked for evidence it did not give.
+  std::optional<double> min_confidence;
   std::string object;              ///< count: what to count
   std::string prompt;              ///< annotate/ask/zoom: free text
   double change_threshold = 0.02;  ///< mean abs grey diff (0..1) under which a crop is "unchanged"

@@ -37,6 +37,8 @@ struct FrameOutput {
 /// Counters over a run (summary.json is built from these).
 struct PipelineSummary {
   std::int64_t frames = 0, roi_results = 0, calls = 0, cache_hits = 0, errors = 0, skipped = 0;
+  /// Result lines with status "uncertain" (fresh or reused): readings below min_confidence.
+  std::int64_t uncertain = 0;
   double latency_p50_ms = 0, latency_p95_ms = 0;
   std::int64_t input_tokens = 0, output_tokens = 0, total_tokens = 0;
   /// Why the run stopped calling the model (the API key is missing or was rejected); "" when it

@@ -29,7 +29,8 @@ class RunStats {
   PipelineSummary Summary() const;
 
  private:
-  std::int64_t frames_ = 0, lines_ = 0, calls_ = 0, cache_hits_ = 0, errors_ = 0, skipped_ = 0;
+  std::int64_t frames_ = 0, lines_ = 0, calls_ = 0, cache_hits_ = 0, errors_ = 0, skipped_ = 0,
+               uncertain_ = 0;
   std::int64_t input_tokens_ = 0, output_tokens_ = 0, total_tokens_ = 0;
   std::vector<double> latencies_;
   std::int64_t latencies_seen_ = 0;
@@ -57,8 +58,10 @@ struct ReportInputs {
 };
 
 /// Renders the self-contained report.html: a summary table, one inline-SVG line chart of the
-/// readings (value or count) over time per ROI with the alarm bands shaded, a table of alarms,
-/// and the crops as base64 PNG data URIs. No external resources (no scripts, fonts or links).
+/// readings (value or count) over time per ROI with the alarm bands shaded and uncertain readings
+/// marked (hollow amber rings), per-ROI counts of ok/uncertain/cached/error/skipped lines, a table
+/// of alarms, a table of where uncertain stretches began, and the crops as base64 PNG data URIs.
+/// No external resources (no scripts, fonts or links).
 StatusOr<std::string> RenderHtmlReport(const ReportInputs& inputs);
 
 /// HTML-escapes text (&, <, >, ", ').

@@ -20,6 +20,9 @@ struct RoiInstance {
   cv::Rect rect;        ///< PROCESSED-image pixels (what is cropped and merged), clipped
   cv::Rect frame_rect;  ///< the same region in ORIGINAL frame pixels (reported in results)
   std::vector<cv::Point> polygon;  ///< PROCESSED-image pixels; empty for rects
+  /// The frame's PROCESSED -> ORIGINAL pixel map (PreprocessedFrame::image_to_frame), so points
+  /// found in the crop (count objects) can be reported in original pixels like frame_rect.
+  cv::Matx23d image_to_frame = cv::Matx23d(1, 0, 0, 0, 1, 0);
 };
 
 /// Every ROI instance of a frame, config order. Errors name the ROI. `find:"gauges"` uses a
