@@ -584,7 +584,9 @@ cv::Mat DrawCalibrationOverlay(const cv::Mat& crop, const GaugeGeometry& g) {
              t.on_scale ? (t.major ? major : minor) : red, t.major ? 2 * thick : thick, cv::LINE_AA,
              kShift);
   }
-  auto label = [&](const std::string& text, cv::Point2d p, const cv::Scalar& colour) {
+  auto label = [&](std::string text, cv::Point2d p, const cv::Scalar& colour) {
+    // Hershey fonts are ASCII only: "°C" is shown as "C"
+    std::erase_if(text, [](char ch) { return static_cast<unsigned char>(ch) >= 0x80; });
     int base = 0;
     const double scale = 0.5 * std::max(1.0, k * 0.8);
     const cv::Size ts = cv::getTextSize(text, cv::FONT_HERSHEY_SIMPLEX, scale, thick, &base);
