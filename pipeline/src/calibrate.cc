@@ -237,6 +237,18 @@ RingScan GroupTicks(const std::vector<std::vector<Run>>& runs, cv::Point2d centr
   return scan;
 }
 
+/// How much `ticks` (by angle) look like a scale: the number of neighbour spacings within 25%
+/// of the median spacing.
+double Regularity(const std::vector<DetectedTick>& ticks) {
+  if (ticks.size() < 3) return double(ticks.size()) - 3;
+  std::vector<double> spacing;
+  for (std::size_t i = 0; i + 1 < ticks.size(); ++i)
+    spacing.push_back(ticks[i + 1].angle_deg - ticks[i].angle_deg);
+  const double median = Median(spacing);
+  return double(std::count_if(spacing.begin(), spacing.end(),
+                              [&](double s) { return std::abs(s - median) <= 0.25 * median; }));
+}
+
 /// Ticks around `centre`: short radial runs (not reaching the hub) whose outer ends lie on one
 /// ring. `tolerance` is how far an outer end may sit from the ring (pixels).
 RingScan ScanTicks(const cv::Mat& mask, cv::Point2d centre, double dial_r, double tolerance) {
@@ -261,7 +273,7 @@ RingScan ScanTicks(const cv::Mat& mask, cv::Point2d centre, double dial_r, doubl
       smooth[std::size_t(i)] += hist[std::size_t(j)];
   std::vector<int> peaks;
   std::vector<double> left = smooth;
-  for (int p = 0; p < 3; ++p) {
+  for (int p = 0; p < 4; ++p) {
     const int at = int(std::max_element(left.begin(), left.end()) - left.begin());
     if (left[std::size_t(at)] <= 0) break;
     peaks.push_back(at);
@@ -269,12 +281,13 @@ RingScan ScanTicks(const cv::Mat& mask, cv::Point2d centre, double dial_r, doubl
          ++j)
       left[std::size_t(j)] = 0;
   }
-  // The strongest radius is the ring unless it holds too few tick-like marks (a ring of numerals
-  // can gather more rows than a few sparse ticks, but its marks are too wide to be ticks).
+  // Of the strongest radii, the ring is the one whose marks are most regularly spaced: a ring of
+  // numerals can gather more ink than thin ticks, but its strokes fall at irregular angles.
+  double best_score = -1;
   for (int at : peaks) {
     RingScan candidate = GroupTicks(runs, centre, at + 0.5, tolerance, min_len, max_len);
-    if (candidate.ticks.size() > scan.ticks.size()) scan = std::move(candidate);
-    if (scan.ticks.size() >= 5) break;
+    const double score = Regularity(candidate.ticks);
+    if (score > best_score) best_score = score, scan = std::move(candidate);
   }
   return scan;
 }
@@ -446,6 +459,7 @@ StatusOr<GaugeGeometry> CalibrateGauge(const cv::Mat& crop, const GaugeCalibrati
     }
   }
   ClassifyTicks(g.ticks);
+  g.needle_angle_deg = FindNeedle(best_mask, g.pivot, g.ring_radius);
 
   // The dead zone is the widest gap between neighbouring ticks; the scale runs clockwise from
   // the tick after it (counter-clockwise end, min) to the tick before it (max).
@@ -541,7 +555,6 @@ StatusOr<GaugeGeometry> CalibrateGauge(const cv::Mat& crop, const GaugeCalibrati
     g.calibration.min_angle_deg = GaugeAngleForValue(g.calibration, g.calibration.min_value);
     g.calibration.max_angle_deg = GaugeAngleForValue(g.calibration, g.calibration.max_value);
   }
-  g.needle_angle_deg = FindNeedle(best_mask, g.pivot, g.ring_radius);
   return g;
 }
 
