@@ -138,7 +138,7 @@ TEST(RealSetEvalTest, RefusesABadTruthFileNamingTheItem) {
   std::ofstream(dir / "truth.json") << json{
       {"images",
        {{{"file", "g.png"},
-         {"gauge", {{"scale", {{0, 200}, {10, -20}}}, {"min_angle_deg", 200}}},
+         {"gauge", {{"scale", {{0, 200}, {10, -20}}}, {"min_angle_deg", 190}}},
          {"truth", 1}}}}}.dump();
   auto both = EvaluateCoderOnRealSet(coder, Runner(), dir.string(), {});
   ASSERT_FALSE(both.ok());

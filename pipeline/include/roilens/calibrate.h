@@ -71,8 +71,8 @@ std::optional<double> CalibratedReading(const GaugeGeometry& geometry);
 cv::Mat DrawCalibrationOverlay(const cv::Mat& crop, const GaugeGeometry& geometry);
 
 /// Writes the geometry into a ROI's `gauge` JSON object: pivot, radius and either
-/// min_angle_deg/max_angle_deg or scale (the other form is removed, as the config requires).
-/// Other keys (unit, min/max values) are kept.
+/// min_angle_deg/max_angle_deg or scale (the other form is removed: the user's old end angles would
+/// contradict a measured scale). Other keys (unit, min/max values) are kept.
 void WriteCalibration(const GaugeGeometry& geometry, nlohmann::json& gauge);
 
 }  // namespace roilens
