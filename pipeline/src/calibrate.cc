@@ -251,7 +251,8 @@ double Regularity(const std::vector<DetectedTick>& ticks) {
 
 /// Ticks around `centre`: short radial runs (not reaching the hub) whose outer ends lie on one
 /// ring. `tolerance` is how far an outer end may sit from the ring (pixels).
-RingScan ScanTicks(const cv::Mat& mask, cv::Point2d centre, double dial_r, double tolerance) {
+RingScan ScanTicks(const cv::Mat& mask, cv::Point2d centre, double dial_r, double tolerance,
+                   double near_ring = 0) {
   RingScan scan;
   scan.centre = centre;
   const double max_r = dial_r * 1.12;
@@ -273,7 +274,7 @@ RingScan ScanTicks(const cv::Mat& mask, cv::Point2d centre, double dial_r, doubl
       smooth[std::size_t(i)] += hist[std::size_t(j)];
   std::vector<int> peaks;
   std::vector<double> left = smooth;
-  for (int p = 0; p < 4; ++p) {
+  for (int p = 0; p < 6; ++p) {
     const int at = int(std::max_element(left.begin(), left.end()) - left.begin());
     if (left[std::size_t(at)] <= 0) break;
     peaks.push_back(at);
@@ -285,6 +286,9 @@ RingScan ScanTicks(const cv::Mat& mask, cv::Point2d centre, double dial_r, doubl
   // numerals can gather more ink than thin ticks, but its strokes fall at irregular angles.
   double best_score = -1;
   for (int at : peaks) {
+    // Refining around a new centre keeps to the ring already chosen.
+    if (near_ring > 0 && std::abs(at + 0.5 - near_ring) > std::max(3 * tolerance, 0.06 * dial_r))
+      continue;
     RingScan candidate = GroupTicks(runs, centre, at + 0.5, tolerance, min_len, max_len);
     const double score = Regularity(candidate.ticks);
     if (score > best_score) best_score = score, scan = std::move(candidate);
@@ -418,7 +422,7 @@ StatusOr<GaugeGeometry> CalibrateGauge(const cv::Mat& crop, const GaugeCalibrati
       if (!FitCircle(ends, c, r, rms)) break;
       if (cv::norm(c - face) > 0.35 * R) break;  // not concentric with this face
       const double moved = cv::norm(c - scan.centre);
-      RingScan next = ScanTicks(mask, c, R, std::max(2.0, 0.025 * R));
+      RingScan next = ScanTicks(mask, c, R, std::max(2.0, 0.025 * R), scan.ring_r);
       if (next.ticks.size() < scan.ticks.size() * 3 / 4) break;
       scan = std::move(next);
       if (moved < 0.25) break;
