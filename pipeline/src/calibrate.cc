@@ -15,6 +15,9 @@ namespace {
 
 constexpr double kPi = 3.14159265358979323846;
 constexpr int kAngleBins = 720;  ///< polar scan rows: 0.5 degree each
+/// How far (degrees) a found scale end may lie from the config's: the config's angles need only
+/// be rough (a user reading them off the dial by eye), but not wrong by a tick group.
+constexpr double kMaxHintDisagreementDeg = 40;
 
 double Wrap360(double a) {
   a = std::fmod(a, 360.0);
@@ -167,6 +170,7 @@ struct RingScan {
   cv::Point2d centre;
   double ring_r = 0;
   std::vector<DetectedTick> ticks;
+  int tick_rows = 0;  ///< polar rows covered by the ticks (their angular width, summed)
 };
 
 /// Ticks whose outer ends lie within `tolerance` of the ring `ring` (radius, pixels).
@@ -205,6 +209,7 @@ RingScan GroupTicks(const std::vector<std::vector<Run>>& runs, cv::Point2d centr
       outs.push_back(r.r_out);
     }
     if (n > max_rows) continue;
+    scan.tick_rows += n;
     DetectedTick t;
     t.angle_deg = RowToGaugeAngle(sum_a / sum_w);
     t.inner_r = Median(ins);
@@ -239,12 +244,17 @@ RingScan GroupTicks(const std::vector<std::vector<Run>>& runs, cv::Point2d centr
 
 /// How much `ticks` (by angle) look like a scale: the number of neighbour spacings within 25%
 /// of the median spacing.
-double Regularity(const std::vector<DetectedTick>& ticks) {
+double Regularity(const RingScan& scan) {
+  const std::vector<DetectedTick>& ticks = scan.ticks;
   if (ticks.size() < 3) return double(ticks.size()) - 3;
   std::vector<double> spacing;
   for (std::size_t i = 0; i + 1 < ticks.size(); ++i)
     spacing.push_back(ticks[i + 1].angle_deg - ticks[i].angle_deg);
   const double median = Median(spacing);
+  // Ticks are narrow next to their spacing; marks as wide as the gaps between them are a ring
+  // (an arc, the face's edge) broken up by noise.
+  const double width_deg = scan.tick_rows * 360.0 / kAngleBins / double(ticks.size());
+  if (width_deg > 0.45 * median) return 0;
   return double(std::count_if(spacing.begin(), spacing.end(),
                               [&](double s) { return std::abs(s - median) <= 0.25 * median; }));
 }
@@ -290,7 +300,7 @@ RingScan ScanTicks(const cv::Mat& mask, cv::Point2d centre, double dial_r, doubl
     if (near_ring > 0 && std::abs(at + 0.5 - near_ring) > std::max(3 * tolerance, 0.06 * dial_r))
       continue;
     RingScan candidate = GroupTicks(runs, centre, at + 0.5, tolerance, min_len, max_len);
-    const double score = Regularity(candidate.ticks);
+    const double score = Regularity(candidate);
     if (score > best_score) best_score = score, scan = std::move(candidate);
   }
   return scan;
@@ -500,6 +510,18 @@ StatusOr<GaugeGeometry> CalibrateGauge(const cv::Mat& crop, const GaugeCalibrati
   max_a += shift;
   g.min_angle_deg = min_a;
   g.max_angle_deg = max_a;
+  // The config's end angles are rough, but a scale found far from them is more likely a wrong
+  // ring or a dead zone taken from hidden ticks than a wrong config.
+  if (std::abs(min_a - hints.min_angle_deg) > kMaxHintDisagreementDeg ||
+      std::abs(max_a - hints.max_angle_deg) > kMaxHintDisagreementDeg)
+    return FailedPreconditionError("the scale found (" + std::to_string(int(std::lround(min_a))) +
+                                   " to " + std::to_string(int(std::lround(max_a))) +
+                                   " degrees) is more than " +
+                                   std::to_string(int(kMaxHintDisagreementDeg)) +
+                                   " degrees from the config's min_angle_deg/max_angle_deg (" +
+                                   std::to_string(int(std::lround(hints.min_angle_deg))) + ", " +
+                                   std::to_string(int(std::lround(hints.max_angle_deg))) +
+                                   "); give them roughly, or check the ROI");
   if (!(min_a - max_a > 10))
     return FailedPreconditionError("the ticks found do not form a scale (sweep " +
                                    std::to_string(int(min_a - max_a)) + " degrees)");

@@ -178,6 +178,14 @@ TEST(CalibrateTest, RefusesImagesWithoutADialOrTicks) {
   ASSERT_FALSE(few.ok());
   EXPECT_EQ(few.status().code(), StatusCode::kFailedPrecondition) << few.status();
   EXPECT_NE(few.status().message().find("tick"), std::string::npos);
+
+  // a config whose end angles are far from the dial's: refused, not silently overridden
+  cv::RNG rng(5);
+  GaugeCalibration far;
+  far.min_angle_deg = 150, far.max_angle_deg = 30;
+  auto wrong = CalibrateGauge(RenderGauge(GaugeStyle{}, 3, rng), far);
+  ASSERT_FALSE(wrong.ok());
+  EXPECT_NE(wrong.status().message().find("min_angle_deg"), std::string::npos) << wrong.status();
 }
 
 }  // namespace

@@ -55,10 +55,10 @@ struct GaugeGeometry {
 };
 
 /// Finds the dial geometry in `crop` (BGR or grey, 8-bit). `hints` supplies min/max values and
-/// the approximate end angles (used to unwrap the detected ones and to check them; a `scale` in
-/// the hints with as many points as major ticks keeps its values). Errors name what is missing:
-/// kNotFound (no dial: no tick ring anywhere), kFailedPrecondition (too few ticks).
-/// Thread-safe (pure function).
+/// the approximate end angles, used to unwrap the detected ones; a `scale` in the hints with as
+/// many points as major ticks keeps its values. Errors name what is missing: kNotFound (no dial:
+/// no tick ring anywhere), kFailedPrecondition (too few ticks, ticks that do not form a regular
+/// scale, or ends more than 40 degrees from the hints' angles). Thread-safe (pure function).
 StatusOr<GaugeGeometry> CalibrateGauge(const cv::Mat& crop, const GaugeCalibration& hints,
                                        const CalibrateOptions& options = {});
 
