@@ -1,6 +1,6 @@
 // `roilens calibrate` as a user runs it: the sample station's first frame, a calibrated config
 // that loads and keeps the rest of the station, --in-place on a commented config, the overlay,
-// and clear refusals naming the file and ROI.
+// and clear refusals naming the file and ROI; and `roilens accuracy --real` on a tiny labelled set.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -101,6 +101,27 @@ TEST(CalibrateCliTest, RefusesWithAMessageNamingTheFileAndRoi) {
       RunCli({"calibrate", (dir / "station.mp4").string(), "--config", config, "--roi", "nope"});
   EXPECT_EQ(missing.exit_code, 2);
   EXPECT_NE(missing.err.find("'nope'"), std::string::npos) << missing.err;
+}
+
+TEST(AccuracyRealCliTest, PrintsFiguresAndTheReliabilityGoals) {
+  const fs::path dir = testing::ScratchDir("accuracy-real");
+  cv::RNG rng(21);
+  cv::imwrite((dir / "g.png").string(), RenderGauge(GaugeStyle{}, 7.5, rng));
+  std::ofstream(dir / "truth.json") << R"({"images": [{"file": "g.png", "task": "read_gauge",
+      "gauge": {"min_value": 0, "max_value": 10, "min_angle_deg": 225, "max_angle_deg": -45},
+      "truth": 7.5}]})";
+  auto r = RunCli({"accuracy", "--real", dir.string(), "-v", "--workers", "1"});
+  ASSERT_TRUE(r.exit_code == 0 || r.exit_code == 1) << r.out << r.err;
+  EXPECT_NE(r.out.find("g.png: truth 7.5 read"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("real set " + dir.string() + ": 1 gauges, 0 counts"), std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("(target <= 1%)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("confidence >= 0.8: "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("share of readings with confidence >= 0.8: "), std::string::npos) << r.out;
+
+  auto missing = RunCli({"accuracy", "--real", (dir / "nope").string()});
+  EXPECT_EQ(missing.exit_code, 4);
+  EXPECT_NE(missing.err.find("truth.json"), std::string::npos) << missing.err;
 }
 
 }  // namespace
