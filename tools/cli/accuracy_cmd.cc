@@ -1,4 +1,5 @@
-// `roilens accuracy`: how well the local coder reads synthetic gauges and counts trays.
+// `roilens accuracy`: how well the local coder reads synthetic gauges and counts trays, or a
+// folder of labelled real photographs (--real DIR), and whether its confidence means something.
 #include <cstdio>
 #include <iostream>
 
@@ -10,10 +11,50 @@
 namespace roilens::cli {
 namespace {
 
+/// The real-set figures (issue 10 targets): every item listed with -v.
+int PrintRealReport(const backend::CoderEvalReport& r, const std::string& dir, bool verbose) {
+  if (verbose) {
+    for (const auto& c : r.cases) {
+      if (c.kind == "gauge")
+        std::printf("  %s: truth %.4g read %.4g (%.2f%% of span) confidence %.2f%s%s\n",
+                    c.file.c_str(), c.truth, c.answer, c.error_pct, c.confidence,
+                    c.failed ? " FAILED: " : "", c.error.c_str());
+      else
+        std::printf("  %s: truth %.0f counted %.0f confidence %.2f%s%s\n", c.file.c_str(), c.truth,
+                    c.answer, c.confidence, c.failed ? " FAILED: " : "", c.error.c_str());
+    }
+  }
+  std::printf("real set %s: %d gauges, %d counts\n", dir.c_str(), r.gauges, r.trays);
+  if (r.gauges) {
+    std::printf("gauges:\n");
+    std::printf("  mean absolute error: %.2f%% of span (target <= 1%%)\n", r.gauge_mae_pct);
+    std::printf("  within 3%% of span:  %.1f%% (target 100%%)\n", r.gauge_within3_pct);
+    std::printf("  worst: %.1f%% of span; failures: %d\n", r.gauge_max_error_pct, r.gauge_failures);
+    std::fputs(backend::FormatReliabilityTable(backend::MakeReliabilityTable(r.cases, "gauge"),
+                                               "within 3%")
+                   .c_str(),
+               stdout);
+  }
+  if (r.trays) {
+    std::printf("counts:\n  exact: %.1f%% (target 100%%); failures: %d\n", r.count_exact_pct,
+                r.tray_failures);
+    std::fputs(
+        backend::FormatReliabilityTable(backend::MakeReliabilityTable(r.cases, "tray"), "exact")
+            .c_str(),
+        stdout);
+  }
+  std::printf("elapsed: %.1f s\n", r.seconds);
+  const bool met = (r.gauges == 0 || (r.gauge_mae_pct <= 1.0 && r.gauge_within3_pct >= 100.0)) &&
+                   (r.trays == 0 || r.count_exact_pct >= 100.0);
+  std::printf("targets: %s\n", met ? "met" : "NOT met");
+  return met ? kExitOk : kExitFailure;
+}
+
 const CommandRegistration kAccuracy("accuracy", [](CLI::App& root, int& exit_code) {
   auto options = std::make_shared<backend::CoderEvalOptions>();
   auto direct = std::make_shared<bool>(false);
   auto verbose = std::make_shared<bool>(false);
+  auto real = std::make_shared<std::string>();
   CLI::App* cmd = root.add_subcommand(
       "accuracy",
       "Score the local coder on generated gauges (varied styles, degradations) and trays");
@@ -24,8 +65,12 @@ const CommandRegistration kAccuracy("accuracy", [](CLI::App& root, int& exit_cod
   cmd->add_option("--workers", options->workers, "Programs run at once")->check(CLI::Range(1, 64));
   cmd->add_flag("--direct", *direct,
                 "Run programs with /usr/bin/python3 directly instead of the sandbox");
-  cmd->add_flag("-v,--verbose", *verbose, "List every reading outside 3% and every miscount");
-  cmd->callback([options, direct, verbose, &exit_code] {
+  cmd->add_flag("-v,--verbose", *verbose,
+                "List every reading outside 3% and every miscount (--real: every item)");
+  cmd->add_option("--real", *real,
+                  "Score a folder of labelled real photos (DIR/truth.json) instead of the "
+                  "generated set");
+  cmd->callback([options, direct, verbose, real, &exit_code] {
     backend::ProgramRunner runner;
     std::shared_ptr<backend::Sandbox> sandbox;
     if (!*direct) {
@@ -46,6 +91,16 @@ const CommandRegistration kAccuracy("accuracy", [](CLI::App& root, int& exit_cod
     if (!runner)
       runner = [](const backend::SandboxJob& job) { return backend::RunPythonDirectly(job); };
     auto coder = backend::MakeCvCoder();
+    if (!real->empty()) {
+      auto report = backend::EvaluateCoderOnRealSet(*coder, runner, *real, *options);
+      if (!report.ok()) {
+        std::cerr << "roilens accuracy: " << report.status().message() << "\n";
+        exit_code = kExitBadInput;
+        return;
+      }
+      exit_code = PrintRealReport(*report, *real, *verbose);
+      return;
+    }
     const backend::CoderEvalReport r = backend::EvaluateCoder(*coder, runner, *options);
     if (*verbose) {
       for (const auto& c : r.cases) {
@@ -65,6 +120,16 @@ const CommandRegistration kAccuracy("accuracy", [](CLI::App& root, int& exit_cod
     std::printf("trays: %d with %d-%d parts\n", r.trays, options->min_parts, options->max_parts);
     std::printf("  exact counts: %.1f%% (target >= 90%%); failures: %d\n", r.count_exact_pct,
                 r.tray_failures);
+    if (r.gauges)
+      std::fputs(backend::FormatReliabilityTable(backend::MakeReliabilityTable(r.cases, "gauge"),
+                                                 "within 3%")
+                     .c_str(),
+                 stdout);
+    if (r.trays)
+      std::fputs(
+          backend::FormatReliabilityTable(backend::MakeReliabilityTable(r.cases, "tray"), "exact")
+              .c_str(),
+          stdout);
     std::printf("elapsed: %.1f s\n", r.seconds);
     const bool met = (r.gauges == 0 || (r.gauge_mae_pct <= 1.5 && r.gauge_within3_pct >= 95.0)) &&
                      (r.trays == 0 || r.count_exact_pct >= 90.0);

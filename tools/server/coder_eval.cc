@@ -18,6 +18,8 @@
 #include <sstream>
 #include <thread>
 
+#include "roilens/config.h"
+#include "roilens/prompt.h"
 #include "roilens/samples.h"
 
 namespace roilens::backend {
@@ -52,7 +54,8 @@ json Solve(Coder& coder, const ProgramRunner& runner, const CoderInput& input, i
     CoderProgram program = coder.Write(input, attempt, history);
     SandboxJob job;
     job.code = program.code;
-    job.inputs.push_back({"input_0.png", input.images[0].bytes});
+    job.inputs.push_back({input.images[0].mime_type == "image/jpeg" ? "input_0.jpg" : "input_0.png",
+                          input.images[0].bytes});
     history.push_back({runner(job)});
     c.attempts = attempt + 1;
     if (history.back().result.ok) break;
@@ -62,6 +65,14 @@ json Solve(Coder& coder, const ProgramRunner& runner, const CoderInput& input, i
   json answer = json::parse(nl == std::string::npos ? c.final_text : c.final_text.substr(nl + 1),
                             nullptr, false);
   return answer.is_object() ? answer : json{{"error", "answer line is not JSON"}};
+}
+
+/// The answer's confidence, clamped to 0..1 (0 when absent: an answer that does not say how
+/// sure it is counts as unsure).
+void RecordConfidence(const json& answer, CoderEvalCase& c) {
+  const auto it = answer.find("confidence");
+  c.confidence =
+      it != answer.end() && it->is_number() ? std::clamp(it->get<double>(), 0.0, 1.0) : 0.0;
 }
 
 }  // namespace
@@ -191,6 +202,7 @@ CoderEvalReport EvaluateCoder(Coder& coder, const ProgramRunner& runner,
         continue;
       }
       c.answer = answer[key].get<double>();
+      RecordConfidence(answer, c);
       if (item.gauge) c.error_pct = std::abs(c.answer - c.truth) / item.span * 100.0;
     }
   };
@@ -211,6 +223,174 @@ CoderEvalReport EvaluateCoder(Coder& coder, const ProgramRunner& runner,
       ++report.trays;
       report.tray_failures += c.failed;
       exact += !c.failed && std::lround(c.answer) == std::lround(c.truth);
+    }
+  }
+  if (report.gauges) {
+    report.gauge_mae_pct = sum / report.gauges;
+    report.gauge_within3_pct = 100.0 * within3 / report.gauges;
+  }
+  if (report.trays) report.count_exact_pct = 100.0 * exact / report.trays;
+  report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return report;
+}
+
+bool CaseIsRight(const CoderEvalCase& c) {
+  if (c.failed) return false;
+  return c.kind == "gauge" ? c.error_pct <= 3.0 : std::lround(c.answer) == std::lround(c.truth);
+}
+
+ReliabilityTable MakeReliabilityTable(const std::vector<CoderEvalCase>& cases,
+                                      const std::string& kind) {
+  ReliabilityTable t;
+  for (auto [low, high] : {std::pair{0.0, 0.5}, {0.5, 0.8}, {0.8, 0.9}, {0.9, 1.0}})
+    t.bins.push_back({low, high, 0, 0});
+  for (const CoderEvalCase& c : cases) {
+    if (!kind.empty() && c.kind != kind) continue;
+    const double conf = c.failed ? 0.0 : c.confidence;
+    const bool right = CaseIsRight(c);
+    for (std::size_t b = 0; b < t.bins.size(); ++b) {
+      if (conf >= t.bins[b].low && (conf < t.bins[b].high || b + 1 == t.bins.size())) {
+        ++t.bins[b].readings;
+        t.bins[b].right += right;
+        break;
+      }
+    }
+    ++t.total;
+    if (conf >= 0.8) {
+      ++t.confident;
+      t.confident_right += right;
+    }
+  }
+  return t;
+}
+
+std::string FormatReliabilityTable(const ReliabilityTable& t, const std::string& right_word) {
+  std::ostringstream out;
+  char line[160];
+  out << "  reliability (confidence: readings, share " << right_word << "):\n";
+  for (std::size_t b = 0; b < t.bins.size(); ++b) {
+    const ReliabilityBin& bin = t.bins[b];
+    std::snprintf(
+        line, sizeof line, "    [%.1f, %.1f%s %5d  %s\n", bin.low, bin.high,
+        b + 1 == t.bins.size() ? "]" : ")", bin.readings,
+        bin.readings
+            ? (std::to_string(int(std::lround(100.0 * bin.right / bin.readings))) + "%").c_str()
+            : "-");
+    out << line;
+  }
+  std::snprintf(line, sizeof line, "  confidence >= 0.8: %d readings, %.1f%% %s (goal >= 99%%)\n",
+                t.confident, t.confident ? 100.0 * t.confident_right / t.confident : 0.0,
+                right_word.c_str());
+  out << line;
+  std::snprintf(line, sizeof line,
+                "  share of readings with confidence >= 0.8: %.1f%% (goal >= 90%%)\n",
+                t.total ? 100.0 * t.confident / t.total : 0.0);
+  out << line;
+  return out.str();
+}
+
+StatusOr<CoderEvalReport> EvaluateCoderOnRealSet(Coder& coder, const ProgramRunner& runner,
+                                                 const std::string& dir,
+                                                 const CoderEvalOptions& options) {
+  const auto start = std::chrono::steady_clock::now();
+  const fs::path root(dir);
+  const std::string truth_path = (root / "truth.json").string();
+  std::error_code ec;
+  if (!fs::is_regular_file(truth_path, ec)) return NotFoundError(truth_path + ": not found");
+  const json truth = json::parse(ReadFile(truth_path), nullptr, false, /*ignore_comments=*/true);
+  if (!truth.is_object() || !truth.contains("images") || !truth["images"].is_array())
+    return InvalidArgumentError(truth_path + ": must be {\"images\": [...]}");
+  struct Item {
+    CoderInput input;
+    double truth = 0, span = 1;
+    bool gauge = true;
+    std::string file;
+  };
+  std::vector<Item> items;
+  for (std::size_t i = 0; i < truth["images"].size(); ++i) {
+    const json& entry = truth["images"][i];
+    const std::string at = truth_path + ": images[" + std::to_string(i) + "]";
+    if (!entry.is_object() || !entry.contains("file") || !entry["file"].is_string() ||
+        !entry.contains("truth") || !entry["truth"].is_number())
+      return InvalidArgumentError(at + ": needs \"file\" and a numeric \"truth\"");
+    Item item;
+    item.file = entry["file"].get<std::string>();
+    const std::string task = entry.value("task", std::string("read_gauge"));
+    if (task != "read_gauge" && task != "count")
+      return InvalidArgumentError(at + ": task must be read_gauge or count, got " + task);
+    item.gauge = task == "read_gauge";
+    item.truth = entry["truth"].get<double>();
+    const std::string image_path = (root / item.file).string();
+    const cv::Mat image = cv::imread(image_path, cv::IMREAD_COLOR);
+    if (image.empty()) return NotFoundError(at + ": cannot read " + image_path);
+    cv::Rect rect(0, 0, image.cols, image.rows);
+    if (entry.contains("rect")) {
+      const json& r = entry["rect"];
+      if (!r.is_array() || r.size() != 4 ||
+          !std::all_of(r.begin(), r.end(), [](const json& v) { return v.is_number(); }))
+        return InvalidArgumentError(at + ": rect must be [x, y, w, h]");
+      rect = cv::Rect(r[0].get<int>(), r[1].get<int>(), r[2].get<int>(), r[3].get<int>());
+      if (rect.width <= 0 || rect.height <= 0 ||
+          (rect & cv::Rect(0, 0, image.cols, image.rows)) != rect)
+        return InvalidArgumentError(at + ": rect lies outside " + item.file);
+    }
+    // The ROI as a station config would declare it, through the config parser: its gauge
+    // object gets the same defaults and validation as in production.
+    json roi = {{"name", "real"}, {"task", task}, {"rect", {0, 0, rect.width, rect.height}}};
+    if (item.gauge) roi["gauge"] = entry.value("gauge", json::object());
+    if (!item.gauge) roi["object"] = entry.value("object", std::string("objects"));
+    auto parsed = ParseStationConfig(json{{"rois", {roi}}}.dump(), at);
+    if (!parsed.ok()) return parsed.status();
+    const RoiConfig& config = parsed->rois[0];
+    if (item.gauge) item.span = config.gauge.max_value - config.gauge.min_value;
+    item.input.text = RenderTaskPrompt(config);
+    std::string mime;
+    std::vector<std::uint8_t> bytes = EncodeCropImage(image(rect).clone(), &mime);
+    item.input.images.push_back({mime, std::move(bytes)});
+    items.push_back(std::move(item));
+  }
+
+  CoderEvalReport report;
+  report.cases.resize(items.size());
+  std::atomic<std::size_t> next{0};
+  auto work = [&] {
+    for (std::size_t i; (i = next.fetch_add(1)) < items.size();) {
+      const Item& item = items[i];
+      CoderEvalCase& c = report.cases[i];
+      c.kind = item.gauge ? "gauge" : "tray";
+      c.index = int(i);
+      c.file = item.file;
+      c.truth = item.truth;
+      const json answer = Solve(coder, runner, item.input, options.max_attempts, c);
+      const char* key = item.gauge ? "value" : "count";
+      if (!answer.contains(key) || !answer[key].is_number()) {
+        c.failed = true;
+        c.error = answer.value("error", std::string("no ") + key + " in the answer");
+        c.error_pct = 100;
+        continue;
+      }
+      c.answer = answer[key].get<double>();
+      RecordConfidence(answer, c);
+      if (item.gauge) c.error_pct = std::abs(c.answer - c.truth) / item.span * 100.0;
+    }
+  };
+  std::vector<std::thread> threads;
+  for (int w = 0; w < std::max(1, options.workers); ++w) threads.emplace_back(work);
+  for (auto& t : threads) t.join();
+
+  int within3 = 0, exact = 0;
+  double sum = 0;
+  for (const CoderEvalCase& c : report.cases) {
+    if (c.kind == "gauge") {
+      ++report.gauges;
+      report.gauge_failures += c.failed;
+      sum += c.error_pct;
+      within3 += CaseIsRight(c);
+      report.gauge_max_error_pct = std::max(report.gauge_max_error_pct, c.error_pct);
+    } else {
+      ++report.trays;
+      report.tray_failures += c.failed;
+      exact += CaseIsRight(c);
     }
   }
   if (report.gauges) {

@@ -45,6 +45,8 @@ struct CoderEvalCase {
   int attempts = 0;
   std::string error;  ///< why it failed
   std::string final_text;
+  double confidence = 0;  ///< the answer's "confidence" (0..1; 0 when failed or not given)
+  std::string file;       ///< real set: the image, as named in truth.json
 };
 
 struct CoderEvalReport {
@@ -57,6 +59,46 @@ struct CoderEvalReport {
   double count_exact_pct = 0;  ///< % of trays counted exactly
   double seconds = 0;
 };
+
+/// One bin of the reliability table: readings whose confidence lies in [low, high) (the last
+/// bin includes 1.0) and how many of them were right (gauges within 3% of span, counts exact).
+struct ReliabilityBin {
+  double low = 0, high = 1;
+  int readings = 0;
+  int right = 0;
+};
+
+/// Does confidence mean something: per-bin shares and the two goals of issue 10.
+struct ReliabilityTable {
+  std::vector<ReliabilityBin> bins;  ///< [0, 0.5), [0.5, 0.8), [0.8, 0.9), [0.9, 1.0]
+  int confident = 0;                 ///< readings with confidence >= 0.8
+  int confident_right = 0;           ///< of those, right
+  int total = 0;
+};
+
+/// A case is right when it did not fail and its gauge reading is within 3% of span or its
+/// count is exact.
+bool CaseIsRight(const CoderEvalCase& c);
+
+/// Bins `cases` by confidence (failures count with confidence 0). `kind` filters ("gauge",
+/// "tray"); empty takes all.
+ReliabilityTable MakeReliabilityTable(const std::vector<CoderEvalCase>& cases,
+                                      const std::string& kind = {});
+
+/// The table as text lines (bins, then "confidence >= 0.8: N readings, X% within 3% (goal >=
+/// 99%)" and "share of readings with confidence >= 0.8: Y% (goal >= 90%)"); `right_word` says
+/// what right means ("within 3%" or "exact").
+std::string FormatReliabilityTable(const ReliabilityTable& table, const std::string& right_word);
+
+/// Scores `coder` on a folder of labelled real photographs: DIR/truth.json (format in README,
+/// "roilens accuracy --real"). Each item's rect is cropped and its task spec is built by the
+/// pipeline's own prompt code from a ROI whose `gauge` went through the config parser, so
+/// scale/pivot/radius reach the coder exactly as in production. Gauge cases are kind "gauge",
+/// count cases kind "tray". Errors: missing/invalid truth.json or image, rect outside the image,
+/// an invalid gauge object (the item is named).
+StatusOr<CoderEvalReport> EvaluateCoderOnRealSet(Coder& coder, const ProgramRunner& runner,
+                                                 const std::string& dir,
+                                                 const CoderEvalOptions& options);
 
 /// Generates the images from `options.seed` and scores `coder` on them. Never sees the style:
 /// the coder gets the image and the calibration spec only.
