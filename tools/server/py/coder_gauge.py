@@ -224,7 +224,7 @@ def polar_estimate(dist, px, py, rs, near=None):
     return theta, clamp01((peak - second) / (peak + 1e-6)), peak
 
 
-def coarse_needle(dist, cx, cy, r):
+def coarse_needle(dist, cx, cy, r, thin_only=True):
     """Searches candidate pivots around the face centre for the one from which a feature looks
     most radial (long, narrow, over a radial band): the needle. The best candidate lies on the
     needle's axis (not necessarily at the pivot). Returns (x, y, theta)."""
@@ -234,8 +234,14 @@ def coarse_needle(dist, cx, cy, r):
     thetas = -np.arange(n_ang) * (360.0 / n_ang)
     valid = np.array([in_sweep(t, 10.0) for t in thetas])
 
+    # thin features only: what an opening wider than a needle removes (glare, shading and
+    # broad patches of colour are wider than that)
+    kk = max(3, int(0.1 * r) | 1)
+    thin = dist - cv2.morphologyEx(dist, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (kk, kk))) \
+        if thin_only else dist
+
     def score(x, y):
-        pol = cv2.warpPolar(dist, (n_rad, n_ang), (x, y), rmax, cv2.WARP_POLAR_LINEAR + cv2.INTER_LINEAR)
+        pol = cv2.warpPolar(thin, (n_rad, n_ang), (x, y), rmax, cv2.WARP_POLAR_LINEAR + cv2.INTER_LINEAR)
         band = pol[:, lo:hi]
         prof = band.mean(axis=1) - np.median(band, axis=0).mean()
         prof = np.convolve(np.concatenate([prof[-2:], prof, prof[:2]]), np.ones(3) / 3, "same")[2:-2]
@@ -472,11 +478,28 @@ def orient(fit, px, py):
 
 
 def find_needle(dist, cx, cy, r, pivot=None, rs=None):
+    """find_needle_from with the candidate search on thin features, and when that is not well
+    evidenced, on all features (a wide needle or hub); keeps the better-evidenced one."""
+    best = find_needle_from(dist, cx, cy, r, pivot, rs, True)
+    if pivot is None:
+        alt = find_needle_from(dist, cx, cy, r, pivot, rs, False)
+        if alt is not None and best is not None:
+            # two searches that end on different needles: one of them found something else
+            rival = abs(angle_to_value(alt["theta"]) - angle_to_value(best["theta"])) / SPAN * 100.0 > 2.0
+            if confidence_of(alt, r)[0] > confidence_of(best, r)[0]:
+                best = alt
+            best["rival"] = rival
+        elif best is None:
+            best = alt
+    return best
+
+
+def find_needle_from(dist, cx, cy, r, pivot, rs, thin_only):
     """Locates pivot and needle in the (rectified) working image. Returns a dict with theta
     (estimate B, the axis fit), theta_polar (estimate A, the polar peak about the pivot), the
     pivot, and the evidence; None when nothing needle-like is found."""
     if pivot is None:
-        x0, y0, th0 = coarse_needle(dist, cx, cy, r)
+        x0, y0, th0 = coarse_needle(dist, cx, cy, r, thin_only)
     else:
         x0, y0 = pivot
         th0, _, _ = polar_estimate(dist, x0, y0, rs or r)
@@ -525,18 +548,69 @@ def confidence_of(nd, r):
     f_len = clamp01((nd["length"] - 0.35) / 0.25)
     f_dist = clamp01(0.4 + nd["distinct"] * 1.5)
     f_sweep = clamp01(1.0 - outside_sweep(nd["theta"]) / 6.0)
-    conf = f_agree * f_straight * f_len * f_dist * f_sweep
+    f_rival = 0.5 if nd.get("rival") else 1.0
+    conf = f_agree * f_straight * f_len * f_dist * f_sweep * f_rival
     return conf, {"agree": round(agree, 2), "rms": round(nd["rms"] / r, 4), "len": round(nd["length"], 2),
                   "distinct": round(nd["distinct"], 2), "out": round(outside_sweep(nd["theta"]), 1),
-                  "found": nd["found"]}
+                  "found": nd["found"], "rival": bool(nd.get("rival"))}
+
+
+def read_once(img, dial, pivot, rs):
+    """One read: the dial circle (cx, cy, r), its rim ellipse undone, then the needle. Returns
+    (needle dict, confidence, evidence, M, k) with M the rectifying affine map (or None) and k
+    its scale."""
+    h, w = img.shape[:2]
+    cx, cy, r = dial
+    work = img
+    M = None
+    dist0 = None
+    if STRATEGY.get("ellipse", True):
+        lab = cv2.cvtColor(cv2.GaussianBlur(img, (3, 3), 0), cv2.COLOR_BGR2LAB).astype(np.float32)
+        face, rr = face_colour(lab, cx, cy, r)
+        dist0 = np.linalg.norm(lab - face, axis=2).astype(np.float32)
+        ell = rim_ellipse(dist0, rr, cx, cy, r)
+        if ell is not None:
+            out_r = (ell[1][0] + ell[1][1]) / 4.0
+            work, M = rectify(img, ell, out_r)
+            cx, cy, r = w / 2.0, h / 2.0, out_r
+    k = 1.0
+    pivot_w, rs_w = pivot, rs
+    if M is not None:
+        k = math.sqrt(abs(np.linalg.det(M[:, :2])))
+        if pivot is not None:
+            pivot_w = tuple(M[:, :2] @ np.array(pivot) + M[:, 2])
+        if rs is not None:
+            rs_w = rs * k
+    if pivot_w is not None:
+        cx, cy = pivot_w  # the face colour is sampled about the pivot
+        if rs_w is not None:
+            r = rs_w / 0.95
+    lab = cv2.cvtColor(cv2.GaussianBlur(work, (3, 3), 0), cv2.COLOR_BGR2LAB).astype(np.float32)
+    face, _ = face_colour(lab, cx, cy, r)
+    dist = np.linalg.norm(lab - face, axis=2).astype(np.float32)
+    nd = find_needle(dist, cx, cy, r, pivot=pivot_w, rs=rs_w)
+    if nd is None:
+        # nothing needle-like: report the polar peak about the centre with no confidence
+        theta, _, _ = polar_estimate(dist, cx, cy, r)
+        nd = {"theta": theta, "theta_polar": theta, "pivot": (cx, cy), "rs": r}
+        return nd, 0.0, {"found": "none"}, M, k
+    conf, ev = confidence_of(nd, r)
+    if M is not None and dist0 is not None:
+        # a third estimate: the same read without undoing the tilt; where the two differ by
+        # much, the (first-order) tilt correction itself is uncertain
+        d0 = dial if pivot is None else (pivot[0], pivot[1], (rs / 0.95) if rs else dial[2])
+        nu = find_needle(dist0, d0[0], d0[1], d0[2], pivot=pivot, rs=rs)
+        if nu is not None:
+            tilt = abs(angle_to_value(nu["theta"]) - angle_to_value(nd["theta"])) / SPAN * 100.0
+            ev["tilt"] = round(tilt, 2)
+            conf *= clamp01(1.0 - max(0.0, tilt - 2.0) / 4.0)
+    return nd, conf, ev, M, k
 
 
 def read_gauge():
     img, name = load_input()
     h, w = img.shape[:2]
     m = min(h, w)
-    dial = hough_dial(img) if STRATEGY.get("dial") == "hough" else None
-    cx, cy, r = dial if dial is not None else (w / 2.0, h / 2.0, 0.45 * m)
     # calibrated geometry (fractions of the input image), when the ROI has it
     pivot = None
     rs = None
@@ -548,39 +622,16 @@ def read_gauge():
             rs = float(CAL["radius"]) * m
     except (TypeError, ValueError, IndexError):
         pivot, rs = None, None
-    work = img
-    M = None
-    if STRATEGY.get("ellipse", True):
-        lab = cv2.cvtColor(cv2.GaussianBlur(img, (3, 3), 0), cv2.COLOR_BGR2LAB).astype(np.float32)
-        face, rr = face_colour(lab, cx, cy, r)
-        dist = np.linalg.norm(lab - face, axis=2)
-        ell = rim_ellipse(dist, rr, cx, cy, r)
-        if ell is not None:
-            out_r = (ell[1][0] + ell[1][1]) / 4.0
-            work, M = rectify(img, ell, out_r)
-            cx, cy, r = w / 2.0, h / 2.0, out_r
-    k = 1.0
-    if M is not None:
-        k = math.sqrt(abs(np.linalg.det(M[:, :2])))
-        if pivot is not None:
-            pivot = tuple(M[:, :2] @ np.array(pivot) + M[:, 2])
-        if rs is not None:
-            rs *= k
-    if pivot is not None:
-        cx, cy = pivot  # the face colour is sampled about the pivot
-        if rs is not None:
-            r = rs / 0.95
-    lab = cv2.cvtColor(cv2.GaussianBlur(work, (3, 3), 0), cv2.COLOR_BGR2LAB).astype(np.float32)
-    face, _ = face_colour(lab, cx, cy, r)
-    dist = np.linalg.norm(lab - face, axis=2).astype(np.float32)
-    nd = find_needle(dist, cx, cy, r, pivot=pivot, rs=rs)
-    if nd is None:
-        # nothing needle-like: report the polar peak about the centre with no confidence
-        theta, _, _ = polar_estimate(dist, cx, cy, r)
-        nd = {"theta": theta, "theta_polar": theta, "pivot": (cx, cy), "rs": r}
-        conf, ev = 0.0, {"found": "none"}
-    else:
-        conf, ev = confidence_of(nd, r)
+    centre = (w / 2.0, h / 2.0, 0.45 * m)
+    dial = hough_dial(img) if STRATEGY.get("dial") == "hough" else None
+    nd, conf, ev, M, k = read_once(img, dial or centre, pivot, rs)
+    if dial is not None and conf < 0.8:
+        # the circle found may be a bezel or a reflection: a crop is usually centred on its
+        # dial, so read again about the crop's centre and keep the better-evidenced read
+        alt = read_once(img, centre, pivot, rs)
+        if alt[1] > conf:
+            nd, conf, ev, M, k = alt
+            ev["dial"] = "centre"
     theta = nd["theta"]
     value = angle_to_value(theta)
     # annotate on the original image: map the rectified pivot and tip back through M^-1
