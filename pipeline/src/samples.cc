@@ -39,7 +39,23 @@ double Sweep(const GaugeStyle& s) {
 double ValueToAngle(const GaugeStyle& s, double value) {
   const double v =
       std::clamp(value, std::min(s.min_value, s.max_value), std::max(s.min_value, s.max_value));
+  if (s.scale.size() >= 2) {  // piecewise-linear between the calibration points
+    std::size_t i = 1;
+    while (i + 1 < s.scale.size() && v > s.scale[i].first) ++i;
+    const auto& [v0, a0] = s.scale[i - 1];
+    const auto& [v1, a1] = s.scale[i];
+    return a0 + (v - v0) / (v1 - v0) * (a1 - a0);
+  }
   return s.min_angle_deg - (v - s.min_value) / (s.max_value - s.min_value) * Sweep(s);
+}
+
+/// A round step (1, 2 or 5 x 10^k) that splits `span` into about `parts` intervals.
+double NiceStep(double span, int parts) {
+  const double raw = std::abs(span) / std::max(1, parts);
+  const double p = std::pow(10.0, std::floor(std::log10(raw)));
+  for (double m : {1.0, 2.0, 5.0, 10.0})
+    if (m * p >= raw) return m * p;
+  return 10 * p;
 }
 
 std::string FormatTick(double v, double span) {
@@ -417,18 +433,60 @@ GaugeStyle RandomGaugeStyle(cv::RNG& rng) {
   s.glare = rng.uniform(0.0, 1.0) < 0.3;
   s.jpeg_quality = rng.uniform(0.0, 1.0) < 0.4 ? rng.uniform(35, 86) : 0;
   s.perspective = rng.uniform(0.0, 1.0) < 0.5 ? rng.uniform(0.01, 0.05) : 0.0;
+  // What real dials add: a scale compressed near zero, a pivot off the face centre, a second
+  // scale in other units, a red zone, a maker's name and logo.
+  if (rng.uniform(0.0, 1.0) < 0.3) {
+    const double gamma = rng.uniform(1.2, 1.7);
+    const int n = std::max(2, s.major_ticks);
+    for (int i = 0; i < n; ++i) {
+      const double f = double(i) / (n - 1);
+      s.scale.emplace_back(s.min_value + f * (s.max_value - s.min_value),
+                           s.min_angle_deg - std::pow(f, gamma) * span);
+    }
+  }
+  if (rng.uniform(0.0, 1.0) < 0.35) {
+    const double a = rng.uniform(0.0, 2 * kPi), m = rng.uniform(0.04, 0.15);
+    s.pivot_offset = {m * std::cos(a), m * std::sin(a)};
+  }
+  if (rng.uniform(0.0, 1.0) < 0.3) {
+    s.inner_factor =
+        std::vector<double>{14.5, 2.0, 0.1}[static_cast<std::size_t>(rng.uniform(0, 3))];
+    s.inner_colour = rng.uniform(0.0, 1.0) < 0.5 ? cv::Scalar(30, 30, 200) : s.ink;
+  }
+  if (rng.uniform(0.0, 1.0) < 0.3) {
+    s.zone_fraction = rng.uniform(0.1, 0.3);
+    static const cv::Scalar kZones[] = {{40, 40, 220}, {40, 200, 230}, {60, 170, 40}};
+    s.zone_colour = kZones[rng.uniform(0, 3)];
+  }
+  if (rng.uniform(0.0, 1.0) < 0.4) {
+    static const char* const kTexts[] = {"ROILENS", "MANOMETER", "EN 837-1", "CL 1.6"};
+    s.face_text = kTexts[rng.uniform(0, 4)];
+    s.logo = rng.uniform(0.0, 1.0) < 0.6;
+    static const cv::Scalar kLogos[] = {{160, 80, 20}, {30, 30, 180}, {20, 20, 20}};
+    s.logo_colour = kLogos[rng.uniform(0, 3)];
+  }
   return s;
 }
 
 void DrawGauge(cv::Mat& canvas, cv::Point2d centre, double radius, const GaugeStyle& s,
                double value) {
-  const double R = radius;
-  Disc(canvas, centre, R * (1 + s.bezel_fraction), s.bezel);
-  Disc(canvas, centre, R * (1 + s.bezel_fraction * 0.35), s.bezel * 0.7);
-  Disc(canvas, centre, R, s.face);
+  Disc(canvas, centre, radius * (1 + s.bezel_fraction), s.bezel);
+  Disc(canvas, centre, radius * (1 + s.bezel_fraction * 0.35), s.bezel * 0.7);
+  Disc(canvas, centre, radius, s.face);
+  // The scale and the needle turn about the pivot; the scale shrinks to stay on the face.
+  const double off = std::hypot(s.pivot_offset.x, s.pivot_offset.y);
+  const double R = radius * (1 - off);
+  centre += s.pivot_offset * radius;
   const double sweep = Sweep(s);
   const double span = s.max_value - s.min_value;
   const int majors = std::max(2, s.major_ticks);
+  if (s.zone_fraction > 0) {
+    const double from = ValueToAngle(s, s.max_value - s.zone_fraction * span);
+    const int thick = std::max(2, int(std::lround(0.08 * R)));
+    cv::ellipse(canvas, Fixed(centre),
+                cv::Size(int(std::lround(0.91 * R * kOne)), int(std::lround(0.91 * R * kOne))), 0,
+                -from, -s.max_angle_deg, s.zone_colour, thick, cv::LINE_AA, kShift);
+  }
   if (s.arc_line) {
     cv::ellipse(canvas, Fixed(centre),
                 cv::Size(int(std::lround(0.95 * R * kOne)), int(std::lround(0.95 * R * kOne))), 0,
@@ -438,7 +496,7 @@ void DrawGauge(cv::Mat& canvas, cv::Point2d centre, double radius, const GaugeSt
   const int minors = (majors - 1) * (s.minor_per_major + 1);
   for (int i = 0; i <= minors; ++i) {
     const bool major = i % (s.minor_per_major + 1) == 0;
-    const double a = s.min_angle_deg - sweep * i / minors;
+    const double a = ValueToAngle(s, s.min_value + span * i / minors);
     Line(canvas, Polar(centre, (major ? 0.8 : 0.87) * R, a), Polar(centre, 0.95 * R, a), s.ink,
          (major ? 0.025 : 0.012) * R);
   }
@@ -446,13 +504,33 @@ void DrawGauge(cv::Mat& canvas, cv::Point2d centre, double radius, const GaugeSt
     const double scale = std::max(0.3, R / 190.0);
     const int thick = std::max(1, int(std::lround(R / 90.0)));
     for (int i = 0; i < majors; ++i) {
-      const double a = s.min_angle_deg - sweep * i / (majors - 1);
-      const std::string text = FormatTick(s.min_value + span * i / (majors - 1), span);
+      const double v = s.min_value + span * i / (majors - 1);
+      const double a = ValueToAngle(s, v);
+      const std::string text = FormatTick(v, span);
       int base = 0;
       const cv::Size ts = cv::getTextSize(text, cv::FONT_HERSHEY_SIMPLEX, scale, thick, &base);
       const cv::Point2d c = Polar(centre, 0.66 * R, a);
       cv::putText(canvas, text, cv::Point(int(c.x - ts.width / 2.0), int(c.y + ts.height / 2.0)),
                   cv::FONT_HERSHEY_SIMPLEX, scale, s.ink, thick, cv::LINE_AA);
+    }
+  }
+  if (s.inner_factor > 0) {  // the inner scale: ticks pointing inwards, small numerals inside
+    const double lo = s.min_value * s.inner_factor, hi = s.max_value * s.inner_factor;
+    const double step = NiceStep(hi - lo, 6);
+    const double scale = std::max(0.25, R / 260.0);
+    const int thick = std::max(1, int(std::lround(R / 120.0)));
+    for (double v = std::ceil(lo / step - 1e-9) * step; v <= hi + 1e-9; v += step / 2) {
+      const bool major = std::abs(std::remainder(v, step)) < 1e-6 * step;
+      const double a = ValueToAngle(s, v / s.inner_factor);
+      Line(canvas, Polar(centre, 0.5 * R, a), Polar(centre, (major ? 0.57 : 0.54) * R, a),
+           s.inner_colour, 0.015 * R);
+      if (!major) continue;
+      const std::string text = FormatTick(v, hi - lo);
+      int base = 0;
+      const cv::Size ts = cv::getTextSize(text, cv::FONT_HERSHEY_SIMPLEX, scale, thick, &base);
+      const cv::Point2d c = Polar(centre, 0.42 * R, a);
+      cv::putText(canvas, text, cv::Point(int(c.x - ts.width / 2.0), int(c.y + ts.height / 2.0)),
+                  cv::FONT_HERSHEY_SIMPLEX, scale, s.inner_colour, thick, cv::LINE_AA);
     }
   }
   if (!s.unit.empty()) {
@@ -465,6 +543,24 @@ void DrawGauge(cv::Mat& canvas, cv::Point2d centre, double radius, const GaugeSt
     const cv::Point2d c = Polar(centre, sweep > 200 ? 0.45 * R : 0.35 * R, dead_mid);
     cv::putText(canvas, s.unit, cv::Point(int(c.x - ts.width / 2.0), int(c.y + ts.height / 2.0)),
                 cv::FONT_HERSHEY_SIMPLEX, scale, s.ink, thick, cv::LINE_AA);
+  }
+  if (!s.face_text.empty()) {  // the maker's name above the pivot, where the needle passes
+    const double scale = std::max(0.25, R / 220.0);
+    const int thick = std::max(1, int(std::lround(R / 100.0)));
+    int base = 0;
+    const cv::Size ts = cv::getTextSize(s.face_text, cv::FONT_HERSHEY_SIMPLEX, scale, thick, &base);
+    const cv::Point2d c = Polar(centre, 0.3 * R, 90);
+    cv::putText(canvas, s.face_text,
+                cv::Point(int(c.x - ts.width / 2.0), int(c.y + ts.height / 2.0)),
+                cv::FONT_HERSHEY_SIMPLEX, scale, s.ink, thick, cv::LINE_AA);
+    if (s.logo) {
+      const cv::Point2d l = c + cv::Point2d(0, -0.16 * R);
+      const double k = 0.07 * R;
+      FillPolygon(
+          canvas,
+          {l + cv::Point2d(0, -k), l + cv::Point2d(k, k * 0.7), l + cv::Point2d(-k, k * 0.7)},
+          s.logo_colour);
+    }
   }
   // needle
   const double a = ValueToAngle(s, value);
@@ -718,6 +814,7 @@ StatusOr<SampleManifest> WriteSamples(const std::string& dir, const SampleOption
     g.min_angle_deg = still_cal.min_angle_deg;
     g.max_angle_deg = still_cal.max_angle_deg;
     g.unit = "bar";
+    g.scale.clear();
     g.size = side;
     g.jpeg_quality = 0;
     const double value = std::round(rng.uniform(0.3, 9.7) * 10) / 10;

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cmath>
 #include <iostream>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -135,6 +136,97 @@ TEST(CoderAccuracyTest, ZoomAnnotateAndAskProgramsRunAndDraw) {
     ASSERT_TRUE(line.contains("text")) << answer;
     EXPECT_FALSE(line["text"].get<std::string>().empty());
   }
+}
+
+/// Runs the coder's gauge program on `img` with `calibration` in the spec; returns the answer
+/// line the backend would return.
+json ReadGauge(const cv::Mat& img, const json& calibration) {
+  auto coder = MakeCvCoder();
+  std::vector<std::uint8_t> png;
+  cv::imencode(".png", img, png);
+  CoderInput in;
+  in.text = "Read the gauge.\n```json\n" +
+            json({{"task", "read_gauge"}, {"calibration", calibration}}).dump() + "\n```";
+  in.images.push_back({"image/png", png});
+  SandboxJob job;
+  job.code = coder->Write(in, 0, {}).code;
+  job.inputs.push_back({"input_0.png", png});
+  const SandboxResult result = Runner()(job);
+  EXPECT_TRUE(result.ok) << result.error << "\n" << result.stderr_text;
+  const std::string answer = coder->Answer(in, {{result}});
+  return json::parse(answer.substr(answer.rfind('\n') + 1));
+}
+
+json Calibration(const GaugeStyle& s) {
+  json c = {{"min_value", s.min_value},
+            {"max_value", s.max_value},
+            {"min_angle_deg", s.min_angle_deg},
+            {"max_angle_deg", s.max_angle_deg},
+            {"unit", s.unit}};
+  for (const auto& [v, a] : s.scale) c["scale"].push_back({v, a});
+  return c;
+}
+
+TEST(CoderGaugeTest, NonLinearScaleIsReadThroughItsCalibration) {
+  GaugeStyle s;  // 0-10 bar, compressed near zero: 0-2 takes 25 deg, 5-10 takes 155 deg
+  s.scale = {{0, 225}, {2, 200}, {5, 110}, {10, -45}};
+  s.noise_sigma = 3;
+  for (double value : {1.0, 2.0, 3.5, 7.5}) {
+    cv::RNG rng(11);
+    const json a = ReadGauge(RenderGauge(s, value, rng), Calibration(s));
+    ASSERT_TRUE(a.contains("value")) << a.dump();
+    // read linearly, 2 bar (200 deg) would come out 0.93 bar: 10.7% of span off
+    EXPECT_NEAR(a["value"].get<double>(), value, 0.15) << a.dump();
+  }
+}
+
+TEST(CoderGaugeTest, GivenPivotIsUsed) {
+  GaugeStyle s;
+  s.pivot_offset = {0.1, -0.12};  // pivot up and right of the face centre
+  s.face_text = "MANOMETER";
+  s.logo = true;
+  cv::RNG rng(12);
+  const cv::Mat img = RenderGauge(s, 6.3, rng);
+  const double n = img.cols;
+  const double px = 0.5 + s.pivot_offset.x * s.radius_fraction;
+  const double py = 0.5 + s.pivot_offset.y * s.radius_fraction;
+  json cal = Calibration(s);
+  cal["pivot"] = {px, py};
+  cal["radius"] = 0.95 * s.radius_fraction * (1 - std::hypot(0.1, -0.12));
+  const json a = ReadGauge(img, cal);
+  ASSERT_TRUE(a.contains("pivot")) << a.dump();
+  EXPECT_NEAR(a["pivot"][0].get<double>(), px, 1.0 / n) << a.dump();
+  EXPECT_NEAR(a["pivot"][1].get<double>(), py, 1.0 / n) << a.dump();
+  EXPECT_NEAR(a["value"].get<double>(), 6.3, 0.15) << a.dump();
+  EXPECT_GE(a["confidence"].get<double>(), 0.8) << a.dump();
+}
+
+TEST(CoderGaugeTest, RedZoneInnerScaleAndOffsetPivotAreNotTheNeedle) {
+  GaugeStyle s;  // red needle, red zone over the top 30%, a red inner psi scale, pivot offset
+  s.zone_fraction = 0.3;
+  s.inner_factor = 14.5;
+  s.inner_colour = {30, 30, 200};
+  s.pivot_offset = {-0.12, 0.1};
+  s.face_text = "EN 837-1";
+  for (double value : {0.8, 4.4, 8.6}) {
+    cv::RNG rng(13);
+    const json a = ReadGauge(RenderGauge(s, value, rng), Calibration(s));
+    ASSERT_TRUE(a.contains("value")) << a.dump();
+    EXPECT_NEAR(a["value"].get<double>(), value, 0.2) << a.dump();
+    ASSERT_TRUE(a.contains("pivot")) << a.dump();
+    // the pivot found, not the face centre (0.05 and 0.04 away)
+    EXPECT_NEAR(a["pivot"][0].get<double>(), 0.5 - 0.12 * s.radius_fraction, 0.025) << a.dump();
+    EXPECT_NEAR(a["pivot"][1].get<double>(), 0.5 + 0.1 * s.radius_fraction, 0.025) << a.dump();
+  }
+}
+
+TEST(CoderGaugeTest, NoNeedleMeansLowConfidence) {
+  GaugeStyle s;
+  s.needle_colour = s.face;  // the needle is invisible; only the hub remains
+  cv::RNG rng(14);
+  const json a = ReadGauge(RenderGauge(s, 5.0, rng), Calibration(s));
+  ASSERT_TRUE(a.contains("confidence")) << a.dump();
+  EXPECT_LT(a["confidence"].get<double>(), 0.5) << a.dump();
 }
 
 }  // namespace

@@ -253,6 +253,13 @@ std::optional<json> Normalise(const json& spec, const json& raw) {
     const json& c = spec["calibration"];
     if (unit.empty() && c.contains("unit") && c["unit"].is_string()) unit = c["unit"];
     out = {{"value", std::round(v * 1e4) / 1e4}, {"unit", unit}, {"confidence", confidence(0.5)}};
+    // the pivot the program found, as fractions of its input (optional)
+    if (raw.contains("pivot") && raw["pivot"].is_array() && raw["pivot"].size() == 2 &&
+        raw["pivot"][0].is_number() && raw["pivot"][1].is_number()) {
+      const double fx = raw["pivot"][0].get<double>(), fy = raw["pivot"][1].get<double>();
+      if (std::isfinite(fx) && std::isfinite(fy) && fx >= 0 && fx <= 1 && fy >= 0 && fy <= 1)
+        out["pivot"] = {fx, fy};
+    }
   } else if (task == "count") {
     if (!raw.contains("count") || !raw["count"].is_number()) return std::nullopt;
     double n = raw["count"].get<double>();

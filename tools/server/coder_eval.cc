@@ -167,6 +167,8 @@ CoderEvalReport EvaluateCoder(Coder& coder, const ProgramRunner& runner,
                    {"min_angle_deg", style.min_angle_deg},
                    {"max_angle_deg", style.max_angle_deg},
                    {"unit", style.unit}}}};
+    // a non-linear dial's truth holds only through its calibration points
+    for (const auto& [v, a] : style.scale) spec["calibration"]["scale"].push_back({v, a});
     item.input.text = Prompt(spec);
     item.input.images.push_back({"image/png", png(RenderGauge(style, value, rng))});
     items.push_back(std::move(item));

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <opencv2/core.hpp>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "roilens/status.h"
@@ -28,10 +29,18 @@ struct GaugeStyle {
   double min_value = 0, max_value = 10;
   double min_angle_deg = 225, max_angle_deg = -45;
   std::string unit = "bar";
+  /// Non-linear calibration: (value, angle_deg) pairs, values increasing, angles decreasing
+  /// (clockwise), ends equal to min/max above. Empty = linear. Ticks, numerals and the needle
+  /// follow it piecewise-linearly, as the `scale` key of a gauge config reads it.
+  std::vector<std::pair<double, double>> scale;
   // Geometry, as fractions of `size`.
   double radius_fraction = 0.42;    ///< dial face radius
   cv::Point2d centre_offset{0, 0};  ///< dial centre offset from the image centre
   double bezel_fraction = 0.05;     ///< bezel ring width relative to the radius
+  /// Needle pivot offset from the face centre, fraction of the face radius. The scale (ticks,
+  /// numerals, zones) is concentric with the pivot, as on real dials; its radius shrinks so it
+  /// stays on the face.
+  cv::Point2d pivot_offset{0, 0};
   // Colours (BGR).
   cv::Scalar background{60, 60, 60};
   cv::Scalar face{235, 235, 235};
@@ -43,6 +52,18 @@ struct GaugeStyle {
   int minor_per_major = 4;
   bool numerals = true;
   bool arc_line = false;  ///< a thin arc joining the ticks
+  /// A second, inner scale (other units: `inner_factor` x value) with its own ticks and
+  /// numerals in `inner_colour`; 0 = none.
+  double inner_factor = 0;
+  cv::Scalar inner_colour{30, 30, 200};
+  /// A coloured zone arc along the tick ring over the top `zone_fraction` of the sweep (a red
+  /// zone); 0 = none.
+  double zone_fraction = 0;
+  cv::Scalar zone_colour{40, 40, 220};
+  /// Printed text (a maker's name) on the face, and a filled logo mark beside it.
+  std::string face_text;
+  bool logo = false;
+  cv::Scalar logo_colour{160, 80, 20};
   // Needle.
   NeedleShape needle = NeedleShape::kTapered;
   double needle_length_fraction = 0.85;  ///< of the dial radius

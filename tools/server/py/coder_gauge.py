@@ -1,24 +1,74 @@
-# --- roilens coder: read_gauge (dial rim -> centre, polar needle scan, axis fit, calibration) ---
+# --- roilens coder: read_gauge (dial rim -> pivot, needle axis fit + polar scan, calibration) ---
 CAL = SPEC.get("calibration") or {}
-MIN_V = float(CAL.get("min_value", 0.0))
-MAX_V = float(CAL.get("max_value", 10.0))
-MIN_A = float(CAL.get("min_angle_deg", 225.0))
-MAX_A = float(CAL.get("max_angle_deg", -45.0))
+
+
+def _scale_points():
+    """The calibration as (value, unwrapped angle) pairs: the spec's `scale` when it holds at
+    least two usable pairs, else the linear min/max mapping (clockwise from min_angle_deg)."""
+    pts = []
+    for p in CAL.get("scale") or []:
+        try:
+            pts.append((float(p[0]), float(p[1])))
+        except (TypeError, ValueError, IndexError):
+            return None
+    if len(pts) >= 2 and all(b[0] > a[0] for a, b in zip(pts, pts[1:])):
+        d = [b[1] - a[1] for a, b in zip(pts, pts[1:])]
+        if all(x < 0 for x in d) or all(x > 0 for x in d):
+            return pts
+    return None
+
+
+SCALE = _scale_points()
+MIN_V = float(CAL.get("min_value", SCALE[0][0] if SCALE else 0.0))
+MAX_V = float(CAL.get("max_value", SCALE[-1][0] if SCALE else 10.0))
+MIN_A = float(CAL.get("min_angle_deg", SCALE[0][1] if SCALE else 225.0))
+MAX_A = float(CAL.get("max_angle_deg", SCALE[-1][1] if SCALE else -45.0))
 UNIT = str(CAL.get("unit", ""))
-SWEEP = (MIN_A - MAX_A) % 360.0 or 360.0  # degrees from min to max, clockwise
+if SCALE is None:
+    _sw = (MIN_A - MAX_A) % 360.0 or 360.0  # degrees from min to max, clockwise
+    SCALE = [(MIN_V, MIN_A), (MAX_V, MIN_A - _sw)]
+    EXTRAPOLATE = False  # as before: the dead zone snaps to the nearer end
+else:
+    EXTRAPOLATE = True
+A_LO = min(SCALE[0][1], SCALE[-1][1])
+A_HI = max(SCALE[0][1], SCALE[-1][1])
+SWEEP = A_HI - A_LO
+SPAN = abs(SCALE[-1][0] - SCALE[0][0]) or 1.0
+
+
+def unwrap_angle(theta):
+    """theta (any turn) -> the representation nearest the scale's angle interval; in the dead
+    zone, the nearer end's side."""
+    mid = 0.5 * (A_LO + A_HI)
+    t = mid + ((theta - mid + 180.0) % 360.0 - 180.0)
+    return t
 
 
 def angle_to_value(theta):
-    """theta: degrees, CCW positive, 0 = 3 o'clock. The scale runs clockwise from MIN_A."""
-    d = (MIN_A - theta) % 360.0
-    if d > SWEEP:  # in the dead zone: snap to the nearer end of the scale
-        d = SWEEP if (d - SWEEP) < (360.0 - d) else 0.0
-    return MIN_V + d / SWEEP * (MAX_V - MIN_V)
+    """theta: degrees, CCW positive, 0 = 3 o'clock -> value through the calibration."""
+    t = unwrap_angle(theta)
+    a = [p[1] for p in SCALE]
+    v = [p[0] for p in SCALE]
+    if a[0] > a[-1]:  # make the angles increasing for the search
+        a, v = a[::-1], v[::-1]
+    if t <= a[0] or t >= a[-1]:
+        if not EXTRAPOLATE:
+            return v[0] if t <= a[0] else v[-1]
+        i = 0 if t <= a[0] else len(a) - 2
+    else:
+        i = int(np.searchsorted(a, t)) - 1
+        i = min(max(i, 0), len(a) - 2)
+    return v[i] + (t - a[i]) / (a[i + 1] - a[i]) * (v[i + 1] - v[i])
+
+
+def outside_sweep(theta):
+    """Degrees by which theta lies outside the calibrated sweep (0 inside)."""
+    t = unwrap_angle(theta)
+    return max(0.0, A_LO - t, t - A_HI)
 
 
 def in_sweep(theta, slack):
-    d = (MIN_A - theta) % 360.0
-    return d <= SWEEP + slack or d >= 360.0 - slack
+    return outside_sweep(theta) <= slack
 
 
 def hough_dial(img):
@@ -132,103 +182,480 @@ def angular_tophat(polar, window_rows):
     return np.clip(polar - base, 0, None)
 
 
-def needle_angle(dist, cx, cy, r):
+def polar_profile(dist, px, py, rs, band=None):
+    """Polar scan about (px, py): per angle, the mean over a radial band of the angular top-hat
+    of `dist` (narrow radial features: the needle). Returns (smoothed score, thetas, step)."""
     n_ang = 720
     step = 360.0 / n_ang
-    n_rad = max(32, int(r))
-    polar = cv2.warpPolar(dist.astype(np.float32), (n_rad, n_ang), (cx, cy), r,
-                          cv2.WARP_POLAR_LINEAR + cv2.INTER_LINEAR)
+    n_rad = max(32, int(rs))
+    polar = cv2.warpPolar(dist, (n_rad, n_ang), (px, py), rs, cv2.WARP_POLAR_LINEAR + cv2.INTER_LINEAR)
     top = angular_tophat(polar, int(36 / step) | 1)
-    lo, hi = int(STRATEGY.get("band", (0.18, 0.58))[0] * n_rad), int(STRATEGY.get("band", (0.18, 0.58))[1] * n_rad)
+    b = band or STRATEGY.get("band", (0.18, 0.6))
+    lo, hi = int(b[0] * n_rad), max(int(b[0] * n_rad) + 2, int(b[1] * n_rad))
     score = top[:, lo:hi].mean(axis=1)
-    thetas = -np.arange(n_ang) * step  # warpPolar rows run clockwise on screen
-    valid = np.array([in_sweep(t, 6.0) for t in thetas])
-    if not valid.any():
-        valid[:] = True
     ks = 5
     smooth = np.convolve(np.concatenate([score[-ks:], score, score[:ks]]), np.ones(ks) / ks, "same")[ks:-ks]
-    smooth = np.where(valid, smooth, -1.0)
-    row = int(np.argmax(smooth))
+    thetas = -np.arange(n_ang) * step  # warpPolar rows run clockwise on screen
+    return smooth, thetas, step
+
+
+def polar_estimate(dist, px, py, rs, near=None):
+    """Estimate A: the needle's angle as the peak of the polar profile about the pivot (with a
+    sub-step parabolic refinement), restricted to the sweep (and to +-25 deg of `near` when
+    given). Returns (theta, distinctness 0..1, peak height)."""
+    smooth, thetas, step = polar_profile(dist, px, py, rs)
+    n = len(smooth)
+    valid = np.array([in_sweep(t, 6.0) for t in thetas])
+    if near is not None:
+        dn = np.abs((thetas - near + 180.0) % 360.0 - 180.0)
+        valid &= dn <= 25.0
+    if not valid.any():
+        valid[:] = True
+    sc = np.where(valid, smooth, -1.0)
+    row = int(np.argmax(sc))
     peak = float(smooth[row])
-    # confidence: how much the peak stands out over the best peak elsewhere (>20 deg away)
-    far = np.abs(((np.arange(n_ang) - row + n_ang // 2) % n_ang) - n_ang // 2) > int(20 / step)
-    second = float(smooth[far & valid].max()) if (far & valid).any() else 0.0
-    conf = clamp01(0.5 + 0.5 * (peak - second) / (peak + 1e-6))
-    theta0 = float(thetas[row])
-    # Axis fit: per radius, the centroid of the needle's cross-section in a wedge around the
-    # peak; a straight line through those points does not depend on the centre estimate.
-    half = int(8 / step)
-    rows = (np.arange(row - half, row + half + 1)) % n_ang
-    pts, wts = [], []
-    for c in range(int(0.15 * n_rad), int(0.8 * n_rad)):
-        col = top[rows, c]
-        mx = col.max()
-        if mx <= 0:
+    y0, y1, y2 = smooth[(row - 1) % n], smooth[row], smooth[(row + 1) % n]
+    den = y0 - 2 * y1 + y2
+    off = 0.5 * (y0 - y2) / den if den < 0 else 0.0
+    theta = float(thetas[row]) - max(-1.0, min(1.0, off)) * step
+    # distinctness: the peak against the best other peak (> 20 deg away), anywhere on the dial
+    far = np.abs(((np.arange(n) - row + n // 2) % n) - n // 2) > int(20 / step)
+    second = float(smooth[far].max()) if far.any() else 0.0
+    return theta, clamp01((peak - second) / (peak + 1e-6)), peak
+
+
+def coarse_needle(dist, cx, cy, r, thin_only=True):
+    """Searches candidate pivots around the face centre for the one from which a feature looks
+    most radial (long, narrow, over a radial band): the needle. The best candidate lies on the
+    needle's axis (not necessarily at the pivot). Returns (x, y, theta)."""
+    n_ang, n_rad = 360, 48
+    rmax = 0.7 * r
+    lo, hi = int(0.12 / 0.7 * n_rad), int(0.62 / 0.7 * n_rad)
+    thetas = -np.arange(n_ang) * (360.0 / n_ang)
+    valid = np.array([in_sweep(t, 10.0) for t in thetas])
+
+    # thin features only: what an opening wider than a needle removes (glare, shading and
+    # broad patches of colour are wider than that)
+    kk = max(3, int(0.1 * r) | 1)
+    thin = dist - cv2.morphologyEx(dist, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (kk, kk))) \
+        if thin_only else dist
+
+    def score(x, y):
+        pol = cv2.warpPolar(thin, (n_rad, n_ang), (x, y), rmax, cv2.WARP_POLAR_LINEAR + cv2.INTER_LINEAR)
+        band = pol[:, lo:hi]
+        prof = band.mean(axis=1) - np.median(band, axis=0).mean()
+        prof = np.convolve(np.concatenate([prof[-2:], prof, prof[:2]]), np.ones(3) / 3, "same")[2:-2]
+        prof = np.where(valid, prof, -1e9)
+        k = int(np.argmax(prof))
+        return float(prof[k]), float(thetas[k])
+
+    best = None
+    reach = float(STRATEGY.get("pivot_reach", 0.22))
+    grid = np.linspace(-reach * r, reach * r, 9)
+    for dy in grid:
+        for dx in grid:
+            if math.hypot(dx, dy) > reach * r * 1.01:
+                continue
+            sc, th = score(cx + dx, cy + dy)
+            if best is None or sc > best[0]:
+                best = (sc, cx + dx, cy + dy, th)
+    g2 = np.linspace(-reach * r / 8, reach * r / 8, 5)
+    bx, by = best[1], best[2]
+    for dy in g2:
+        for dx in g2:
+            sc, th = score(bx + dx, by + dy)
+            if sc > best[0]:
+                best = (sc, bx + dx, by + dy, th)
+    return best[1], best[2], best[3]
+
+
+def needle_strip(dist, x0, y0, theta, r):
+    """Samples `dist` in a strip along the line through (x0, y0) at theta: columns run along
+    the line (u from -0.45 r to 1.05 r), rows across it (v within +-0.16 r). Returns
+    (strip, us, vs, d, n) with d the unit direction and n the unit normal in image coordinates."""
+    t = math.radians(theta)
+    d = np.array([math.cos(t), -math.sin(t)])
+    nrm = np.array([-d[1], d[0]])
+    us = np.arange(-0.45 * r, 1.05 * r, 1.0)
+    vs = np.arange(-0.16 * r, 0.16 * r + 0.25, 0.5)
+    U, V = np.meshgrid(us, vs)
+    mx = (x0 + U * d[0] + V * nrm[0]).astype(np.float32)
+    my = (y0 + U * d[1] + V * nrm[1]).astype(np.float32)
+    strip = cv2.remap(dist, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return strip, us, vs, d, nrm
+
+
+def fit_axis(dist, x0, y0, theta, r):
+    """Estimate B: the needle's axis as a robust straight-line fit to the centre of its cross
+    section along its length (independent of where the pivot is assumed to be), plus the hub
+    (widest part of the dark/coloured feature along the axis) as the pivot.
+    Returns a dict or None when no needle-like run is found."""
+    strip, us, vs, d, nrm = needle_strip(dist, x0, y0, theta, r)
+    prof = strip - np.median(strip, axis=0, keepdims=True)  # local background per column
+    mx = prof.max(axis=0)
+    body = (us > 0.12 * r) & (us < 0.6 * r)
+    if not body.any():
+        return None
+    ref = float(np.percentile(mx[body], 75))
+    if ref <= 1e-6:
+        return None
+    strong = mx > 0.45 * ref
+    step_v = float(vs[1] - vs[0])
+    n_v = len(vs)
+
+    def cross_section(j, k):
+        """Centre and width of the feature in column j around row k (above half the peak)."""
+        col = prof[:, j]
+        thr = 0.5 * max(mx[j], 1e-6)
+        if col[k] < thr:
+            return None
+        a_, b_ = k, k
+        while a_ > 0 and col[a_ - 1] >= thr:
+            a_ -= 1
+        while b_ < n_v - 1 and col[b_ + 1] >= thr:
+            b_ += 1
+        wv = np.clip(col[a_:b_ + 1] - thr, 0, None)
+        c = float(np.dot(wv, vs[a_:b_ + 1]) / wv.sum()) if wv.sum() > 0 else float(vs[k])
+        return c, (b_ - a_ + 1) * step_v
+
+    # seed: the strongest cross-section per column over the body, then a RANSAC line
+    body_j = np.where(body & strong)[0]
+    if len(body_j) < 8:
+        return None
+    P = []
+    for j in body_j:
+        cs = cross_section(j, int(np.argmax(prof[:, j])))
+        if cs is not None:
+            P.append((us[j], cs[0], mx[j]))
+    if len(P) < 8:
+        return None
+    P = np.array(P)
+    tol = 1.5 + 0.01 * r
+    rng = np.random.RandomState(7)
+    best_in = None
+    for _ in range(150):
+        i1, i2 = rng.choice(len(P), 2, replace=False)
+        if abs(P[i1, 0] - P[i2, 0]) < 0.1 * r:
             continue
-        wv = np.clip(col - 0.5 * mx, 0, None)
-        if wv.sum() <= 0:
+        sl = (P[i2, 1] - P[i1, 1]) / (P[i2, 0] - P[i1, 0])
+        inl = np.abs(P[:, 1] - (P[i1, 1] + sl * (P[:, 0] - P[i1, 0]))) < tol
+        if best_in is None or inl.sum() > best_in.sum():
+            best_in = inl
+    if best_in is None or best_in.sum() < 6:
+        return None
+    c1, c0 = np.polyfit(P[best_in, 0], P[best_in, 1], 1, w=np.sqrt(P[best_in, 2]))
+    # walk along the line: the run is where the line passes through the feature
+    on = np.zeros(len(us), bool)
+    cen = np.full(len(us), np.nan)
+    wid = np.zeros(len(us))
+    for j in range(len(us)):
+        k = int(round((c0 + c1 * us[j] - vs[0]) / step_v))
+        if k < 0 or k >= n_v or mx[j] < 0.3 * ref:
             continue
-        t = math.radians(float(np.dot(wv, thetas[row] + (np.arange(-half, half + 1)) * -step) / wv.sum()))
-        rho = (c + 0.5) * r / n_rad
-        pts.append((cx + rho * math.cos(t), cy - rho * math.sin(t)))
-        wts.append(float(mx))
-    theta = theta0
-    if len(pts) >= 6:
-        P = np.array(pts)
-        W = np.array(wts)
-        W = W / W.sum()
-        mu = (P * W[:, None]).sum(axis=0)
-        C = ((P - mu) * W[:, None]).T @ (P - mu)
-        evals, evecs = np.linalg.eigh(C)
-        d = evecs[:, 1]
-        t_fit = math.degrees(math.atan2(-d[1], d[0]))
-        # choose the direction pointing like the scan peak
-        diff = (t_fit - theta0 + 180.0) % 360.0 - 180.0
-        if abs(diff) > 90.0:
-            t_fit += 180.0
-            diff = (t_fit - theta0 + 180.0) % 360.0 - 180.0
-        if abs(diff) < 10.0:
-            theta = t_fit
-    return theta, conf
+        kk = k + int(np.argmax(prof[max(0, k - 2):k + 3, j])) - min(k, 2)
+        cs = cross_section(j, kk)
+        if cs is None:
+            continue
+        on[j] = True
+        cen[j], wid[j] = cs
+    j0 = int(body_j[np.argmin(np.abs(us[body_j] - 0.3 * r))])
+    gap = max(2, int(0.03 * r))
+    a = j0
+    miss = 0
+    while a > 0 and miss <= gap:
+        a -= 1
+        miss = 0 if on[a] else miss + 1
+    a += miss
+    b = j0
+    miss = 0
+    while b < len(us) - 1 and miss <= gap:
+        b += 1
+        miss = 0 if on[b] else miss + 1
+    b -= miss
+    # refit on the run, away from the hub and the tip, inliers only
+    sel = np.arange(a, b + 1)
+    sel = sel[on[sel] & (us[sel] > us[a] + 0.15 * r) & (us[sel] < us[b] - 0.04 * r)]
+    if len(sel) < 6:
+        return None
+    U, Vc, W = us[sel], cen[sel], mx[sel]
+    keep = np.abs(Vc - (c0 + c1 * U)) < tol
+    if keep.sum() < 6:
+        return None
+    c1, c0 = np.polyfit(U[keep], Vc[keep], 1, w=np.sqrt(W[keep]))
+    res = Vc[keep] - (c0 + c1 * U[keep])
+    rms = float(np.sqrt(np.mean(res ** 2)))
+    dirv = d + c1 * nrm
+    dirv /= np.linalg.norm(dirv)
+    # The hub: along the axis, the widest part of the feature near the start of the run (its
+    # extent across the axis, bridging a light cap in its middle), taken as the middle of the
+    # stretch where it is clearly wider than the needle's body.
+    ext = np.zeros(len(us))
+    thr = 0.5 * ref
+    bridge = max(2, int(0.05 * r / step_v))
+    lim = int(0.14 * r / step_v)
+    for j in range(a, b + 1):
+        k = int(round((c0 + c1 * us[j] - vs[0]) / step_v))
+        if k < 0 or k >= n_v:
+            continue
+        col = prof[:, j] >= thr
+        lo_, hi_ = k, k
+        miss = 0
+        i = k
+        while i > max(0, k - lim) and miss <= bridge:
+            i -= 1
+            if col[i]:
+                lo_, miss = i, 0
+            else:
+                miss += 1
+        miss = 0
+        i = k
+        while i < min(n_v - 1, k + lim) and miss <= bridge:
+            i += 1
+            if col[i]:
+                hi_, miss = i, 0
+            else:
+                miss += 1
+        if col[lo_] or col[hi_]:
+            ext[j] = (hi_ - lo_ + 1) * step_v
+    body_w = float(np.median(ext[sel])) if len(sel) else 0.0
+    near = np.arange(a, b + 1)
+    near = near[us[near] < us[a] + 0.4 * r]
+    hub_u = None
+    if len(near) and body_w > 0:
+        es = np.convolve(ext, np.ones(3) / 3, "same")
+        k = int(near[np.argmax(es[near])])
+        if es[k] > 1.5 * body_w:
+            wide = es > max(1.5 * body_w, 0.6 * es[k])
+            lo_, hi_ = k, k
+            while lo_ > a and wide[lo_ - 1]:
+                lo_ -= 1
+            while hi_ < b and wide[hi_ + 1]:
+                hi_ += 1
+            hub_u = 0.5 * (us[lo_] + us[hi_])
+    return {"dir": dirv, "c0": c0, "c1": c1, "rms": rms, "u_start": float(us[a]), "u_end": float(us[b]),
+            "hub_u": hub_u, "width": body_w, "d": d, "n": nrm, "x0": x0, "y0": y0, "n_fit": int(keep.sum())}
+
+
+def point_on_axis(fit, u):
+    p = np.array([fit["x0"], fit["y0"]]) + u * fit["d"] + (fit["c0"] + fit["c1"] * u) * fit["n"]
+    return float(p[0]), float(p[1])
+
+
+def dir_angle(v):
+    return math.degrees(math.atan2(-v[1], v[0]))
+
+
+def angdiff(a, b):
+    return (a - b + 180.0) % 360.0 - 180.0
+
+
+def locate_pivot(fit, cx, cy, r, pivot):
+    """The pivot: given, else the hub on the axis, else the face centre projected onto it."""
+    if pivot is not None:
+        return pivot[0], pivot[1], "given"
+    rel = np.array([cx - fit["x0"], cy - fit["y0"]])
+    proj = point_on_axis(fit, float(np.dot(rel, fit["d"])))
+    if fit["hub_u"] is not None:
+        px, py = point_on_axis(fit, fit["hub_u"])
+        if math.hypot(px - cx, py - cy) <= 0.3 * r:
+            return px, py, "hub"
+    return proj[0], proj[1], "projected"
+
+
+def orient(fit, px, py):
+    """The axis direction from the pivot to the tip: the side of the run on the calibrated
+    sweep, else the longer side."""
+    u_p = float(np.dot(np.array([px - fit["x0"], py - fit["y0"]]), fit["d"]))
+    fwd, back = fit["u_end"] - u_p, u_p - fit["u_start"]
+    t = dir_angle(fit["dir"])
+    tb = (t + 180.0) % 360.0
+    of, ob = outside_sweep(t), outside_sweep(tb)
+    if of > 5.0 and ob <= 5.0:
+        return tb, back
+    if ob > 5.0 and of <= 5.0:
+        return t, fwd
+    return (t, fwd) if fwd >= back else (tb, back)
+
+
+def find_needle(dist, cx, cy, r, pivot=None, rs=None):
+    """find_needle_from with the candidate search on thin features, and when that is not well
+    evidenced, on all features (a wide needle or hub); keeps the better-evidenced one."""
+    best = find_needle_from(dist, cx, cy, r, pivot, rs, True)
+    if pivot is None:
+        alt = find_needle_from(dist, cx, cy, r, pivot, rs, False)
+        if alt is not None and best is not None:
+            # two searches that end on different needles: one of them found something else
+            rival = abs(angle_to_value(alt["theta"]) - angle_to_value(best["theta"])) / SPAN * 100.0 > 2.0
+            if confidence_of(alt, r)[0] > confidence_of(best, r)[0]:
+                best = alt
+            best["rival"] = rival
+        elif best is None:
+            best = alt
+    return best
+
+
+def find_needle_from(dist, cx, cy, r, pivot, rs, thin_only):
+    """Locates pivot and needle in the (rectified) working image. Returns a dict with theta
+    (estimate B, the axis fit), theta_polar (estimate A, the polar peak about the pivot), the
+    pivot, and the evidence; None when nothing needle-like is found."""
+    if pivot is None:
+        x0, y0, th0 = coarse_needle(dist, cx, cy, r, thin_only)
+    else:
+        x0, y0 = pivot
+        th0, _, _ = polar_estimate(dist, x0, y0, rs or r)
+    fit = fit_axis(dist, x0, y0, th0, r)
+    if fit is None and pivot is None:  # try from the face centre
+        x0, y0 = cx, cy
+        th0, _, _ = polar_estimate(dist, x0, y0, r)
+        fit = fit_axis(dist, x0, y0, th0, r)
+    if fit is None:
+        return None
+    px, py, found = locate_pivot(fit, cx, cy, r, pivot)
+    off = math.hypot(px - cx, py - cy)
+    rs_ = rs if rs is not None else max(0.5 * r, r - off)
+    theta_b, length = orient(fit, px, py)
+    # The strongest radial feature seen from the pivot: when it is not the axis found, fit
+    # that one too and keep whichever is more needle-like (text, logos and inner scales make
+    # short, broken runs; the needle a long straight one from the pivot).
+    theta_free, _, _ = polar_estimate(dist, px, py, rs_)
+    if abs(angdiff(theta_free, theta_b)) > 8.0:
+        fit2 = fit_axis(dist, px, py, theta_free, r)
+        if fit2 is not None:
+            px2, py2, found2 = locate_pivot(fit2, cx, cy, r, pivot)
+            tb2, len2 = orient(fit2, px2, py2)
+            if len2 > 1.15 * length and fit2["rms"] <= max(fit["rms"], 0.01 * r):
+                fit, px, py, found, theta_b, length = fit2, px2, py2, found2, tb2, len2
+                off = math.hypot(px - cx, py - cy)
+                rs_ = rs if rs is not None else max(0.5 * r, r - off)
+    theta_a, distinct, peak = polar_estimate(dist, px, py, rs_, near=theta_b)
+    # how far the axis passes from the pivot (the needle turns about it)
+    rel = np.array([px - fit["x0"], py - fit["y0"]])
+    u = float(np.dot(rel, fit["d"]))
+    miss = abs(float(np.dot(rel, fit["n"])) - (fit["c0"] + fit["c1"] * u))
+    return {"theta": theta_b, "theta_polar": theta_a, "pivot": (px, py), "rs": rs_, "found": found,
+            "distinct": distinct, "rms": fit["rms"], "width": fit["width"], "miss": miss,
+            "length": length / rs_, "n_fit": fit["n_fit"]}
+
+
+def confidence_of(nd, r):
+    """Confidence from evidence the program can check: agreement of the two angle estimates (in
+    % of span), the straightness of the needle's axis, its length against the scale radius, how
+    distinct the polar peak is, and whether the reading lies on the calibrated sweep."""
+    va, vb = angle_to_value(nd["theta_polar"]), angle_to_value(nd["theta"])
+    agree = abs(va - vb) / SPAN * 100.0
+    f_agree = clamp01(1.0 - max(0.0, agree - 0.6) / 2.4)
+    f_straight = clamp01(1.0 - max(0.0, nd["rms"] - 0.012 * r) / (0.03 * r))
+    f_len = clamp01((nd["length"] - 0.35) / 0.25)
+    f_dist = clamp01(0.4 + nd["distinct"] * 1.5)
+    f_sweep = clamp01(1.0 - outside_sweep(nd["theta"]) / 6.0)
+    f_rival = 0.5 if nd.get("rival") else 1.0
+    conf = f_agree * f_straight * f_len * f_dist * f_sweep * f_rival
+    return conf, {"agree": round(agree, 2), "rms": round(nd["rms"] / r, 4), "len": round(nd["length"], 2),
+                  "distinct": round(nd["distinct"], 2), "out": round(outside_sweep(nd["theta"]), 1),
+                  "found": nd["found"], "rival": bool(nd.get("rival"))}
+
+
+def read_once(img, dial, pivot, rs):
+    """One read: the dial circle (cx, cy, r), its rim ellipse undone, then the needle. Returns
+    (needle dict, confidence, evidence, M, k) with M the rectifying affine map (or None) and k
+    its scale."""
+    h, w = img.shape[:2]
+    cx, cy, r = dial
+    work = img
+    M = None
+    dist0 = None
+    if STRATEGY.get("ellipse", True):
+        lab = cv2.cvtColor(cv2.GaussianBlur(img, (3, 3), 0), cv2.COLOR_BGR2LAB).astype(np.float32)
+        face, rr = face_colour(lab, cx, cy, r)
+        dist0 = np.linalg.norm(lab - face, axis=2).astype(np.float32)
+        ell = rim_ellipse(dist0, rr, cx, cy, r)
+        if ell is not None:
+            out_r = (ell[1][0] + ell[1][1]) / 4.0
+            work, M = rectify(img, ell, out_r)
+            cx, cy, r = w / 2.0, h / 2.0, out_r
+    k = 1.0
+    pivot_w, rs_w = pivot, rs
+    if M is not None:
+        k = math.sqrt(abs(np.linalg.det(M[:, :2])))
+        if pivot is not None:
+            pivot_w = tuple(M[:, :2] @ np.array(pivot) + M[:, 2])
+        if rs is not None:
+            rs_w = rs * k
+    if pivot_w is not None:
+        cx, cy = pivot_w  # the face colour is sampled about the pivot
+        if rs_w is not None:
+            r = rs_w / 0.95
+    lab = cv2.cvtColor(cv2.GaussianBlur(work, (3, 3), 0), cv2.COLOR_BGR2LAB).astype(np.float32)
+    face, _ = face_colour(lab, cx, cy, r)
+    dist = np.linalg.norm(lab - face, axis=2).astype(np.float32)
+    nd = find_needle(dist, cx, cy, r, pivot=pivot_w, rs=rs_w)
+    if nd is None:
+        # nothing needle-like: report the polar peak about the centre with no confidence
+        theta, _, _ = polar_estimate(dist, cx, cy, r)
+        nd = {"theta": theta, "theta_polar": theta, "pivot": (cx, cy), "rs": r}
+        return nd, 0.0, {"found": "none"}, M, k
+    conf, ev = confidence_of(nd, r)
+    if M is not None and dist0 is not None:
+        # a third estimate: the same read without undoing the tilt; where the two differ by
+        # much, the (first-order) tilt correction itself is uncertain
+        d0 = dial if pivot is None else (pivot[0], pivot[1], (rs / 0.95) if rs else dial[2])
+        nu = find_needle(dist0, d0[0], d0[1], d0[2], pivot=pivot, rs=rs)
+        if nu is not None:
+            tilt = abs(angle_to_value(nu["theta"]) - angle_to_value(nd["theta"])) / SPAN * 100.0
+            ev["tilt"] = round(tilt, 2)
+            conf *= clamp01(1.0 - max(0.0, tilt - 2.0) / 4.0)
+    return nd, conf, ev, M, k
 
 
 def read_gauge():
     img, name = load_input()
     h, w = img.shape[:2]
     m = min(h, w)
+    # calibrated geometry (fractions of the input image), when the ROI has it
+    pivot = None
+    rs = None
+    try:
+        pv = CAL.get("pivot")
+        if pv is not None:
+            pivot = (float(pv[0]) * w, float(pv[1]) * h)
+        if CAL.get("radius") is not None:
+            rs = float(CAL["radius"]) * m
+    except (TypeError, ValueError, IndexError):
+        pivot, rs = None, None
+    centre = (w / 2.0, h / 2.0, 0.45 * m)
     dial = hough_dial(img) if STRATEGY.get("dial") == "hough" else None
-    cx, cy, r = dial if dial is not None else (w / 2.0, h / 2.0, 0.45 * m)
-    work = img
-    M = None
-    if STRATEGY.get("ellipse", True):
-        lab = cv2.cvtColor(cv2.GaussianBlur(img, (3, 3), 0), cv2.COLOR_BGR2LAB).astype(np.float32)
-        face, rr = face_colour(lab, cx, cy, r)
-        dist = np.linalg.norm(lab - face, axis=2)
-        ell = rim_ellipse(dist, rr, cx, cy, r)
-        if ell is not None:
-            out_r = (ell[1][0] + ell[1][1]) / 4.0
-            work, M = rectify(img, ell, out_r)
-            cx, cy, r = w / 2.0, h / 2.0, out_r
-    lab = cv2.cvtColor(cv2.GaussianBlur(work, (3, 3), 0), cv2.COLOR_BGR2LAB).astype(np.float32)
-    face, _ = face_colour(lab, cx, cy, r)
-    dist = np.linalg.norm(lab - face, axis=2)
-    theta, conf = needle_angle(dist, cx, cy, r)
+    nd, conf, ev, M, k = read_once(img, dial or centre, pivot, rs)
+    if dial is not None and conf < 0.8:
+        # the circle found may be a bezel or a reflection: a crop is usually centred on its
+        # dial, so read again about the crop's centre and keep the better-evidenced read
+        alt = read_once(img, centre, pivot, rs)
+        if alt[1] > conf:
+            nd, conf, ev, M, k = alt
+            ev["dial"] = "centre"
+    theta = nd["theta"]
     value = angle_to_value(theta)
-    # annotate on the original image: map the rectified centre and tip back through M^-1
+    # annotate on the original image: map the rectified pivot and tip back through M^-1
     out = img.copy()
-    tip = np.array([cx + 0.85 * r * math.cos(math.radians(theta)), cy - 0.85 * r * math.sin(math.radians(theta))])
-    ctr = np.array([cx, cy])
+    px, py = nd["pivot"]
+    rsd = nd["rs"]
+    tip = np.array([px + 0.85 * rsd * math.cos(math.radians(theta)), py - 0.85 * rsd * math.sin(math.radians(theta))])
+    ctr = np.array([px, py])
     if M is not None:
         Mi = cv2.invertAffineTransform(M)
         tip = Mi[:, :2] @ tip + Mi[:, 2]
         ctr = Mi[:, :2] @ ctr + Mi[:, 2]
-    rad = int(round(r if M is None else r * math.sqrt(abs(np.linalg.det(cv2.invertAffineTransform(M)[:, :2])))))
+    rad = int(round(rsd / k))
     thick = max(2, m // 150)
     cv2.circle(out, (int(round(ctr[0])), int(round(ctr[1]))), rad, (0, 255, 0), thick, cv2.LINE_AA)
+    cv2.circle(out, (int(round(ctr[0])), int(round(ctr[1]))), max(3, thick * 2), (255, 0, 255), -1, cv2.LINE_AA)
     cv2.line(out, (int(round(ctr[0])), int(round(ctr[1]))), (int(round(tip[0])), int(round(tip[1]))),
              (0, 255, 255), thick + 1, cv2.LINE_AA)
-    span = abs(MAX_V - MIN_V) or 1.0
-    digits = 0 if span >= 100 else (1 if span >= 5 else 2)
+    digits = 0 if SPAN >= 100 else (1 if SPAN >= 5 else 2)
     put_label(out, ("%." + str(digits) + "f %s") % (value, UNIT), (4, h - 8))
     save(out)
-    emit({"value": round(value, 4), "unit": UNIT, "confidence": round(conf, 3)})
+    print("evidence: " + json.dumps(ev))
+    answer = {"value": round(value, 4), "unit": UNIT, "confidence": round(conf, 3),
+              "pivot": [round(float(ctr[0]) / w, 4), round(float(ctr[1]) / h, 4)]}
+    if STRATEGY.get("debug"):
+        answer["dbg"] = ev
+    emit(answer)
