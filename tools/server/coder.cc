@@ -168,7 +168,7 @@ json StrategyFor(const std::string& task, int attempt, const std::string& last_e
     static const json kLadder[] = {
         // later attempts smooth more and stop splitting clusters: fewer ways to fail
         {{"smooth", 1.5}, {"min_threshold", 30.0}, {"split", true}},
-        {{"smooth", 2.0}, {"min_threshold", 24.0}, {"split", true}, {"peak_prominence", 0.4}},
+        {{"smooth", 2.0}, {"min_threshold", 24.0}, {"split", true}, {"peak_prominence", 0.3}},
         {{"smooth", 1.0}, {"min_threshold", 36.0}, {"split", false}},
         {{"smooth", 2.5}, {"min_threshold", 20.0}, {"split", false}},
         {{"smooth", 1.5}, {"min_threshold", 30.0}, {"split", false}},
@@ -252,7 +252,11 @@ json ValidObjects(const json& raw) {
     json box = json::array();
     for (const json& v : o["box"]) {
       if (!v.is_number() || !std::isfinite(v.get<double>()) || v.get<double>() < 0) break;
-      box.push_back(std::round(v.get<double>() * 100) / 100);
+      const double x = std::round(v.get<double>() * 100) / 100;
+      if (x == std::floor(x) && x < 1e15)
+        box.push_back(static_cast<std::int64_t>(x));  // pixels are usually whole: keep them so
+      else
+        box.push_back(x);
     }
     if (box.size() != 4) continue;
     double score = 1.0;
