@@ -330,7 +330,7 @@ def count_parts():
     segs, lbl, stats = split_clusters(mask, raw)
     segs = [s for s in segs if s["area"] >= 12]
     objects = []
-    evidence = {"ambiguous": 0, "weak": 0}
+    evidence = {"ambiguous": 0, "splits": 0}
     if segs:
         a1, h1, r1 = typical(segs)
         for s in segs:
@@ -356,6 +356,8 @@ def count_parts():
                 score = min(score, 0.6)
             if score < 0.8:
                 evidence["ambiguous"] += 1
+            if n > 1:
+                evidence["splits"] += 1
             if n == 1:
                 objects.append({"box": [x, y, bw, bh], "score": score})
             else:
@@ -386,6 +388,12 @@ def count_parts():
         conf -= 0.25 * min(1.0, max(0.0, agree - 0.5))
         conf -= 0.5 * min(1.0, max(0.0, spread - 0.3))
         conf -= 0.12 * evidence["ambiguous"]
+        # every blob that had to be split into parts is a decision the count rests on
+        pieces = {}
+        for s in segs:
+            pieces[s["comp"]] = pieces.get(s["comp"], 0) + 1
+        evidence["splits"] += sum(1 for v in pieces.values() if v > 1)
+        conf -= min(0.45, 0.12 * evidence["splits"])
         conf -= 0.3 * min(1.0, max(0.0, 2.0 - strength))
         conf = clamp01(conf)
     # boxes in the pixels of the loaded image (drawn), then of the input as sent (reported;
