@@ -151,6 +151,8 @@ struct Part {
   double angle = 0;   // degrees
   double reach = 10;  // bounding-circle radius
   cv::Scalar colour;
+  int group = -1;       // cluster index; -1 = a free part
+  bool counted = true;  // false: cut off by the border with less than half visible
 };
 
 double Reach(int kind, double size) { return kind == 0 ? 1.25 * size : 0.55 * size; }
@@ -184,30 +186,39 @@ cv::Mat TrayBackground(cv::Size size, const TrayStyle& style, cv::RNG& rng) {
   return bg;
 }
 
-/// The part's silhouette (255 inside) and shading drawn into `mask` / `colour` (same size).
-void DrawPart(const Part& p, cv::Mat& mask, cv::Mat& colour) {
+/// The part's anti-aliased silhouette (255 inside) on a canvas of `size`, shifted by `offset`.
+cv::Mat Silhouette(const Part& p, cv::Size size, cv::Point2d offset = {0, 0}) {
   const double s = p.size;
   const double t = p.angle;
+  const cv::Point2d centre = p.centre + offset;
   auto hexagon = [&](cv::Point2d c, double r) {
     std::vector<cv::Point2d> pts;
     for (int k = 0; k < 6; ++k) pts.push_back(Polar(c, r, t + 60.0 * k));
     return pts;
   };
-  cv::Mat m(mask.size(), CV_8U, cv::Scalar(0));
+  cv::Mat m(size, CV_8U, cv::Scalar(0));
   if (p.kind == 0) {  // bolt: hex head + shaft
-    const cv::Point2d head = Polar(p.centre, 0.75 * s, t);
-    const cv::Point2d tail = Polar(p.centre, 1.15 * s, t + 180);
+    const cv::Point2d head = Polar(centre, 0.75 * s, t);
+    const cv::Point2d tail = Polar(centre, 1.15 * s, t + 180);
     const double hw = 0.2 * s;
     const cv::Point2d n = Polar({0, 0}, hw, t + 90) - cv::Point2d(0, 0);
     FillPolygon(m, {head + n, head - n, tail - n, tail + n}, cv::Scalar(255));
     FillPolygon(m, hexagon(head, 0.42 * s), cv::Scalar(255));
   } else if (p.kind == 1) {  // nut: hexagon with a hole
-    FillPolygon(m, hexagon(p.centre, 0.5 * s), cv::Scalar(255));
-    Disc(m, p.centre, 0.22 * s, cv::Scalar(0));
+    FillPolygon(m, hexagon(centre, 0.5 * s), cv::Scalar(255));
+    Disc(m, centre, 0.22 * s, cv::Scalar(0));
   } else {  // washer: ring
-    Disc(m, p.centre, 0.5 * s, cv::Scalar(255));
-    Disc(m, p.centre, 0.24 * s, cv::Scalar(0));
+    Disc(m, centre, 0.5 * s, cv::Scalar(255));
+    Disc(m, centre, 0.24 * s, cv::Scalar(0));
   }
+  return m;
+}
+
+/// The part's silhouette (255 inside) and shading drawn into `mask` / `colour` (same size).
+void DrawPart(const Part& p, cv::Mat& mask, cv::Mat& colour) {
+  const double s = p.size;
+  const double t = p.angle;
+  const cv::Mat m = Silhouette(p, mask.size());
   // shading: a linear gradient across the part plus a highlight band
   cv::Rect box = cv::boundingRect(m) & cv::Rect(0, 0, m.cols, m.rows);
   if (box.empty()) return;
@@ -228,27 +239,91 @@ void DrawPart(const Part& p, cv::Mat& mask, cv::Mat& colour) {
   }
 }
 
+/// Sizes of the style's touching clusters (2-5 parts each, at most `count` parts in all).
+std::vector<int> ClusterSizes(int count, const TrayStyle& style, cv::RNG& rng) {
+  std::vector<int> sizes;
+  int left = count;
+  for (int c = 0; c < style.clusters && left >= 2; ++c) {
+    const int n = std::min(left, rng.uniform(2, 6));
+    sizes.push_back(n);
+    left -= n;
+  }
+  return sizes;
+}
+
+/// Moves `p` toward `q` along direction `deg` (from q) until its silhouette first touches
+/// `group_mask` (the union of its cluster so far); false when it never does.
+bool TouchGroup(Part& p, const Part& q, double deg, const cv::Mat& group_mask) {
+  for (double d = q.reach + p.reach + 2; d > 0; d -= 0.5) {
+    p.centre = Polar(q.centre, d, deg);
+    cv::Mat m = Silhouette(p, group_mask.size());
+    cv::Mat both;
+    cv::bitwise_and(m > 128, group_mask > 128, both);
+    // the first contact; a start that already overlaps another member is no touch
+    if (cv::countNonZero(both) > 0) return d < q.reach + p.reach + 2;
+  }
+  return false;
+}
+
 /// Places `count` parts without overlap (gap >= 3 px, or just touching when touch_chance says
-/// so). Shrinks the parts until they fit.
+/// so; parts of a cluster touch their cluster), then the style's border parts. Shrinks the parts
+/// until they fit.
 std::vector<Part> PlaceParts(int count, cv::Size size, const TrayStyle& style,
                              const std::vector<cv::Scalar>& palette, cv::RNG& rng) {
   double nominal = std::sqrt(double(size.area()) / (std::max(count, 1) * 7.5));
   nominal = std::clamp(nominal, 12.0, 34.0) * style.part_scale;
+  const std::vector<int> cluster_sizes = ClusterSizes(count, style, rng);
+  std::vector<int> group_of;  // group of the i-th part, -1 = free
+  for (std::size_t g = 0; g < cluster_sizes.size(); ++g)
+    group_of.insert(group_of.end(), std::size_t(cluster_sizes[g]), int(g));
+  group_of.resize(std::size_t(std::max(count, 0)), -1);
   for (int round = 0; round < 40; ++round, nominal *= 0.93) {
     std::vector<Part> parts;
     bool ok = true;
+    // Free distance from every part outside `p`'s own cluster.
+    auto clear_of_others = [&](const Part& p) {
+      return std::all_of(parts.begin(), parts.end(), [&](const Part& q) {
+        return (p.group >= 0 && q.group == p.group) ||
+               cv::norm(p.centre - q.centre) - p.reach - q.reach >= 4.0;
+      });
+    };
     for (int i = 0; i < count && ok; ++i) {
       Part p;
       p.kind = style.kind == 3 ? rng.uniform(0, 3) : style.kind;
       p.size = nominal * rng.uniform(0.85, 1.15) * (p.kind == 0 ? 0.9 : 1.0);
+      if (style.size_mix > 0)
+        p.size *= rng.uniform(0, 2) ? 1.0 + style.size_mix : 1.0 - style.size_mix;
       p.angle = rng.uniform(0.0, 360.0);
       p.reach = Reach(p.kind, p.size);
       p.colour =
           Jitter(rng, palette[static_cast<std::size_t>(rng.uniform(0, int(palette.size())))], 12);
-      const bool touch = !parts.empty() && rng.uniform(0.0, 1.0) < style.touch_chance;
+      p.group = group_of[std::size_t(i)];
+      const double margin = p.reach + 3;
       bool placed = false;
+      if (p.group >= 0 && i > 0 && parts.back().group == p.group) {
+        // a later member of a cluster: slide in until it touches the cluster
+        cv::Mat group_mask(size, CV_8U, cv::Scalar(0));
+        std::vector<const Part*> members;
+        for (const Part& q : parts)
+          if (q.group == p.group) {
+            members.push_back(&q);
+            cv::max(group_mask, Silhouette(q, size), group_mask);
+          }
+        for (int tries = 0; tries < 60 && !placed; ++tries) {
+          const Part& q = *members[std::size_t(rng.uniform(0, int(members.size())))];
+          if (!TouchGroup(p, q, rng.uniform(0.0, 360.0), group_mask)) continue;
+          placed = p.centre.x >= margin && p.centre.y >= margin &&
+                   p.centre.x <= size.width - margin && p.centre.y <= size.height - margin &&
+                   clear_of_others(p);
+        }
+        if (placed)
+          parts.push_back(p);
+        else
+          ok = false;
+        continue;
+      }
+      const bool touch = !parts.empty() && rng.uniform(0.0, 1.0) < style.touch_chance;
       for (int tries = 0; tries < 400 && !placed; ++tries) {
-        const double margin = p.reach + 3;
         if (size.width <= 2 * margin || size.height <= 2 * margin) break;
         if (touch) {
           const Part& q = parts[static_cast<std::size_t>(rng.uniform(0, int(parts.size())))];
@@ -271,10 +346,11 @@ std::vector<Part> PlaceParts(int count, cv::Size size, const TrayStyle& style,
           }
           if (!placed) break;
         }
+        // a cluster's first part keeps its distance from everything else
+        if (placed && p.group >= 0) placed = clear_of_others(p);
       }
       if (!placed && touch) {  // touching did not fit: place freely instead
         for (int tries = 0; tries < 400 && !placed; ++tries) {
-          const double margin = p.reach + 3;
           p.centre = {rng.uniform(margin, size.width - margin),
                       rng.uniform(margin, size.height - margin)};
           placed = std::all_of(parts.begin(), parts.end(), [&](const Part& q) {
@@ -287,7 +363,49 @@ std::vector<Part> PlaceParts(int count, cv::Size size, const TrayStyle& style,
       else
         ok = false;
     }
-    if (ok) return parts;
+    if (!ok) continue;
+    // Border parts: clearly in (65-85% of the area visible, counted) or clearly out (15-35%).
+    for (int i = 0; i < style.border_parts; ++i) {
+      Part p;
+      p.kind = style.kind == 3 ? rng.uniform(0, 3) : style.kind;
+      p.size = nominal * rng.uniform(0.85, 1.15) * (p.kind == 0 ? 0.9 : 1.0);
+      p.angle = rng.uniform(0.0, 360.0);
+      p.reach = Reach(p.kind, p.size);
+      p.colour =
+          Jitter(rng, palette[static_cast<std::size_t>(rng.uniform(0, int(palette.size())))], 12);
+      p.counted = rng.uniform(0, 2) == 1;
+      const double target = p.counted ? rng.uniform(0.65, 0.85) : rng.uniform(0.15, 0.35);
+      const int side = rng.uniform(0, 4);  // 0 left, 1 top, 2 right, 3 bottom
+      const int pad = int(std::ceil(p.reach)) + 2;
+      const cv::Rect inside(pad, pad, size.width, size.height);
+      const cv::Size padded(size.width + 2 * pad, size.height + 2 * pad);
+      for (int tries = 0; tries < 20; ++tries) {
+        const double along =
+            rng.uniform(p.reach, double(side % 2 ? size.width : size.height) - p.reach);
+        double best_err = 1, best_t = 0;
+        for (double depth = -p.reach; depth <= p.reach; depth += 0.5) {  // centre's depth inside
+          p.centre = side == 0   ? cv::Point2d(depth, along)
+                     : side == 1 ? cv::Point2d(along, depth)
+                     : side == 2 ? cv::Point2d(size.width - depth, along)
+                                 : cv::Point2d(along, size.height - depth);
+          const cv::Mat m = Silhouette(p, padded, {double(pad), double(pad)});
+          const double all = cv::countNonZero(m > 128);
+          if (all <= 0) continue;
+          const double err = std::abs(cv::countNonZero(m(inside) > 128) / all - target);
+          if (err < best_err) best_err = err, best_t = depth;
+        }
+        const double depth = best_t;
+        p.centre = side == 0   ? cv::Point2d(depth, along)
+                   : side == 1 ? cv::Point2d(along, depth)
+                   : side == 2 ? cv::Point2d(size.width - depth, along)
+                               : cv::Point2d(along, size.height - depth);
+        if (best_err < 0.05 && clear_of_others(p)) {
+          parts.push_back(p);
+          break;
+        }
+      }
+    }
+    return parts;
   }
   return {};
 }
@@ -301,7 +419,7 @@ void DrawParts(cv::Mat& canvas, const std::vector<Part>& parts, std::vector<cv::
   for (const Part& p : parts) {
     cv::Mat m(canvas.size(), CV_8U, cv::Scalar(0));
     DrawPart(p, m, colour);
-    if (boxes) boxes->push_back(cv::boundingRect(m));
+    if (boxes && p.counted) boxes->push_back(cv::boundingRect(m));
     cv::max(all, m, all);
   }
   cv::Mat sh;
@@ -352,6 +470,74 @@ PaletteSet TrayPalette(cv::RNG& rng) {
     if (contrast) return set;
   }
   return {{{200, 200, 205}}, {120, 60, 20}};
+}
+
+/// Colours for the style's tone and contrast: a palette set (kPalette) or dark parts on a light
+/// tray / light parts on a dark one; contrast < 1 pulls every part colour toward the tray's.
+PaletteSet TonedPalette(const TrayStyle& style, cv::RNG& rng) {
+  PaletteSet set;
+  if (style.tone == TrayTone::kPalette) {
+    set = TrayPalette(rng);
+  } else {
+    static const std::vector<cv::Scalar> kLight = {
+        {205, 205, 200}, {220, 228, 232}, {175, 195, 210}, {235, 235, 235}, {190, 210, 190}};
+    static const std::vector<cv::Scalar> kDark = {
+        {40, 40, 45}, {25, 30, 35}, {70, 50, 40}, {30, 45, 80}, {60, 60, 60}};
+    const auto& trays = style.tone == TrayTone::kDarkOnLight ? kLight : kDark;
+    const auto& parts = style.tone == TrayTone::kDarkOnLight ? kDark : kLight;
+    set.tray = trays[std::size_t(rng.uniform(0, int(trays.size())))];
+    const int n = rng.uniform(1, 3);
+    for (int i = 0; i < n; ++i) set.parts.push_back(parts[std::size_t(rng.uniform(0, 5))]);
+  }
+  if (style.contrast < 1.0)
+    for (auto& c : set.parts) c = set.tray + (c - set.tray) * std::max(0.0, style.contrast);
+  return set;
+}
+
+/// Uneven light over the whole scene (tray and parts alike): a linear ramp, a vignette and soft
+/// specular spots about `part_size` across, as a camera sees them.
+void ApplyLight(cv::Mat& img, const TrayStyle& style, double part_size, cv::RNG& rng) {
+  if (!style.UnevenLight()) return;
+  const cv::Size size = img.size();
+  cv::Mat gain(size, CV_32F, cv::Scalar(1));
+  const double half_diag = 0.5 * std::hypot(size.width, size.height);
+  const double cx = size.width / 2.0, cy = size.height / 2.0;
+  if (style.light_gradient > 0) {
+    const double a = rng.uniform(0.0, 2 * kPi);
+    for (int y = 0; y < size.height; ++y)
+      for (int x = 0; x < size.width; ++x)
+        gain.at<float>(y, x) *=
+            float(1.0 + style.light_gradient * ((x - cx) * std::cos(a) + (y - cy) * std::sin(a)) /
+                            half_diag);
+  }
+  if (style.vignette > 0) {
+    const double ox = cx + rng.uniform(-0.15, 0.15) * size.width;
+    const double oy = cy + rng.uniform(-0.15, 0.15) * size.height;
+    for (int y = 0; y < size.height; ++y)
+      for (int x = 0; x < size.width; ++x) {
+        const double r = std::hypot(x - ox, y - oy) / half_diag;
+        gain.at<float>(y, x) *= float(1.0 - style.vignette * std::min(1.0, r * r));
+      }
+  }
+  cv::Mat f;
+  img.convertTo(f, CV_32FC3);
+  cv::Mat g3;
+  cv::merge(std::vector<cv::Mat>{gain, gain, gain}, g3);
+  f = f.mul(g3);
+  for (int i = 0; i < style.glare_spots; ++i) {
+    cv::Mat layer(size, CV_32F, cv::Scalar(0));
+    const cv::Point2d c(rng.uniform(0.0, double(size.width)),
+                        rng.uniform(0.0, double(size.height)));
+    const double r = part_size * rng.uniform(0.3, 0.7);
+    Disc(layer, c, r, cv::Scalar(1));
+    cv::GaussianBlur(layer, layer, cv::Size(), std::max(1.5, r * 0.6));
+    const double strength = rng.uniform(0.3, 0.6);
+    std::vector<cv::Mat> ch;
+    cv::split(f, ch);
+    for (auto& k : ch) k = k + (255.0 - k).mul(layer) * strength;
+    cv::merge(ch, f);
+  }
+  f.convertTo(img, CV_8UC3);
 }
 
 // ---- station ----
@@ -617,18 +803,35 @@ TrayStyle RandomTrayStyle(cv::RNG& rng) {
   s.blur_sigma = rng.uniform(0.0, 1.0) < 0.4 ? rng.uniform(0.5, 1.5) : 0.0;
   s.noise_sigma = rng.uniform(0.0, 1.0) < 0.6 ? rng.uniform(2.0, 7.0) : 0.0;
   s.jpeg_quality = rng.uniform(0.0, 1.0) < 0.4 ? rng.uniform(45, 90) : 0;
+  // Conditions, drawn after the above so a seed's basic style does not change.
+  if (rng.uniform(0.0, 1.0) < 0.5) {
+    s.light_gradient = rng.uniform(0.0, 1.0) < 0.7 ? rng.uniform(0.15, 0.45) : 0.0;
+    s.vignette = rng.uniform(0.0, 1.0) < 0.5 ? rng.uniform(0.2, 0.5) : 0.0;
+    s.glare_spots = rng.uniform(0.0, 1.0) < 0.4 ? rng.uniform(1, 4) : 0;
+    if (!s.UnevenLight()) s.light_gradient = 0.3;
+  }
+  s.contrast = rng.uniform(0.0, 1.0) < 0.25 ? rng.uniform(0.45, 0.7) : 1.0;
+  const double tone = rng.uniform(0.0, 1.0);
+  s.tone = tone < 0.5 ? TrayTone::kPalette
+                      : (tone < 0.75 ? TrayTone::kDarkOnLight : TrayTone::kLightOnDark);
+  s.clusters = rng.uniform(0.0, 1.0) < 0.35 ? rng.uniform(1, 4) : 0;
+  s.size_mix = s.kind == 3 && rng.uniform(0.0, 1.0) < 0.4 ? rng.uniform(0.15, 0.3) : 0.0;
+  s.border_parts = rng.uniform(0.0, 1.0) < 0.25 ? rng.uniform(1, 4) : 0;
   return s;
 }
 
 cv::Mat RenderTray(int count, const TrayStyle& style, cv::RNG& rng, std::vector<cv::Rect>* boxes) {
   count = std::clamp(count, 0, 40);
-  const PaletteSet palette = TrayPalette(rng);
+  const PaletteSet palette = TonedPalette(style, rng);
   TrayStyle s = style;
   s.tray = palette.tray;
   cv::Mat img = TrayBackground(s.size, s, rng);
   const std::vector<Part> parts = PlaceParts(count, s.size, s, palette.parts, rng);
   if (boxes) boxes->clear();
   DrawParts(img, parts, boxes);
+  double part_size = 0;
+  for (const Part& p : parts) part_size += p.size / double(parts.size());
+  ApplyLight(img, s, parts.empty() ? 20.0 : part_size, rng);
   Degrade(img, 0, false, s.blur_sigma, s.noise_sigma, s.jpeg_quality, rng);
   return img;
 }

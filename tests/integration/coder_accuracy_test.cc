@@ -53,7 +53,69 @@ TEST(CoderAccuracyTest, FixedSetOfGaugesAndTrays) {
       exact += c.answer == c.truth;
     }
   }
-  EXPECT_GE(exact, 7) << "trays counted exactly";
+  // The trays now include the hard conditions of issue 10 (uneven light, touching clusters,
+  // cut-off border parts, mixed sizes): the coder counts 5 of these 8 exactly; raise this as it
+  // improves (it was 7 of 8 on evenly lit trays of separate parts).
+  EXPECT_GE(exact, 5) << "trays counted exactly";
+}
+
+/// Counts one rendered tray through the coder; returns the answer line.
+json CountTray(const cv::Mat& tray) {
+  auto coder = MakeCvCoder();
+  std::vector<std::uint8_t> png;
+  cv::imencode(".png", tray, png);
+  CoderInput in;
+  in.text = "Count the parts.\n```json\n{\"task\": \"count\", \"object\": \"parts\"}\n```";
+  in.images.push_back({"image/png", png});
+  SandboxJob job;
+  job.code = coder->Write(in, 0, {}).code;
+  job.inputs.push_back({"input_0.png", png});
+  const SandboxResult result = Runner()(job);
+  EXPECT_TRUE(result.ok) << result.error << "\n" << result.stderr_text;
+  const std::string answer = coder->Answer(in, {{result}});
+  return json::parse(answer.substr(answer.rfind('\n') + 1));
+}
+
+void ExpectExactWithObjects(const json& line, const std::vector<cv::Rect>& truth, cv::Size size) {
+  ASSERT_TRUE(line.contains("count")) << line.dump();
+  EXPECT_EQ(line["count"].get<int>(), int(truth.size())) << line.dump();
+  ASSERT_TRUE(line.contains("objects")) << line.dump();
+  EXPECT_EQ(line["objects"].size(), line["count"].get<std::size_t>());
+  for (const json& o : line["objects"]) {
+    const cv::Rect box(o["box"][0].get<int>(), o["box"][1].get<int>(), o["box"][2].get<int>(),
+                       o["box"][3].get<int>());
+    EXPECT_EQ(box & cv::Rect(cv::Point(0, 0), size), box) << o.dump();
+    // every box lies on a true part
+    bool hit = false;
+    for (const cv::Rect& t : truth) hit = hit || (box & t).area() > 0;
+    EXPECT_TRUE(hit) << o.dump();
+  }
+}
+
+TEST(CoderAccuracyTest, TouchingClustersCountEachPart) {
+  TrayStyle style;
+  style.kind = 2;  // washers: rings that touch along their rims
+  style.clusters = 3;
+  style.noise_sigma = 3;
+  cv::RNG rng(41);
+  std::vector<cv::Rect> boxes;
+  const cv::Mat tray = RenderTray(12, style, rng, &boxes);
+  ASSERT_EQ(boxes.size(), 12u);
+  ExpectExactWithObjects(CountTray(tray), boxes, tray.size());
+}
+
+TEST(CoderAccuracyTest, UnevenLightCountsExactly) {
+  TrayStyle style;
+  style.kind = 3;
+  style.light_gradient = 0.4;
+  style.vignette = 0.4;
+  style.glare_spots = 2;
+  style.noise_sigma = 3;
+  cv::RNG rng(43);
+  std::vector<cv::Rect> boxes;
+  const cv::Mat tray = RenderTray(14, style, rng, &boxes);
+  ASSERT_EQ(boxes.size(), 14u);
+  ExpectExactWithObjects(CountTray(tray), boxes, tray.size());
 }
 
 TEST(CoderAccuracyTest, RevisesAfterAFailedRun) {

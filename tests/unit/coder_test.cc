@@ -148,6 +148,56 @@ TEST(CoderTest, AnswerEndsWithTheNormalisedJsonLine) {
   EXPECT_EQ(t["text"], "x");
 }
 
+TEST(CoderTest, CountObjectsPassThroughValidated) {
+  auto coder = MakeCvCoder();
+  const auto in = Text("Count the nuts");
+  const std::string out = R"({"count": 3, "confidence": 0.9, "objects": [)"
+                          R"({"box": [1, 2, 30, 40], "score": 0.95},)"
+                          R"({"box": [5, 6, 7], "score": 0.5},)"        // three numbers
+                          R"({"box": [5, -6, 7, 8], "score": 0.5},)"    // negative
+                          R"({"box": [5, 6, 7, "8"], "score": 0.5},)"   // not a number
+                          R"({"box": [5, 6, 7, 8], "score": 1.5},)"     // score outside 0..1
+                          R"({"box": [5, 6, 7, 8], "score": "high"},)"  // score not a number
+                          R"("box",)"                                   // not an object
+                          R"({"box": [50, 60, 10.5, 12]}]})";           // no score: 1
+  const json c = json::parse(LastLine(coder->Answer(in, {{Ok(out + "\n")}})));
+  EXPECT_EQ(c["count"], 3);
+  ASSERT_TRUE(c["objects"].is_array());
+  ASSERT_EQ(c["objects"].size(), 2u) << c.dump();
+  EXPECT_EQ(c["objects"][0]["box"], json::parse("[1, 2, 30, 40]"));
+  EXPECT_DOUBLE_EQ(c["objects"][0]["score"].get<double>(), 0.95);
+  EXPECT_DOUBLE_EQ(c["objects"][1]["box"][2].get<double>(), 10.5);
+  EXPECT_DOUBLE_EQ(c["objects"][1]["score"].get<double>(), 1.0);
+
+  // not a list: an empty list; absent: no key; a flood: capped
+  const json d = json::parse(
+      LastLine(coder->Answer(in, {{Ok(R"({"count": 1, "objects": {"box": [1, 2, 3, 4]}})")}})));
+  EXPECT_TRUE(d["objects"].is_array() && d["objects"].empty()) << d.dump();
+  const json e = json::parse(LastLine(coder->Answer(in, {{Ok(R"({"count": 1})")}})));
+  EXPECT_FALSE(e.contains("objects"));
+  json flood = {{"count", 5000}, {"objects", json::array()}};
+  for (int i = 0; i < 5000; ++i) flood["objects"].push_back({{"box", {i, 0, 1, 1}}, {"score", 1}});
+  const json f = json::parse(LastLine(coder->Answer(in, {{Ok(flood.dump())}})));
+  EXPECT_EQ(f["count"], 5000);
+  EXPECT_EQ(f["objects"].size(), 1000u);
+}
+
+TEST(CoderTest, CountLadderGetsMoreDefensive) {
+  auto coder = MakeCvCoder();
+  const auto in = Text("Count the nuts");
+  std::vector<CoderObservation> history;
+  const json first = Literal(coder->Write(in, 0, history).code, "STRATEGY");
+  EXPECT_EQ(first["split"], true);
+  for (int attempt = 1; attempt < 5; ++attempt) {
+    history.push_back({Failed("ValueError: bad\n")});
+    const json s = Literal(coder->Write(in, attempt, history).code, "STRATEGY");
+    EXPECT_EQ(s["any_input"], true) << attempt;
+    if (attempt >= 2) {
+      EXPECT_EQ(s["split"], false) << attempt;  // the plainest path
+    }
+  }
+}
+
 TEST(CoderTest, AnswerUsesTheLastSuccessfulRun) {
   auto coder = MakeCvCoder();
   const auto in = Text("Count the bolts");

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -68,7 +69,8 @@ TEST(SamplesTest, NeedleMovesWithTheValue) {
 TEST(SamplesTest, TraysHoldExactlyTheCountInside) {
   cv::RNG rng(7);
   for (int count : {1, 5, 13, 25}) {
-    const TrayStyle style = RandomTrayStyle(rng);
+    TrayStyle style = RandomTrayStyle(rng);
+    style.border_parts = 0;  // cut-off parts add to the truth: see TrayConditionsKeepExactTruth
     std::vector<cv::Rect> boxes;
     const cv::Mat img = RenderTray(count, style, rng, &boxes);
     EXPECT_EQ(img.size(), style.size);
@@ -81,6 +83,55 @@ TEST(SamplesTest, TraysHoldExactlyTheCountInside) {
   cv::RNG a(9), b(9);
   const TrayStyle ta = RandomTrayStyle(a), tb = RandomTrayStyle(b);
   EXPECT_TRUE(Same(RenderTray(10, ta, a), RenderTray(10, tb, b)));
+}
+
+TEST(SamplesTest, TrayConditionsKeepExactTruth) {
+  TrayStyle even;
+  even.kind = 1;
+  TrayStyle hard = even;
+  hard.light_gradient = 0.4;
+  hard.vignette = 0.3;
+  hard.glare_spots = 2;
+  hard.clusters = 3;
+  hard.border_parts = 4;
+  hard.tone = TrayTone::kDarkOnLight;
+  hard.contrast = 0.5;
+  cv::RNG rng(21);
+  std::vector<cv::Rect> boxes;
+  const cv::Mat img = RenderTray(15, hard, rng, &boxes);
+  EXPECT_TRUE(hard.UnevenLight());
+  EXPECT_TRUE(hard.Clustered());
+  EXPECT_FALSE(even.UnevenLight() || even.Clustered());
+  // the 15 parts plus the border parts that show at least half of themselves
+  EXPECT_GE(boxes.size(), 15u);
+  EXPECT_LE(boxes.size(), 19u);
+  int cut = 0;
+  for (const cv::Rect& b : boxes) {
+    EXPECT_EQ(b & cv::Rect(0, 0, img.cols, img.rows), b);
+    cut += b.x == 0 || b.y == 0 || b.br().x == img.cols || b.br().y == img.rows;
+  }
+  EXPECT_EQ(cut, int(boxes.size()) - 15);
+  // clusters: some parts' boxes overlap (they touch), which separate parts never do
+  int touching = 0;
+  for (std::size_t i = 0; i < boxes.size(); ++i)
+    for (std::size_t j = i + 1; j < boxes.size(); ++j) touching += (boxes[i] & boxes[j]).area() > 0;
+  EXPECT_GE(touching, 3);
+  // uneven light: the tray's corners differ in brightness much more than an even tray's
+  auto corner_spread = [](const cv::Mat& m) {
+    const int s = 12;
+    std::vector<double> v;
+    for (cv::Point p : {cv::Point(0, 0), cv::Point(m.cols - s, 0), cv::Point(0, m.rows - s),
+                        cv::Point(m.cols - s, m.rows - s)})
+      v.push_back(cv::mean(m(cv::Rect(p, cv::Size(s, s))))[1]);
+    return *std::max_element(v.begin(), v.end()) - *std::min_element(v.begin(), v.end());
+  };
+  hard.clusters = 0;
+  hard.border_parts = 0;
+  hard.glare_spots = 0;
+  TrayStyle flat = hard;
+  flat.light_gradient = flat.vignette = 0;
+  cv::RNG r1(5), r2(5);
+  EXPECT_GT(corner_spread(RenderTray(0, hard, r1)), corner_spread(RenderTray(0, flat, r2)) + 15);
 }
 
 TEST(SamplesTest, StationFilesAreCompleteAndConsistent) {

@@ -166,8 +166,9 @@ json StrategyFor(const std::string& task, int attempt, const std::string& last_e
     s = kLadder[a];
   } else if (task == "count") {
     static const json kLadder[] = {
+        // later attempts smooth more and stop splitting clusters: fewer ways to fail
         {{"smooth", 1.5}, {"min_threshold", 30.0}, {"split", true}},
-        {{"smooth", 2.0}, {"min_threshold", 24.0}, {"split", false}},
+        {{"smooth", 2.0}, {"min_threshold", 24.0}, {"split", true}, {"peak_prominence", 0.3}},
         {{"smooth", 1.0}, {"min_threshold", 36.0}, {"split", false}},
         {{"smooth", 2.5}, {"min_threshold", 20.0}, {"split", false}},
         {{"smooth", 1.5}, {"min_threshold", 30.0}, {"split", false}},
@@ -205,9 +206,12 @@ std::string Describe(const json& spec) {
         << "). Draw the dial, needle and value; print the JSON answer.";
   } else if (task == "count") {
     out << "Count the " << spec["object"].get<std::string>()
-        << ": model the background colour, segment the foreground, fill holes, separate touching "
-           "parts and count components of plausible size; draw numbered boxes; print the JSON "
-           "answer.";
+        << ": estimate the background locally (a median mesh, refined without the parts), "
+           "segment what stands out from it, fill the round holes of parts, split clusters at "
+           "the maxima of the distance transform, count each piece against the typical part's "
+           "area and thickness (cut-off parts at the border count when half a typical part is "
+           "visible); draw numbered boxes; print the JSON answer with the objects and a "
+           "confidence from the agreement of the counts.";
   } else if (task == "zoom") {
     out << "Zoom: crop the requested region, upscale it (cubic) and sharpen it (unsharp mask); "
            "save the crop and describe it.";
@@ -232,6 +236,38 @@ std::optional<json> LastJsonLine(const std::string& stdout_text) {
     if (parsed.is_object()) found = std::move(parsed);
   }
   return found;
+}
+
+/// The count's objects that are well formed: {"box": [x, y, w, h], "score": s} with four finite
+/// non-negative numbers and a score in 0..1 (missing: 1); others are dropped, and at most
+/// kMaxObjects are kept, so a runaway program cannot bloat results.jsonl.
+json ValidObjects(const json& raw) {
+  constexpr std::size_t kMaxObjects = 1000;
+  json out = json::array();
+  if (!raw.is_array()) return out;
+  for (const json& o : raw) {
+    if (out.size() >= kMaxObjects) break;
+    if (!o.is_object() || !o.contains("box") || !o["box"].is_array() || o["box"].size() != 4)
+      continue;
+    json box = json::array();
+    for (const json& v : o["box"]) {
+      if (!v.is_number() || !std::isfinite(v.get<double>()) || v.get<double>() < 0) break;
+      const double x = std::round(v.get<double>() * 100) / 100;
+      if (x == std::floor(x) && x < 1e15)
+        box.push_back(static_cast<std::int64_t>(x));  // pixels are usually whole: keep them so
+      else
+        box.push_back(x);
+    }
+    if (box.size() != 4) continue;
+    double score = 1.0;
+    if (o.contains("score")) {
+      if (!o["score"].is_number()) continue;
+      score = o["score"].get<double>();
+      if (!std::isfinite(score) || score < 0 || score > 1) continue;
+    }
+    out.push_back({{"box", box}, {"score", std::round(score * 1000) / 1000}});
+  }
+  return out;
 }
 
 /// Validates and normalises an answer for `spec`'s task; nullopt when it is unusable.
@@ -265,6 +301,7 @@ std::optional<json> Normalise(const json& spec, const json& raw) {
     double n = raw["count"].get<double>();
     if (!std::isfinite(n) || n < 0 || n > 1e15) return std::nullopt;
     out = {{"count", static_cast<std::int64_t>(std::llround(n))}, {"confidence", confidence(0.5)}};
+    if (raw.contains("objects")) out["objects"] = ValidObjects(raw["objects"]);
   } else {
     if (!raw.contains("text") || !raw["text"].is_string()) return std::nullopt;
     out = {{"text", raw["text"]}};

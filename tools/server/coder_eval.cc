@@ -41,7 +41,8 @@ std::string Prompt(const json& spec) {
            "one JSON line {\"value\": number, \"unit\": str, \"confidence\": 0..1}.\n";
   else
     out << "Count the " << spec.value("object", std::string("objects"))
-        << " in the image. End with one JSON line {\"count\": int, \"confidence\": 0..1}.\n";
+        << " in the image. End with one JSON line {\"count\": int, \"confidence\": 0..1, "
+           "\"objects\": [{\"box\": [x, y, w, h], \"score\": 0..1}]}.\n";
   out << "```json\n" << spec.dump() << "\n```\n";
   return out.str();
 }
@@ -145,6 +146,7 @@ CoderEvalReport EvaluateCoder(Coder& coder, const ProgramRunner& runner,
     CoderInput input;
     double truth = 0, span = 1;
     bool gauge = true;
+    bool uneven = false, clustered = false;
   };
   std::vector<Item> items;
   cv::RNG rng(options.seed);
@@ -179,6 +181,8 @@ CoderEvalReport EvaluateCoder(Coder& coder, const ProgramRunner& runner,
     std::vector<cv::Rect> boxes;
     Item item;
     item.gauge = false;
+    item.uneven = style.UnevenLight();
+    item.clustered = style.Clustered();
     item.input.images.push_back({"image/png", png(RenderTray(count, style, rng, &boxes))});
     item.truth = double(boxes.size());
     item.input.text = Prompt({{"task", "count"}, {"object", "parts"}});
@@ -195,6 +199,8 @@ CoderEvalReport EvaluateCoder(Coder& coder, const ProgramRunner& runner,
       c.kind = item.gauge ? "gauge" : "tray";
       c.index = int(item.gauge ? i : i - std::size_t(options.gauges));
       c.truth = item.truth;
+      c.uneven_light = item.uneven;
+      c.clustered = item.clustered;
       const json answer = Solve(coder, runner, item.input, options.max_attempts, c);
       const char* key = item.gauge ? "value" : "count";
       if (!answer.contains(key) || !answer[key].is_number()) {
@@ -205,6 +211,8 @@ CoderEvalReport EvaluateCoder(Coder& coder, const ProgramRunner& runner,
       }
       c.answer = answer[key].get<double>();
       RecordConfidence(answer, c);
+      if (answer.contains("objects") && answer["objects"].is_array())
+        c.objects = int(answer["objects"].size());
       if (item.gauge) c.error_pct = std::abs(c.answer - c.truth) / item.span * 100.0;
     }
   };
@@ -212,7 +220,7 @@ CoderEvalReport EvaluateCoder(Coder& coder, const ProgramRunner& runner,
   for (int w = 0; w < std::max(1, options.workers); ++w) threads.emplace_back(work);
   for (auto& t : threads) t.join();
 
-  int within3 = 0, exact = 0;
+  int within3 = 0, exact = 0, exact_uneven = 0, exact_clustered = 0;
   double sum = 0;
   for (const CoderEvalCase& c : report.cases) {
     if (c.kind == "gauge") {
@@ -224,7 +232,12 @@ CoderEvalReport EvaluateCoder(Coder& coder, const ProgramRunner& runner,
     } else {
       ++report.trays;
       report.tray_failures += c.failed;
-      exact += !c.failed && std::lround(c.answer) == std::lround(c.truth);
+      const bool ok = !c.failed && std::lround(c.answer) == std::lround(c.truth);
+      exact += ok;
+      report.trays_uneven += c.uneven_light;
+      exact_uneven += c.uneven_light && ok;
+      report.trays_clustered += c.clustered;
+      exact_clustered += c.clustered && ok;
     }
   }
   if (report.gauges) {
@@ -232,6 +245,10 @@ CoderEvalReport EvaluateCoder(Coder& coder, const ProgramRunner& runner,
     report.gauge_within3_pct = 100.0 * within3 / report.gauges;
   }
   if (report.trays) report.count_exact_pct = 100.0 * exact / report.trays;
+  if (report.trays_uneven)
+    report.count_exact_uneven_pct = 100.0 * exact_uneven / report.trays_uneven;
+  if (report.trays_clustered)
+    report.count_exact_clustered_pct = 100.0 * exact_clustered / report.trays_clustered;
   report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return report;
 }

@@ -89,7 +89,15 @@ cv::Mat RenderGauge(const GaugeStyle& style, double value, cv::RNG& rng);
 void DrawGauge(cv::Mat& canvas, cv::Point2d centre, double radius, const GaugeStyle& style,
                double value);
 
-/// What a parts tray looks like.
+/// How part and tray brightness relate.
+enum class TrayTone {
+  kPalette,      ///< metal parts on a tray colour that contrasts with them
+  kDarkOnLight,  ///< dark parts on a light tray
+  kLightOnDark,  ///< light parts on a dark tray
+};
+
+/// What a parts tray looks like. The defaults are an evenly lit tray of separate parts; the
+/// fields under "conditions" make it harder the way real stations are hard.
 struct TrayStyle {
   cv::Size size{320, 240};
   cv::Scalar tray{150, 150, 150};  ///< base colour (BGR); a texture is added on top
@@ -101,14 +109,30 @@ struct TrayStyle {
   double blur_sigma = 0;
   double noise_sigma = 0;
   int jpeg_quality = 0;
+  // Conditions (all off by default).
+  double light_gradient = 0;  ///< linear light ramp: gain 1 -+ this at the two far ends
+  double vignette = 0;        ///< corners darker than the centre by this fraction
+  int glare_spots = 0;        ///< soft specular highlights, about one to two parts across
+  double contrast = 1.0;      ///< 1 = palette colours; < 1 pulls parts toward the tray colour
+  TrayTone tone = TrayTone::kPalette;
+  int clusters = 0;      ///< groups of 2-5 parts touching each other (each part counts)
+  double size_mix = 0;   ///< two part sizes: nominal x (1 - this) and x (1 + this)
+  int border_parts = 0;  ///< extra parts cut off by the image border (see RenderTray)
+
+  /// Tags for per-condition figures.
+  bool UnevenLight() const { return light_gradient > 0 || vignette > 0 || glare_spots > 0; }
+  bool Clustered() const { return clusters > 0; }
 };
 
-/// A random but plausible tray style; draws from `rng` only.
+/// A random but plausible tray style, including the conditions above; draws from `rng` only.
 TrayStyle RandomTrayStyle(cv::RNG& rng);
 
 /// Renders a tray (style.size) holding `count` parts (1..25 typical; at most 40), placed without
-/// overlap. When `boxes` is given it receives each part's bounding box (the truth). The count is
-/// exact: every part lies fully inside the image.
+/// overlap (parts of a cluster just touch). When `boxes` is given it receives each counted part's
+/// bounding box (the truth; boxes.size() is the true count). Those `count` parts lie fully inside
+/// the image. The style's `border_parts` add parts cut off by the border: one counts (and gets a
+/// box, clipped to the image) when at least half of its area is visible; the renderer draws them
+/// only clearly in (65-85% visible) or clearly out (15-35%), so the truth is never a coin toss.
 cv::Mat RenderTray(int count, const TrayStyle& style, cv::RNG& rng,
                    std::vector<cv::Rect>* boxes = nullptr);
 

@@ -1,102 +1,420 @@
-# --- roilens coder: count (background model, foreground mask, split touching parts, components) ---
+# --- roilens coder: count (local background, foreground, split clusters, count against a typical part) ---
 OBJECT = str(SPEC.get("object") or "objects")
+WORK_SIDE = 900  # larger inputs are counted on a copy of this size (boxes are scaled back)
 
 
-def background_lab(lab):
-    """The tray colour: the median of the image border (parts rarely sit on the very edge),
-    blended with the whole-image median."""
+def mesh_background(lab, fg, cell):
+    """A local background: the median colour of the non-foreground pixels of every cell of a
+    grid, cells with too few such pixels filled from their neighbours, a 3x3 median over the mesh
+    (drops cells that a part dominated), then a smooth interpolation to every pixel. It follows
+    lighting ramps, vignetting and broad glare without a global model."""
     h, w = lab.shape[:2]
-    b = max(2, min(h, w) // 40)
-    border = np.concatenate([lab[:b].reshape(-1, 3), lab[-b:].reshape(-1, 3),
-                             lab[:, :b].reshape(-1, 3), lab[:, -b:].reshape(-1, 3)])
-    return np.median(border, axis=0)
+    ny, nx = max(2, int(round(h / float(cell)))), max(2, int(round(w / float(cell))))
+    ys = np.linspace(0, h, ny + 1).astype(int)
+    xs = np.linspace(0, w, nx + 1).astype(int)
+    grid = np.full((ny, nx, 3), np.nan, np.float32)
+    for i in range(ny):
+        for j in range(nx):
+            pix = lab[ys[i]:ys[i + 1], xs[j]:xs[j + 1]]
+            keep = fg[ys[i]:ys[i + 1], xs[j]:xs[j + 1]] == 0
+            if keep.sum() >= 0.2 * keep.size:
+                grid[i, j] = np.median(pix[keep], axis=0)
+    valid = ~np.isnan(grid[..., 0])
+    if not valid.any():
+        grid[:] = np.median(lab.reshape(-1, 3), axis=0)
+        valid[:] = True
+    while not valid.all():  # grow valid cells into empty ones
+        nxt = grid.copy()
+        for i, j in zip(*np.where(~valid)):
+            nb = [grid[a, b] for a in range(max(0, i - 1), min(ny, i + 2))
+                  for b in range(max(0, j - 1), min(nx, j + 2)) if valid[a, b]]
+            if nb:
+                nxt[i, j] = np.mean(nb, axis=0)
+        valid = ~np.isnan(nxt[..., 0])
+        grid = nxt
+    if ny >= 3 and nx >= 3:
+        pad = np.pad(grid, ((1, 1), (1, 1), (0, 0)), mode="edge")
+        stack = np.stack([pad[a:a + ny, b:b + nx] for a in range(3) for b in range(3)])
+        grid = np.median(stack, axis=0).astype(np.float32)
+    bg = cv2.resize(grid, (w, h), interpolation=cv2.INTER_LINEAR)
+    return cv2.GaussianBlur(bg, (0, 0), max(1.0, cell / 4.0))
 
 
-def foreground(img):
+def masked_background(lab, fg, sigma):
+    """A local background: Gaussian-weighted mean of the pixels not marked foreground (normalised
+    convolution, sigma about a part's diameter); where parts leave too little background near a
+    pixel, a wider one fills in."""
+    wgt = (fg == 0).astype(np.float32)
+    out = None
+    for s in (sigma, 2.5 * sigma, 6.0 * sigma):
+        num = cv2.GaussianBlur(lab * wgt[..., None], (0, 0), s)
+        den = cv2.GaussianBlur(wgt, (0, 0), s)
+        est = num / np.maximum(den, 1e-6)[..., None]
+        if out is None:
+            out, ok = est, den
+        else:
+            take = (ok < 0.15)[..., None]
+            out = np.where(take, est, out)
+            ok = np.maximum(ok, den)
+        if (ok >= 0.15).all():
+            break
+    return out.astype(np.float32)
+
+
+def contrast_map(lab, bg):
+    """Colour distance from the local background; lightness counts relative to the background's
+    so that the same part reads alike in a bright and in a dim corner."""
+    d = lab - bg
+    rel = 100.0 / np.maximum(bg[..., 0], 25.0)  # lightness as a ratio, on the 0..255 L scale
+    d[..., 0] *= np.clip(rel * 1.0, 0.6, 2.5)
+    return np.sqrt((d * d).sum(axis=2))
+
+
+def threshold_of(dist, fg, bg_sample=None):
+    """A threshold from the evidence: above the background's own spread (robust: median + 5
+    MADs of the distance on background pixels) and at most half way to the parts' contrast."""
+    if bg_sample is not None:
+        bgd = bg_sample
+    else:
+        bgd = dist[fg == 0] if (fg == 0).sum() > 100 else dist.ravel()
+    med = float(np.median(bgd))
+    mad = float(np.median(np.abs(bgd - med))) * 1.4826
+    t_noise = med + 5.0 * mad + 2.0
+    d8 = np.clip(dist * 2.0, 0, 255).astype(np.uint8)
+    otsu, _ = cv2.threshold(d8, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    t_otsu = otsu / 2.0
+    above = dist[dist > max(t_noise, t_otsu)]
+    t_parts = 0.45 * float(np.percentile(above, 70)) if above.size > 30 else t_noise
+    return max(t_noise, min(t_otsu, t_parts), STRATEGY.get("min_threshold", 30.0) * 0.3), t_noise
+
+
+def segment(img):
+    """Foreground mask from an iterated local background; returns (mask, dist, threshold)."""
     sigma = STRATEGY.get("smooth", 1.5)
     blur = cv2.GaussianBlur(img, (0, 0), sigma)
     lab = cv2.cvtColor(blur, cv2.COLOR_BGR2LAB).astype(np.float32)
-    bg = background_lab(lab)
-    dist = np.linalg.norm(lab - bg, axis=2)
-    d8 = np.clip(dist * 2.0, 0, 255).astype(np.uint8)
-    otsu, _ = cv2.threshold(d8, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    thr = max(float(otsu), STRATEGY.get("min_threshold", 30.0))
-    mask = (d8 > thr).astype(np.uint8)
-    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
-    mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, k)
-    mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, k)
-    # fill holes (washers, nuts)
-    inv = 1 - mask
+    h, w = lab.shape[:2]
+    fg = np.zeros((h, w), np.uint8)
+    cell = max(16, min(h, w) // 5)
+    mask, dist, thr = fg, None, 0.0
+    diam = None
+    # First guess of where the parts are, from the border's colour (trays rarely have parts all
+    # along the edge): keeps big parts that fill most of a mesh cell out of the first local
+    # background. Blobs with soft rims there are lighting (vignette, ramps), not parts, and stay
+    # in the background.
+    b = max(2, min(h, w) // 40)
+    border = np.concatenate([lab[:b].reshape(-1, 3), lab[-b:].reshape(-1, 3),
+                             lab[:, :b].reshape(-1, 3), lab[:, -b:].reshape(-1, 3)])
+    d0 = contrast_map(lab, np.broadcast_to(np.median(border, axis=0), lab.shape).astype(np.float32))
+    edge = np.ones((h, w), bool)
+    edge[b:-b, b:-b] = False
+    t0, _ = threshold_of(d0, fg, d0[edge])
+    m0 = cv2.morphologyEx((d0 > t0).astype(np.uint8), cv2.MORPH_OPEN,
+                          cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3)))
+    m0 = drop_soft_blobs(m0, d0)
+    n0, _, st0, _ = cv2.connectedComponentsWithStats(m0, 8)
+    a0 = st0[1:, cv2.CC_STAT_AREA]
+    a0 = a0[a0 >= 20]
+    if len(a0) and m0.mean() < 0.7:
+        diam = 2.0 * math.sqrt(float(np.median(a0)) / math.pi)
+        grow = max(1, int(round(diam / 5.0)))
+        fg = cv2.dilate(m0, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1,) * 2))
+    for _ in range(3):
+        bg = mesh_background(lab, fg, cell) if diam is None else masked_background(lab, fg, diam)
+        dist = contrast_map(lab, bg)
+        thr, t_low = threshold_of(dist, fg)
+        strong = (dist > thr).astype(np.uint8)
+        weak = (dist > max(t_low, 0.6 * thr)).astype(np.uint8)
+        # hysteresis: weak pixels count where they connect to strong ones (soft part edges)
+        n, lbl = cv2.connectedComponents(weak, connectivity=8)
+        hit = np.zeros(n, bool)
+        hit[np.unique(lbl[strong > 0])] = True
+        hit[0] = False
+        mask = hit[lbl].astype(np.uint8)
+        k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
+        mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, k)
+        n, lbl, stats, _ = cv2.connectedComponentsWithStats(mask, 8)
+        areas = stats[1:, cv2.CC_STAT_AREA]
+        areas = areas[areas >= 20]
+        if not len(areas):
+            break
+        diam = 2.0 * math.sqrt(float(np.median(areas)) / math.pi)
+        cell = int(np.clip(3.0 * diam, 16, max(16, min(h, w) // 2)))
+        grow = max(1, int(round(diam / 5.0)))
+        fg = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1,) * 2))
+    return mask, dist, thr
+
+
+def drop_soft_blobs(mask, dist):
+    """Removes components without a sharp edge: glare spots and light pools fade out over many
+    pixels, a part's rim is as sharp as the optics (edge width = contrast / edge gradient, in px,
+    compared with a fifth of a typical part's diameter, and at least 6 px)."""
+    n, lbl, stats, _ = cv2.connectedComponentsWithStats(mask, 8)
+    if n <= 1:
+        return mask
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    diam = 2.0 * math.sqrt(float(np.median(areas[areas >= 20] if (areas >= 20).any() else areas)) / math.pi)
+    gx = cv2.Sobel(dist, cv2.CV_32F, 1, 0)
+    gy = cv2.Sobel(dist, cv2.CV_32F, 0, 1)
+    grad = np.sqrt(gx * gx + gy * gy) / 8.0
+    rim = mask - cv2.erode(mask, np.ones((3, 3), np.uint8))
+    out = mask.copy()
+    limit = max(6.0, 0.2 * diam)
+    for i in range(1, n):
+        x, y, w, h, a = stats[i]
+        sub = lbl[y:y + h, x:x + w] == i
+        edge = grad[y:y + h, x:x + w][sub & (rim[y:y + h, x:x + w] > 0)]
+        c = float(np.median(dist[y:y + h, x:x + w][sub]))
+        # the sharpest fifth of the rim: a part merged with a glare pool keeps its own rim
+        if edge.size and c / max(float(np.percentile(edge, 80)), 1e-6) > limit:
+            out[y:y + h, x:x + w][sub] = 0
+    return out
+
+
+def shape_mask(mask, dist, thr):
+    """Each component cut at half its own contrast: a blurred edge's true place, without the
+    blur halo and the cast shadow that widen the necks between touching parts."""
+    n, lbl, stats, _ = cv2.connectedComponentsWithStats(mask, 8)
+    out = np.zeros_like(mask)
+    for i in range(1, n):
+        x, y, w, h, a = stats[i]
+        sub = lbl[y:y + h, x:x + w] == i
+        d = dist[y:y + h, x:x + w]
+        vals = d[sub & (d > thr)]
+        level = max(thr, 0.5 * float(np.median(vals))) if vals.size else thr
+        core = sub & (d >= level)
+        if core.sum() < 0.3 * a:
+            core = sub
+        out[y:y + h, x:x + w][core] = 1
+    return out
+
+
+def fill_holes(mask, max_area):
+    """Fills the holes of parts (nuts, washers): enclosed background that is small and round and
+    convex. Gaps enclosed by several touching parts have concave sides and stay open, so that
+    the parts around them keep their necks."""
+    inv = (1 - mask).astype(np.uint8)
     n, lbl, stats, _ = cv2.connectedComponentsWithStats(inv, 4)
     h, w = mask.shape
+    out = mask.copy()
     for i in range(1, n):
         x, y, ww, hh, a = stats[i]
-        if x > 0 and y > 0 and x + ww < w and y + hh < h:
-            mask[lbl == i] = 1
-    return mask
+        if x <= 0 or y <= 0 or x + ww >= w or y + hh >= h or a > max_area:
+            continue
+        if a >= 12:
+            hole = (lbl[y:y + hh, x:x + ww] == i).astype(np.uint8)
+            cs, _ = cv2.findContours(hole, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+            c = max(cs, key=cv2.contourArea)
+            hull = cv2.contourArea(cv2.convexHull(c))
+            if hull > 0 and a / hull < 0.85:
+                continue
+        out[lbl == i] = 1
+    return out
 
 
-def split_touching(mask, img):
-    """Splits lightly touching parts: each part keeps a core where the distance to the background
-    is at least CORE of its component's maximum; watershed hands every core its pixels. Narrow
-    necks between touching parts fall below the core level, a single part's core stays whole."""
-    core_level = STRATEGY.get("core", 0.68)
+def dt_peaks(dt, min_rel, min_height=0.0):
+    """Significant maxima of a component's distance transform: a maximum counts when it rises
+    above the saddle joining it to a higher one by at least `min_rel` of its height (and 1.5 px),
+    and it is at least `min_height` high (arcs of cut rings and shafts are thinner than parts).
+    Level sets from the top down; returns [(y, x, height)]."""
+    top = float(dt.max())
+    if top <= 0:
+        return []
+    peaks = []  # [y, x, height, alive]
+    step = max(0.5, top / 40.0)
+    level = top
+    while level > 0.5:
+        n, lbl = cv2.connectedComponents((dt >= level).astype(np.uint8), connectivity=8)
+        owners = {}
+        for p in peaks:
+            if p[3]:
+                owners.setdefault(int(lbl[p[0], p[1]]), []).append(p)
+        for r in range(1, n):
+            group = owners.get(r, [])
+            if not group:
+                region = lbl == r
+                yx = np.unravel_index(np.argmax(np.where(region, dt, -1)), dt.shape)
+                peaks.append([int(yx[0]), int(yx[1]), float(dt[yx]), True])
+            elif len(group) > 1:
+                group.sort(key=lambda p: -p[2])
+                for p in group[1:]:
+                    if p[2] - level < max(1.5, min_rel * p[2]) or p[2] < min_height:
+                        p[3] = False  # a bump on a higher part's flank, not a part
+                    else:
+                        p[3] = "kept"
+        level -= step
+    return [(p[0], p[1], p[2]) for p in peaks if p[3]]
+
+
+def split_clusters(mask, raw):
+    """Splits every component at the significant maxima of its distance transform (watershed
+    from one marker per maximum). Returns a list of segments (region mask slices) as dicts."""
     dt = cv2.distanceTransform(mask, cv2.DIST_L2, 5)
     n, lbl, stats, _ = cv2.connectedComponentsWithStats(mask, 8)
     markers = np.zeros(mask.shape, np.int32)
-    next_label = 2
-    areas = stats[1:, cv2.CC_STAT_AREA].astype(np.float64)
-    typical = float(np.median(areas)) if len(areas) else 0.0
+    info = {}
+    nxt = 2
+    rel = STRATEGY.get("peak_prominence", 0.15)
+    tops = [float(dt[lbl == i].max()) for i in range(1, n)]
+    min_height = 0.45 * float(np.median(tops)) if tops else 0.0
     for i in range(1, n):
         x, y, w, h, a = stats[i]
         sub = lbl[y:y + h, x:x + w] == i
         d = dt[y:y + h, x:x + w] * sub
-        # only a component clearly bigger than a typical part can hold two parts
-        if STRATEGY.get("split", True) and a > STRATEGY.get("split_area", 1.2) * typical:
-            cores = (d >= core_level * d.max()).astype(np.uint8)
-        else:
-            cores = sub.astype(np.uint8)
-        m, cl, cs, _ = cv2.connectedComponentsWithStats(cores, 8)
-        biggest = cs[1:, cv2.CC_STAT_AREA].max() if m > 1 else 0
-        keep = [j for j in range(1, m) if cs[j, cv2.CC_STAT_AREA] >= max(2, 0.25 * biggest)]
-        for j in keep:
-            markers[y:y + h, x:x + w][cl == j] = next_label
-            next_label += 1
+        peaks = dt_peaks(d, rel, min_height) if STRATEGY.get("split", True) else []
+        if len(peaks) <= 1:
+            markers[y:y + h, x:x + w][sub] = nxt
+            info[nxt] = (i, float(d.max()))
+            nxt += 1
+            continue
+        for (py, px, ph) in peaks:
+            r = max(1, int(ph * 0.5))
+            cv2.circle(markers[y:y + h, x:x + w], (int(px), int(py)), r, int(nxt), -1)
+            info[nxt] = (i, ph)
+            nxt += 1
+        markers[y:y + h, x:x + w][~sub & (markers[y:y + h, x:x + w] > 0)] = 0
     markers[mask == 0] = 1
-    if next_label > 3:
-        markers = cv2.watershed(cv2.GaussianBlur(img, (3, 3), 0), markers)
-    out = []
-    for lab in range(2, next_label):
-        region = (markers == lab).astype(np.uint8)
+    if nxt > 3:
+        # watershed on the distance transform: boundaries fall on the necks between parts
+        relief = cv2.normalize(-dt, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
+        markers = cv2.watershed(cv2.merge([relief, relief, relief]), markers)
+    segs = []
+    for lab_id in range(2, nxt):
+        region = (markers == lab_id) & (mask > 0)
         a = int(region.sum())
         if a == 0:
             continue
-        x, y, w, h = cv2.boundingRect(region)
-        out.append((x, y, w, h, a, lab))
-    return out
+        ys, xs = np.nonzero(region)
+        segs.append({"comp": info[lab_id][0], "area": a, "thick": float(dt[region].max()),
+                     "raw": int((region & (raw > 0)).sum()),
+                     "box": (int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1),
+                             int(ys.max() - ys.min() + 1)),
+                     "pts": np.stack([xs, ys], axis=1).astype(np.float32)})
+    return segs, lbl, stats
+
+
+def typical(segs):
+    """Area and thickness of a typical single part: medians over the segments, then over those
+    within a factor of two of the first median (so clusters and specks do not drag it)."""
+    areas = np.array([s["area"] for s in segs], np.float64)
+    a1 = float(np.median(areas))
+    near = [s for s in segs if 0.5 * a1 <= s["area"] <= 2.0 * a1] or segs
+    a1 = float(np.median([s["area"] for s in near]))
+    h1 = float(np.median([s["thick"] for s in near]))
+    r1 = float(np.median([s["raw"] for s in near]))
+    return a1, max(h1, 1.0), max(r1, 1.0)
 
 
 def count_parts():
     img, name = load_input()
-    h, w = img.shape[:2]
-    mask = foreground(img)
-    comps = split_touching(mask, img)
-    if comps:
-        areas = np.array([c[4] for c in comps], dtype=np.float64)
-        big = areas[areas >= max(12.0, 0.002 * h * w * 0.05)]
-        typical = float(np.median(big)) if len(big) else float(np.median(areas))
-        min_area = max(10.0, 0.12 * typical)
+    H, W = img.shape[:2]
+    f = 1.0
+    if max(H, W) > WORK_SIDE:
+        f = WORK_SIDE / float(max(H, W))
+        work = cv2.resize(img, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
     else:
-        min_area = 10.0
-    boxes = [c for c in comps if c[4] >= min_area]
+        work = img
+    h, w = work.shape[:2]
+    mask, dist, thr = segment(work)
+    mask = drop_soft_blobs(mask, dist)
+    n0, _, st0, _ = cv2.connectedComponentsWithStats(mask, 8)
+    comp_areas = st0[1:, cv2.CC_STAT_AREA]
+    big = comp_areas[comp_areas >= 20]
+    prelim = float(np.median(big)) if len(big) else 50.0
+    if STRATEGY.get("split", True):
+        mask = shape_mask(mask, dist, thr)
+    raw = mask.copy()
+    mask = fill_holes(mask, 0.6 * prelim)
+    mask = (cv2.morphologyEx(mask, cv2.MORPH_OPEN,
+                             cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))) > 0).astype(np.uint8)
+    segs, lbl, stats = split_clusters(mask, raw)
+    segs = [s for s in segs if s["area"] >= 12]
+    objects = []
+    evidence = {"ambiguous": 0, "splits": 0}
+    if segs:
+        a1, h1, r1 = typical(segs)
+        for s in segs:
+            x, y, bw, bh = s["box"]
+            edge = 2 + int(STRATEGY.get("smooth", 1.5))  # blur and opening eat an edge pixel or two
+            on_border = x <= edge or y <= edge or x + bw >= w - edge or y + bh >= h - edge
+            # Border rule: a part cut off by the image border counts when at least half of a
+            # typical part's area is visible (compared without filling holes, which a cut part
+            # no longer encloses); elsewhere anything above 15% of it counts (small kinds in a
+            # mixed tray), smaller specks are noise.
+            if on_border and s["raw"] < 0.5 * r1:
+                continue
+            if s["area"] < 0.15 * a1:
+                continue
+            scale = max(1.0, s["thick"] / h1)
+            ratio = s["area"] / (a1 * scale * scale)  # parts of this thickness the area holds
+            n = max(1, int(math.floor(ratio + 0.3)))  # 1.7 typical areas make two parts
+            if not STRATEGY.get("split", True):
+                n = 1
+            margin = abs(ratio + 0.3 - round(ratio + 0.3))  # distance to a decision boundary
+            score = clamp01(0.5 + margin * 1.6) if n > 1 or ratio > 1.2 else 0.95
+            if on_border and s["raw"] < 0.7 * r1:
+                score = min(score, 0.6)
+            if score < 0.8:
+                evidence["ambiguous"] += 1
+            if n > 1:
+                evidence["splits"] += 1
+            if n == 1:
+                objects.append({"box": [x, y, bw, bh], "score": score})
+            else:
+                # one segment holding n parts: split its pixels into n groups for the boxes
+                crit = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 20, 0.5)
+                _, lab_k, _ = cv2.kmeans(s["pts"], n, None, crit, 2, cv2.KMEANS_PP_CENTERS)
+                for k in range(n):
+                    p = s["pts"][lab_k.ravel() == k]
+                    if not len(p):
+                        p = s["pts"]
+                    x0, y0 = p.min(axis=0)
+                    x1, y1 = p.max(axis=0)
+                    objects.append({"box": [int(x0), int(y0), int(x1 - x0 + 1), int(y1 - y0 + 1)],
+                                    "score": score})
+    # confidence: agreement of the count by parts with the count by total area, the spread of
+    # single-part areas, how many decisions were close, and how far the parts stand above the
+    # threshold (segmentation margin)
+    count = len(objects)
+    conf = 0.3
+    if count:
+        total = sum(s["area"] for s in segs if s["area"] >= 0.15 * a1)
+        by_area = total / a1
+        agree = abs(by_area - count) / max(1.0, math.sqrt(count))
+        singles = [s["area"] for s in segs if 0.5 * a1 <= s["area"] <= 2.0 * a1]
+        spread = float(np.std(singles) / (np.mean(singles) + 1e-6)) if len(singles) > 1 else 0.2
+        strength = float(np.median(dist[mask > 0])) / max(thr, 1e-6)
+        conf = 0.97
+        conf -= 0.25 * min(1.0, max(0.0, agree - 0.5))
+        conf -= 0.5 * min(1.0, max(0.0, spread - 0.3))
+        conf -= 0.12 * evidence["ambiguous"]
+        # every blob that had to be split into parts is a decision the count rests on
+        pieces = {}
+        for s in segs:
+            pieces[s["comp"]] = pieces.get(s["comp"], 0) + 1
+        evidence["splits"] += sum(1 for v in pieces.values() if v > 1)
+        conf -= min(0.45, 0.12 * evidence["splits"])
+        conf -= 0.3 * min(1.0, max(0.0, 2.0 - strength))
+        conf = clamp01(conf)
+    # boxes in the pixels of the loaded image (drawn), then of the input as sent (reported;
+    # load_input may have shrunk it)
+    for o in objects:
+        o["box"] = [int(round(v / f)) for v in o["box"]]
+        o["score"] = round(float(o["score"]), 3)
+    objects.sort(key=lambda o: (o["box"][1] // max(1, int(20 / f)), o["box"][0]))
     out = img.copy()
-    thick = max(1, min(h, w) // 200)
-    for k, (x, y, bw, bh, a, i) in enumerate(sorted(boxes, key=lambda c: (c[1] // 20, c[0]))):
-        cv2.rectangle(out, (int(x), int(y)), (int(x + bw), int(y + bh)), (0, 255, 0), thick)
-        put_label(out, str(k + 1), (int(x), int(y) - 2), scale=max(0.35, min(h, w) / 700.0), colour=(0, 0, 200))
-    put_label(out, "%d %s" % (len(boxes), OBJECT), (4, h - 6))
+    thick = max(1, min(H, W) // 200)
+    for k, o in enumerate(objects):
+        x, y, bw, bh = o["box"]
+        cv2.rectangle(out, (x, y), (x + bw, y + bh), (0, 255, 0), thick)
+        put_label(out, str(k + 1), (x, y - 2), scale=max(0.35, min(H, W) / 700.0), colour=(0, 0, 200))
+    put_label(out, "%d %s" % (count, OBJECT), (4, H - 6))
     save(out)
-    areas = [c[4] for c in boxes]
-    spread = float(np.std(areas) / (np.mean(areas) + 1e-6)) if areas else 1.0
-    conf = clamp01(0.95 - 0.3 * min(1.0, spread)) if boxes else 0.3
-    emit({"count": int(len(boxes)), "confidence": round(conf, 3)})
+    g = 1.0
+    if STRATEGY.get("max_side"):
+        sent = cv2.imread(name, cv2.IMREAD_UNCHANGED)
+        if sent is not None and sent.shape[1] != W:
+            g = sent.shape[1] / float(W)
+    for o in objects:
+        o["box"] = [int(round(v * g)) for v in o["box"]]
+    emit({"count": int(count), "confidence": round(conf, 3), "objects": objects})

@@ -45,8 +45,11 @@ struct CoderEvalCase {
   int attempts = 0;
   std::string error;  ///< why it failed
   std::string final_text;
-  double confidence = 0;  ///< the answer's "confidence" (0..1; 0 when failed or not given)
-  std::string file;       ///< real set: the image, as named in truth.json
+  double confidence = 0;      ///< the answer's "confidence" (0..1; 0 when failed or not given)
+  std::string file;           ///< real set: the image, as named in truth.json
+  bool uneven_light = false;  ///< trays: gradient, vignette or glare spots
+  bool clustered = false;     ///< trays: holds clusters of touching parts
+  int objects = -1;           ///< trays: length of the answer's objects (-1: none given)
 };
 
 struct CoderEvalReport {
@@ -57,6 +60,9 @@ struct CoderEvalReport {
   double gauge_within3_pct = 0;  ///< % of gauges within 3% of span
   double gauge_max_error_pct = 0;
   double count_exact_pct = 0;  ///< % of trays counted exactly
+  int trays_uneven = 0, trays_clustered = 0;
+  double count_exact_uneven_pct = 0;     ///< % exact among trays with uneven light
+  double count_exact_clustered_pct = 0;  ///< % exact among trays with touching clusters
   double seconds = 0;
 };
 
