@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <sstream>
@@ -74,6 +75,87 @@ void RecordConfidence(const json& answer, CoderEvalCase& c) {
   const auto it = answer.find("confidence");
   c.confidence =
       it != answer.end() && it->is_number() ? std::clamp(it->get<double>(), 0.0, 1.0) : 0.0;
+}
+
+/// One image to score: the coder's input and the truth it should arrive at.
+struct EvalItem {
+  CoderInput input;
+  double truth = 0, span = 1;  ///< span: the gauge's value range (error is in % of it)
+  bool gauge = true;
+  bool uneven = false, clustered = false;  ///< trays: the generator's conditions
+  std::string file;                        ///< real set: the image as truth.json names it
+};
+
+/// Runs every item through the coder on `options.workers` threads and sums up the figures;
+/// `start` is when preparing the items began (the report's seconds include it).
+CoderEvalReport ScoreItems(Coder& coder, const ProgramRunner& runner,
+                           const std::vector<EvalItem>& items, const CoderEvalOptions& options,
+                           std::chrono::steady_clock::time_point start) {
+  CoderEvalReport report;
+  report.cases.resize(items.size());
+  // Each case's index counts the items of its kind before it.
+  for (std::size_t i = 0, gauges = 0, trays = 0; i < items.size(); ++i)
+    report.cases[i].index = int(items[i].gauge ? gauges++ : trays++);
+  std::atomic<std::size_t> next{0};
+  auto work = [&] {
+    for (std::size_t i; (i = next.fetch_add(1)) < items.size();) {
+      const EvalItem& item = items[i];
+      CoderEvalCase& c = report.cases[i];
+      c.kind = item.gauge ? "gauge" : "tray";
+      c.file = item.file;
+      c.truth = item.truth;
+      c.uneven_light = item.uneven;
+      c.clustered = item.clustered;
+      const json answer = Solve(coder, runner, item.input, options.max_attempts, c);
+      const char* key = item.gauge ? "value" : "count";
+      if (!answer.contains(key) || !answer[key].is_number()) {
+        c.failed = true;
+        c.error = answer.value("error", std::string("no ") + key + " in the answer");
+        c.error_pct = 100;
+        continue;
+      }
+      c.answer = answer[key].get<double>();
+      RecordConfidence(answer, c);
+      if (answer.contains("objects") && answer["objects"].is_array())
+        c.objects = int(answer["objects"].size());
+      if (item.gauge) c.error_pct = std::abs(c.answer - c.truth) / item.span * 100.0;
+    }
+  };
+  std::vector<std::thread> threads;
+  for (int w = 0; w < std::max(1, options.workers); ++w) threads.emplace_back(work);
+  for (auto& t : threads) t.join();
+
+  int within3 = 0, exact = 0, exact_uneven = 0, exact_clustered = 0;
+  double sum = 0;
+  for (const CoderEvalCase& c : report.cases) {
+    const bool right = CaseIsRight(c);
+    if (c.kind == "gauge") {
+      ++report.gauges;
+      report.gauge_failures += c.failed;
+      sum += c.error_pct;
+      within3 += right;
+      report.gauge_max_error_pct = std::max(report.gauge_max_error_pct, c.error_pct);
+    } else {
+      ++report.trays;
+      report.tray_failures += c.failed;
+      exact += right;
+      report.trays_uneven += c.uneven_light;
+      exact_uneven += c.uneven_light && right;
+      report.trays_clustered += c.clustered;
+      exact_clustered += c.clustered && right;
+    }
+  }
+  if (report.gauges) {
+    report.gauge_mae_pct = sum / report.gauges;
+    report.gauge_within3_pct = 100.0 * within3 / report.gauges;
+  }
+  if (report.trays) report.count_exact_pct = 100.0 * exact / report.trays;
+  if (report.trays_uneven)
+    report.count_exact_uneven_pct = 100.0 * exact_uneven / report.trays_uneven;
+  if (report.trays_clustered)
+    report.count_exact_clustered_pct = 100.0 * exact_clustered / report.trays_clustered;
+  report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return report;
 }
 
 }  // namespace
@@ -142,13 +224,7 @@ CoderEvalReport EvaluateCoder(Coder& coder, const ProgramRunner& runner,
                               const CoderEvalOptions& options) {
   const auto start = std::chrono::steady_clock::now();
   // Render everything up front from one RNG so the set depends on the seed only.
-  struct Item {
-    CoderInput input;
-    double truth = 0, span = 1;
-    bool gauge = true;
-    bool uneven = false, clustered = false;
-  };
-  std::vector<Item> items;
+  std::vector<EvalItem> items;
   cv::RNG rng(options.seed);
   auto png = [](const cv::Mat& img) {
     std::vector<std::uint8_t> bytes;
@@ -159,7 +235,7 @@ CoderEvalReport EvaluateCoder(Coder& coder, const ProgramRunner& runner,
     const GaugeStyle style = RandomGaugeStyle(rng);
     const double value =
         style.min_value + rng.uniform(0.0, 1.0) * (style.max_value - style.min_value);
-    Item item;
+    EvalItem item;
     item.truth = value;
     item.span = std::abs(style.max_value - style.min_value);
     json spec = {{"task", "read_gauge"},
@@ -179,7 +255,7 @@ CoderEvalReport EvaluateCoder(Coder& coder, const ProgramRunner& runner,
     const TrayStyle style = RandomTrayStyle(rng);
     const int count = rng.uniform(options.min_parts, options.max_parts + 1);
     std::vector<cv::Rect> boxes;
-    Item item;
+    EvalItem item;
     item.gauge = false;
     item.uneven = style.UnevenLight();
     item.clustered = style.Clustered();
@@ -188,69 +264,7 @@ CoderEvalReport EvaluateCoder(Coder& coder, const ProgramRunner& runner,
     item.input.text = Prompt({{"task", "count"}, {"object", "parts"}});
     items.push_back(std::move(item));
   }
-
-  CoderEvalReport report;
-  report.cases.resize(items.size());
-  std::atomic<std::size_t> next{0};
-  auto work = [&] {
-    for (std::size_t i; (i = next.fetch_add(1)) < items.size();) {
-      const Item& item = items[i];
-      CoderEvalCase& c = report.cases[i];
-      c.kind = item.gauge ? "gauge" : "tray";
-      c.index = int(item.gauge ? i : i - std::size_t(options.gauges));
-      c.truth = item.truth;
-      c.uneven_light = item.uneven;
-      c.clustered = item.clustered;
-      const json answer = Solve(coder, runner, item.input, options.max_attempts, c);
-      const char* key = item.gauge ? "value" : "count";
-      if (!answer.contains(key) || !answer[key].is_number()) {
-        c.failed = true;
-        c.error = answer.value("error", std::string("no ") + key + " in the answer");
-        c.error_pct = 100;
-        continue;
-      }
-      c.answer = answer[key].get<double>();
-      RecordConfidence(answer, c);
-      if (answer.contains("objects") && answer["objects"].is_array())
-        c.objects = int(answer["objects"].size());
-      if (item.gauge) c.error_pct = std::abs(c.answer - c.truth) / item.span * 100.0;
-    }
-  };
-  std::vector<std::thread> threads;
-  for (int w = 0; w < std::max(1, options.workers); ++w) threads.emplace_back(work);
-  for (auto& t : threads) t.join();
-
-  int within3 = 0, exact = 0, exact_uneven = 0, exact_clustered = 0;
-  double sum = 0;
-  for (const CoderEvalCase& c : report.cases) {
-    if (c.kind == "gauge") {
-      ++report.gauges;
-      report.gauge_failures += c.failed;
-      sum += c.error_pct;
-      within3 += !c.failed && c.error_pct <= 3.0;
-      report.gauge_max_error_pct = std::max(report.gauge_max_error_pct, c.error_pct);
-    } else {
-      ++report.trays;
-      report.tray_failures += c.failed;
-      const bool ok = !c.failed && std::lround(c.answer) == std::lround(c.truth);
-      exact += ok;
-      report.trays_uneven += c.uneven_light;
-      exact_uneven += c.uneven_light && ok;
-      report.trays_clustered += c.clustered;
-      exact_clustered += c.clustered && ok;
-    }
-  }
-  if (report.gauges) {
-    report.gauge_mae_pct = sum / report.gauges;
-    report.gauge_within3_pct = 100.0 * within3 / report.gauges;
-  }
-  if (report.trays) report.count_exact_pct = 100.0 * exact / report.trays;
-  if (report.trays_uneven)
-    report.count_exact_uneven_pct = 100.0 * exact_uneven / report.trays_uneven;
-  if (report.trays_clustered)
-    report.count_exact_clustered_pct = 100.0 * exact_clustered / report.trays_clustered;
-  report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  return report;
+  return ScoreItems(coder, runner, items, options, start);
 }
 
 bool CaseIsRight(const CoderEvalCase& c) {
@@ -319,20 +333,14 @@ StatusOr<CoderEvalReport> EvaluateCoderOnRealSet(Coder& coder, const ProgramRunn
   const json truth = json::parse(ReadFile(truth_path), nullptr, false, /*ignore_comments=*/true);
   if (!truth.is_object() || !truth.contains("images") || !truth["images"].is_array())
     return InvalidArgumentError(truth_path + ": must be {\"images\": [...]}");
-  struct Item {
-    CoderInput input;
-    double truth = 0, span = 1;
-    bool gauge = true;
-    std::string file;
-  };
-  std::vector<Item> items;
+  std::vector<EvalItem> items;
   for (std::size_t i = 0; i < truth["images"].size(); ++i) {
     const json& entry = truth["images"][i];
     const std::string at = truth_path + ": images[" + std::to_string(i) + "]";
     if (!entry.is_object() || !entry.contains("file") || !entry["file"].is_string() ||
         !entry.contains("truth") || !entry["truth"].is_number())
       return InvalidArgumentError(at + ": needs \"file\" and a numeric \"truth\"");
-    Item item;
+    EvalItem item;
     item.file = entry["file"].get<std::string>();
     const std::string task = entry.value("task", std::string("read_gauge"));
     if (task != "read_gauge" && task != "count")
@@ -345,8 +353,10 @@ StatusOr<CoderEvalReport> EvaluateCoderOnRealSet(Coder& coder, const ProgramRunn
     cv::Rect rect(0, 0, image.cols, image.rows);
     if (entry.contains("rect")) {
       const json& r = entry["rect"];
-      if (!r.is_array() || r.size() != 4 ||
-          !std::all_of(r.begin(), r.end(), [](const json& v) { return v.is_number(); }))
+      if (!r.is_array() || r.size() != 4 || !std::all_of(r.begin(), r.end(), [](const json& v) {
+            return v.is_number_integer() && v.get<std::int64_t>() >= 0 &&
+                   v.get<std::int64_t>() <= std::numeric_limits<int>::max();
+          }))
         return InvalidArgumentError(at + ": rect must be [x, y, w, h]");
       rect = cv::Rect(r[0].get<int>(), r[1].get<int>(), r[2].get<int>(), r[3].get<int>());
       if (rect.width <= 0 || rect.height <= 0 ||
@@ -369,56 +379,7 @@ StatusOr<CoderEvalReport> EvaluateCoderOnRealSet(Coder& coder, const ProgramRunn
     items.push_back(std::move(item));
   }
 
-  CoderEvalReport report;
-  report.cases.resize(items.size());
-  std::atomic<std::size_t> next{0};
-  auto work = [&] {
-    for (std::size_t i; (i = next.fetch_add(1)) < items.size();) {
-      const Item& item = items[i];
-      CoderEvalCase& c = report.cases[i];
-      c.kind = item.gauge ? "gauge" : "tray";
-      c.index = int(i);
-      c.file = item.file;
-      c.truth = item.truth;
-      const json answer = Solve(coder, runner, item.input, options.max_attempts, c);
-      const char* key = item.gauge ? "value" : "count";
-      if (!answer.contains(key) || !answer[key].is_number()) {
-        c.failed = true;
-        c.error = answer.value("error", std::string("no ") + key + " in the answer");
-        c.error_pct = 100;
-        continue;
-      }
-      c.answer = answer[key].get<double>();
-      RecordConfidence(answer, c);
-      if (item.gauge) c.error_pct = std::abs(c.answer - c.truth) / item.span * 100.0;
-    }
-  };
-  std::vector<std::thread> threads;
-  for (int w = 0; w < std::max(1, options.workers); ++w) threads.emplace_back(work);
-  for (auto& t : threads) t.join();
-
-  int within3 = 0, exact = 0;
-  double sum = 0;
-  for (const CoderEvalCase& c : report.cases) {
-    if (c.kind == "gauge") {
-      ++report.gauges;
-      report.gauge_failures += c.failed;
-      sum += c.error_pct;
-      within3 += CaseIsRight(c);
-      report.gauge_max_error_pct = std::max(report.gauge_max_error_pct, c.error_pct);
-    } else {
-      ++report.trays;
-      report.tray_failures += c.failed;
-      exact += CaseIsRight(c);
-    }
-  }
-  if (report.gauges) {
-    report.gauge_mae_pct = sum / report.gauges;
-    report.gauge_within3_pct = 100.0 * within3 / report.gauges;
-  }
-  if (report.trays) report.count_exact_pct = 100.0 * exact / report.trays;
-  report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  return report;
+  return ScoreItems(coder, runner, items, options, start);
 }
 
 }  // namespace roilens::backend
