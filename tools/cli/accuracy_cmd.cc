@@ -2,6 +2,7 @@
 // folder of labelled real photographs (--real DIR), and whether its confidence means something.
 #include <cstdio>
 #include <iostream>
+#include <string>
 
 #include "commands.h"
 #include "roilens/backend/coder.h"
@@ -10,6 +11,39 @@
 
 namespace roilens::cli {
 namespace {
+
+/// The figures both sets share, against issue 10's targets (mean error <= 1% of span, every
+/// reading within 3%; `count_target_pct` exact), each kind with its reliability table; returns
+/// the exit code (targets met or not). `counts_header` heads the count figures.
+int PrintFigures(const backend::CoderEvalReport& r, const char* counts_header,
+                 double count_target_pct) {
+  if (r.gauges) {
+    std::printf("  mean absolute error: %.2f%% of span (target <= 1%%)\n", r.gauge_mae_pct);
+    std::printf("  within 3%% of span:  %.1f%% (target 100%%)\n", r.gauge_within3_pct);
+    std::printf("  worst: %.1f%% of span; failures: %d\n", r.gauge_max_error_pct, r.gauge_failures);
+    std::fputs(backend::FormatReliabilityTable(backend::MakeReliabilityTable(r.cases, "gauge"),
+                                               "within 3%")
+                   .c_str(),
+               stdout);
+  }
+  if (r.trays) {
+    std::printf("%s\n  exact counts: %.1f%% (target >= %.0f%%); failures: %d\n", counts_header,
+                r.count_exact_pct, count_target_pct, r.tray_failures);
+    if (r.trays_clustered || r.trays_uneven)
+      std::printf("    touching clusters: %.1f%% of %d; uneven light: %.1f%% of %d\n",
+                  r.count_exact_clustered_pct, r.trays_clustered, r.count_exact_uneven_pct,
+                  r.trays_uneven);
+    std::fputs(
+        backend::FormatReliabilityTable(backend::MakeReliabilityTable(r.cases, "tray"), "exact")
+            .c_str(),
+        stdout);
+  }
+  std::printf("elapsed: %.1f s\n", r.seconds);
+  const bool met = (r.gauges == 0 || (r.gauge_mae_pct <= 1.0 && r.gauge_within3_pct >= 100.0)) &&
+                   (r.trays == 0 || r.count_exact_pct >= count_target_pct);
+  std::printf("targets: %s\n", met ? "met" : "NOT met");
+  return met ? kExitOk : kExitFailure;
+}
 
 /// The real-set figures (issue 10 targets): every item listed with -v.
 int PrintRealReport(const backend::CoderEvalReport& r, const std::string& dir, bool verbose) {
@@ -25,29 +59,8 @@ int PrintRealReport(const backend::CoderEvalReport& r, const std::string& dir, b
     }
   }
   std::printf("real set %s: %d gauges, %d counts\n", dir.c_str(), r.gauges, r.trays);
-  if (r.gauges) {
-    std::printf("gauges:\n");
-    std::printf("  mean absolute error: %.2f%% of span (target <= 1%%)\n", r.gauge_mae_pct);
-    std::printf("  within 3%% of span:  %.1f%% (target 100%%)\n", r.gauge_within3_pct);
-    std::printf("  worst: %.1f%% of span; failures: %d\n", r.gauge_max_error_pct, r.gauge_failures);
-    std::fputs(backend::FormatReliabilityTable(backend::MakeReliabilityTable(r.cases, "gauge"),
-                                               "within 3%")
-                   .c_str(),
-               stdout);
-  }
-  if (r.trays) {
-    std::printf("counts:\n  exact: %.1f%% (target 100%%); failures: %d\n", r.count_exact_pct,
-                r.tray_failures);
-    std::fputs(
-        backend::FormatReliabilityTable(backend::MakeReliabilityTable(r.cases, "tray"), "exact")
-            .c_str(),
-        stdout);
-  }
-  std::printf("elapsed: %.1f s\n", r.seconds);
-  const bool met = (r.gauges == 0 || (r.gauge_mae_pct <= 1.0 && r.gauge_within3_pct >= 100.0)) &&
-                   (r.trays == 0 || r.count_exact_pct >= 100.0);
-  std::printf("targets: %s\n", met ? "met" : "NOT met");
-  return met ? kExitOk : kExitFailure;
+  if (r.gauges) std::printf("gauges:\n");
+  return PrintFigures(r, "counts:", 100.0);
 }
 
 const CommandRegistration kAccuracy("accuracy", [](CLI::App& root, int& exit_code) {
@@ -114,38 +127,13 @@ const CommandRegistration kAccuracy("accuracy", [](CLI::App& root, int& exit_cod
                       c.error.c_str());
       }
     }
-    // Issue 10's targets: mean error <= 1% of span and every reading within 3%; >= 97% exact.
-    if (r.gauges) {
+    if (r.gauges)
       std::printf("gauges: %d (seed %llu)\n", r.gauges,
                   static_cast<unsigned long long>(options->seed));
-      std::printf("  mean absolute error: %.2f%% of span (target <= 1%%)\n", r.gauge_mae_pct);
-      std::printf("  within 3%% of span:  %.1f%% (target 100%%)\n", r.gauge_within3_pct);
-      std::printf("  worst: %.1f%% of span; failures: %d\n", r.gauge_max_error_pct,
-                  r.gauge_failures);
-    }
-    if (r.trays) {
-      std::printf("trays: %d with %d-%d parts\n", r.trays, options->min_parts, options->max_parts);
-      std::printf("  exact counts: %.1f%% (target >= 97%%); failures: %d\n", r.count_exact_pct,
-                  r.tray_failures);
-      std::printf("    touching clusters: %.1f%% of %d; uneven light: %.1f%% of %d\n",
-                  r.count_exact_clustered_pct, r.trays_clustered, r.count_exact_uneven_pct,
-                  r.trays_uneven);
-    }
-    if (r.gauges)
-      std::fputs(backend::FormatReliabilityTable(backend::MakeReliabilityTable(r.cases, "gauge"),
-                                                 "within 3%")
-                     .c_str(),
-                 stdout);
-    if (r.trays)
-      std::fputs(
-          backend::FormatReliabilityTable(backend::MakeReliabilityTable(r.cases, "tray"), "exact")
-              .c_str(),
-          stdout);
-    std::printf("elapsed: %.1f s\n", r.seconds);
-    const bool met = (r.gauges == 0 || (r.gauge_mae_pct <= 1.0 && r.gauge_within3_pct >= 100.0)) &&
-                     (r.trays == 0 || r.count_exact_pct >= 97.0);
-    std::printf("targets: %s\n", met ? "met" : "NOT met");
-    exit_code = met ? kExitOk : kExitFailure;
+    const std::string trays = "trays: " + std::to_string(r.trays) + " with " +
+                              std::to_string(options->min_parts) + "-" +
+                              std::to_string(options->max_parts) + " parts";
+    exit_code = PrintFigures(r, trays.c_str(), 97.0);
   });
 });
 
