@@ -14,7 +14,7 @@
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
 
-#include "roilens/interactions.h"
+#include "roilens/client/interactions.h"
 
 namespace {
 

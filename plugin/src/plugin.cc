@@ -20,9 +20,9 @@
 #include <utility>
 
 #include "roilens/backend/server.h"
-#include "roilens/config.h"
-#include "roilens/pipeline.h"
-#include "roilens/status.h"
+#include "roilens/client/status.h"
+#include "roilens/config/config.h"
+#include "roilens/stages/pipeline.h"
 #include "roilens_plugin/roilens_plugin.h"
 
 #ifndef ROILENS_PLUGIN_LIBRARY_VERSION

@@ -8,9 +8,9 @@
 #include <string>
 #include <string_view>
 
-#include "roilens/answer.h"
-#include "roilens/config.h"
-#include "roilens/interactions.h"
+#include "roilens/client/interactions.h"
+#include "roilens/config/config.h"
+#include "roilens/stages/answer.h"
 #include "server_internal.h"
 
 namespace roilens::fuzz {

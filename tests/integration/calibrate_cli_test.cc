@@ -7,7 +7,7 @@
 #include <fstream>
 #include <opencv2/imgcodecs.hpp>
 
-#include "roilens/config.h"
+#include "roilens/config/config.h"
 #include "roilens/samples.h"
 #include "testing/cli_runner.h"
 #include "testing/paths.h"

@@ -10,7 +10,7 @@
 #include <mutex>
 #include <opencv2/imgcodecs.hpp>
 
-#include "roilens/interactions_client.h"
+#include "roilens/client/interactions_client.h"
 #include "testing/http_fixture.h"
 
 namespace roilens {

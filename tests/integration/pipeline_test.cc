@@ -1,7 +1,7 @@
 // The Pipeline engine against real loopback servers: the embedded backend (echo coder, faults)
 // and a held-response server for live mode. Checks order, the change gate's coalescing,
 // every_n_frames, error lines and that live frames never wait for the model.
-#include "roilens/pipeline.h"
+#include "roilens/stages/pipeline.h"
 
 #include <gtest/gtest.h>
 #include <httplib.h>
@@ -17,8 +17,8 @@
 #include <thread>
 
 #include "roilens/backend/server.h"
-#include "roilens/frame_pool.h"
-#include "roilens/interactions.h"
+#include "roilens/client/interactions.h"
+#include "roilens/stages/frame_pool.h"
 #include "testing/http_fixture.h"
 
 namespace roilens {

@@ -14,8 +14,8 @@
 #include <vector>
 
 #include "roilens/backend/server.h"
-#include "roilens/config.h"
-#include "roilens/pipeline.h"
+#include "roilens/config/config.h"
+#include "roilens/stages/pipeline.h"
 #include "roilens_plugin/roilens_plugin.hpp"
 #include "testing/plugin_paths.h"
 #include "testing/plugin_support.h"

@@ -18,9 +18,9 @@
 #include <thread>
 
 #include "roilens/backend/server.h"
-#include "roilens/journal.h"
+#include "roilens/outputs/journal.h"
+#include "roilens/outputs/sinks.h"
 #include "roilens/samples.h"
-#include "roilens/sinks.h"
 #include "testing/cli_runner.h"
 #include "testing/http_fixture.h"
 #include "testing/paths.h"

@@ -7,7 +7,7 @@
 #include <opencv2/imgproc.hpp>
 #include <sstream>
 
-#include "roilens/interactions.h"
+#include "roilens/client/interactions.h"
 
 namespace roilens::testing {
 

@@ -1,14 +1,14 @@
 // ParseRoiAnswer and ResultLine: answers are validated before they are trusted, every failure
 // becomes a one-line error naming the ROI, and result lines carry exactly the documented keys.
-#include "roilens/answer.h"
+#include "roilens/stages/answer.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <opencv2/imgcodecs.hpp>
 
-#include "roilens/preprocess.h"
-#include "roilens/rois.h"
+#include "roilens/stages/preprocess.h"
+#include "roilens/stages/rois.h"
 
 namespace roilens {
 namespace {

@@ -1,14 +1,14 @@
 // JSON from outside the process is parsed with a nesting limit: a 100,000-deep document is
 // refused while parsing (its tree would overflow the stack when destroyed), everywhere it enters.
-#include "roilens/bounded_json.h"
+#include "roilens/client/bounded_json.h"
 
 #include <gtest/gtest.h>
 
 #include <string>
 
 #include "roilens/backend/coder.h"
-#include "roilens/config.h"
-#include "roilens/interactions.h"
+#include "roilens/client/interactions.h"
+#include "roilens/config/config.h"
 
 namespace roilens {
 namespace {

@@ -1,6 +1,6 @@
 // CalibrateGauge against dials with known geometry: generated gauges (RenderGauge), a dial whose
 // pivot is off the face centre, a non-linear scale, and dials it must refuse.
-#include "roilens/calibrate.h"
+#include "roilens/config/calibrate.h"
 
 #include <gtest/gtest.h>
 

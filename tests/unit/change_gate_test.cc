@@ -1,6 +1,6 @@
 // ChangeGate: a crop that has not changed reuses the last answer (status cached) until it is
 // too old; a changed crop, an error answer or another ROI does not.
-#include "roilens/change_gate.h"
+#include "roilens/stages/change_gate.h"
 
 #include <gtest/gtest.h>
 

@@ -1,6 +1,6 @@
 // Station config: every field reachable from JSON, comments allowed, and every bad config
 // rejected with the file name and the JSON path of the bad field.
-#include "roilens/config.h"
+#include "roilens/config/config.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>

@@ -1,11 +1,11 @@
 // CropTransform and MakeCrop: exact round trips, and agreement with plain OpenCV resampling.
-#include "roilens/crop_transform.h"
+#include "roilens/stages/crop_transform.h"
 
 #include <gtest/gtest.h>
 
 #include <opencv2/imgproc.hpp>
 
-#include "roilens/rois.h"
+#include "roilens/stages/rois.h"
 
 namespace roilens {
 namespace {

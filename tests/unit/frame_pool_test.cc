@@ -1,7 +1,7 @@
 // FramePool: frame-sized buffers come back to the next Mat of the same size, only once no Mat
 // refers to them; small buffers, user data and the idle bound behave; OpenCV's own writers
 // (copyTo, resize, VideoCapture::read) allocate through it; concurrent use keeps buffers apart.
-#include "roilens/frame_pool.h"
+#include "roilens/stages/frame_pool.h"
 
 #include <gtest/gtest.h>
 

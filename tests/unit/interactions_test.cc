@@ -1,5 +1,5 @@
 // Wire model: lossless round trips, shape errors that name the field, base64, accessors.
-#include "roilens/interactions.h"
+#include "roilens/client/interactions.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>

@@ -1,6 +1,6 @@
 // Resume journal: checkpoints survive a reload, a torn last line is ignored, a finished run is
 // recognised.
-#include "roilens/journal.h"
+#include "roilens/outputs/journal.h"
 
 #include <gtest/gtest.h>
 

@@ -1,6 +1,6 @@
 // MergeAnswer: replace/blend/inset/none draw where they should and nowhere else; labels are
 // inside the frame and coloured by status; odd inputs never crash.
-#include "roilens/merge.h"
+#include "roilens/stages/merge.h"
 
 #include <gtest/gtest.h>
 

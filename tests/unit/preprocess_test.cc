@@ -1,6 +1,6 @@
 // Preprocess: identity without a copy, and affine maps that agree with what the pixels did
 // (checked against plain OpenCV and against a marked pixel that must land where the map says).
-#include "roilens/preprocess.h"
+#include "roilens/stages/preprocess.h"
 
 #include <gtest/gtest.h>
 

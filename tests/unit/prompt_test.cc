@@ -1,5 +1,5 @@
 // Task prompts and the ROI request: the contract of DESIGN.md "Task prompt contract".
-#include "roilens/prompt.h"
+#include "roilens/stages/prompt.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>

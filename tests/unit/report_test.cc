@@ -1,5 +1,5 @@
 // RunStats counting rules, results-file summaries and the self-contained HTML report.
-#include "roilens/report.h"
+#include "roilens/outputs/report.h"
 
 #include <gtest/gtest.h>
 

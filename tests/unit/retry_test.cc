@@ -1,6 +1,6 @@
 // RetryPolicy (which failures are retried, how often) and BackoffPolicy (jittered exponential,
 // capped, server hint wins).
-#include "roilens/retry.h"
+#include "roilens/client/retry.h"
 
 #include <gtest/gtest.h>
 

@@ -1,6 +1,6 @@
 // FindRois: static rects/polygons mapped through preprocessing, grid tiles, and the dial finder
 // on synthetic gauges whose true positions are known.
-#include "roilens/rois.h"
+#include "roilens/stages/rois.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>

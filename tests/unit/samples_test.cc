@@ -14,7 +14,7 @@
 #include <opencv2/videoio.hpp>
 #include <set>
 
-#include "roilens/config.h"
+#include "roilens/config/config.h"
 
 namespace roilens {
 namespace {

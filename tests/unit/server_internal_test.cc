@@ -6,7 +6,7 @@
 
 #include <string>
 
-#include "roilens/bounded_json.h"
+#include "roilens/client/bounded_json.h"
 
 namespace roilens::backend::internal {
 namespace {

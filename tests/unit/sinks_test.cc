@@ -1,6 +1,6 @@
 // Output sinks: results.jsonl truncation on resume, segmented video joined into one playable
 // file holding every frame exactly once (in order), black frames for unreadable input frames.
-#include "roilens/sinks.h"
+#include "roilens/outputs/sinks.h"
 
 #include <gtest/gtest.h>
 

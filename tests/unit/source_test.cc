@@ -1,7 +1,7 @@
 // Frame sources: folders of images (sorted, names as source, unreadable files as empty frames),
 // video files, skipping for resume, clear errors for missing or corrupt inputs, and the input
 // pixel cap read from image headers before decoding.
-#include "roilens/source.h"
+#include "roilens/stages/source.h"
 
 #include <gtest/gtest.h>
 

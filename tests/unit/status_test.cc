@@ -1,4 +1,4 @@
-#include "roilens/status.h"
+#include "roilens/client/status.h"
 
 #include <gtest/gtest.h>
 

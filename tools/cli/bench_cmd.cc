@@ -24,11 +24,11 @@
 
 #include "commands.h"
 #include "roilens/backend/server.h"
-#include "roilens/config.h"
-#include "roilens/interactions_client.h"
-#include "roilens/prompt.h"
+#include "roilens/client/interactions_client.h"
+#include "roilens/config/config.h"
+#include "roilens/outputs/sinks.h"
 #include "roilens/samples.h"
-#include "roilens/sinks.h"
+#include "roilens/stages/prompt.h"
 #include "run_cmd.h"
 
 extern char** environ;

@@ -11,10 +11,10 @@
 #include <sstream>
 
 #include "commands.h"
-#include "roilens/calibrate.h"
-#include "roilens/config.h"
-#include "roilens/preprocess.h"
-#include "roilens/rois.h"
+#include "roilens/config/calibrate.h"
+#include "roilens/config/config.h"
+#include "roilens/stages/preprocess.h"
+#include "roilens/stages/rois.h"
 
 namespace roilens::cli {
 namespace {

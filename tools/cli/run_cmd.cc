@@ -25,13 +25,13 @@
 #include "commands.h"
 #include "progress.h"
 #include "roilens/backend/server.h"
-#include "roilens/config.h"
-#include "roilens/journal.h"
-#include "roilens/pipeline.h"
-#include "roilens/preprocess.h"
-#include "roilens/report.h"
-#include "roilens/sinks.h"
-#include "roilens/source.h"
+#include "roilens/config/config.h"
+#include "roilens/outputs/journal.h"
+#include "roilens/outputs/report.h"
+#include "roilens/outputs/sinks.h"
+#include "roilens/stages/pipeline.h"
+#include "roilens/stages/preprocess.h"
+#include "roilens/stages/source.h"
 
 namespace roilens::cli {
 namespace {

@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "roilens/bounded_json.h"
+#include "roilens/client/bounded_json.h"
 
 extern const char* const roilens_embedded_coder_common;
 extern const char* const roilens_embedded_coder_gauge;

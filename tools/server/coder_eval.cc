@@ -19,9 +19,9 @@
 #include <sstream>
 #include <thread>
 
-#include "roilens/config.h"
-#include "roilens/prompt.h"
+#include "roilens/config/config.h"
 #include "roilens/samples.h"
+#include "roilens/stages/prompt.h"
 
 namespace roilens::backend {
 namespace {

@@ -5,7 +5,7 @@
 #include <string>
 
 #include "roilens/backend/coder.h"
-#include "roilens/bounded_json.h"
+#include "roilens/client/bounded_json.h"
 
 namespace roilens::backend {
 namespace {

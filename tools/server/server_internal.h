@@ -20,8 +20,8 @@
 #include "roilens/backend/coder.h"
 #include "roilens/backend/sandbox.h"
 #include "roilens/backend/server.h"
-#include "roilens/interactions.h"
-#include "roilens/status.h"
+#include "roilens/client/interactions.h"
+#include "roilens/client/status.h"
 
 namespace roilens::backend::internal {
 

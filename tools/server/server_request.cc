@@ -1,6 +1,6 @@
 // Local backend: a create request's raw body to a ParsedRequest, with the JSON nesting depth
 // checked while parsing so that no hostile tree is ever built.
-#include "roilens/bounded_json.h"
+#include "roilens/client/bounded_json.h"
 #include "server_internal.h"
 
 namespace roilens::backend::internal {

@@ -10,7 +10,7 @@
 
 #include "roilens/backend/coder.h"
 #include "roilens/backend/sandbox.h"
-#include "roilens/status.h"
+#include "roilens/client/status.h"
 
 namespace roilens::backend {
 

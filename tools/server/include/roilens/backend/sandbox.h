@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "roilens/status.h"
+#include "roilens/client/status.h"
 
 namespace roilens::backend {
 

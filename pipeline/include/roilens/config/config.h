@@ -1,0 +1,148 @@
+// Station config: the JSON (comments allowed) that says where to send crops, which ROIs to cut,
+// what to ask about each, how to merge answers and where outputs go. Validated once, at load.
+#pragma once
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <opencv2/core.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "roilens/client/status.h"
+
+namespace roilens {
+
+struct BackendConfig {
+  /// "local" (embedded backend, started in-process) or a base URL.
+  std::string endpoint = "local";
+  std::string model = "gemini-3-flash-preview";
+  std::string api_key_env = "GEMINI_API_KEY";
+  int max_in_flight = 16;
+  double request_timeout_s = 120;
+  int max_retries = 4;
+  double requests_per_minute = 0;
+};
+
+enum class PipelineMode { kBatch, kLive };
+
+/// Default cap on the pixels of one input image or video frame: 64 Mi pixels (64 * 1024 * 1024 =
+/// 67,108,864, e.g. 8192 x 8192; 192 MiB decoded as BGR). Larger inputs are refused before they
+/// are decoded, so one hostile or huge file cannot take gigabytes.
+inline constexpr std::int64_t kDefaultMaxInputPixels = std::int64_t{64} * 1024 * 1024;
+/// The highest cap a config may set: OpenCV's own decode limit (CV_IO_MAX_IMAGE_PIXELS, 2^30).
+inline constexpr std::int64_t kMaxInputPixelsLimit = std::int64_t{1} << 30;
+
+struct PreprocessConfig {
+  int max_width = 0;  ///< resize cap (0 = none); aspect kept
+  bool clahe = false;
+  bool denoise = false;
+  double rotate_deg = 0;  ///< counter-clockwise, about the centre, same canvas size
+};
+
+struct PipelineConfig {
+  PipelineMode mode = PipelineMode::kBatch;
+  int every_n_frames =
+      1;  ///< ROI calls on every Nth frame; other frames reuse (status cached/skipped)
+  int max_frames_in_flight = 8;
+  /// Images and video frames with more pixels (width x height) than this are refused, read from
+  /// the file's header before decoding; 1..kMaxInputPixelsLimit.
+  std::int64_t max_input_pixels = kDefaultMaxInputPixels;
+  PreprocessConfig preprocess;
+};
+
+/// One point of a printed scale: the value written at a tick and the tick's angle.
+struct ScalePoint {
+  double value = 0;
+  double angle_deg = 0;  ///< 0 = 3 o'clock, CCW positive; unwrapped (may leave -180..180)
+};
+
+struct GaugeCalibration {
+  double min_value = 0, max_value = 10;
+  double min_angle_deg = 225, max_angle_deg = -45;  ///< 0 = 3 o'clock, CCW positive
+  std::string unit;
+  /// Non-linear scale (`gauge.scale`): values strictly increasing, angles strictly monotonic.
+  /// Piecewise linear between its points, extrapolated from the end segments outside them;
+  /// overrides the linear min/max mapping. Empty: linear from min to max.
+  std::vector<ScalePoint> scale;
+  /// The needle's pivot in the ROI crop, as fractions of the crop's width and height (so the
+  /// ROI's zoom does not change it); written by `roilens calibrate`.
+  std::optional<cv::Point2d> pivot;
+  /// The scale's (tick ring's) radius as a fraction of the crop's shorter side.
+  std::optional<double> radius;
+};
+
+/// The angle (degrees, as in GaugeCalibration) at which `value` sits on the gauge's scale:
+/// piecewise through `scale` when given, else linear from min to max (extrapolated outside).
+double GaugeAngleForValue(const GaugeCalibration& g, double value);
+
+/// The value the needle at `angle_deg` shows: the inverse of GaugeAngleForValue. The angle is
+/// taken modulo 360, at the turn nearest to the middle of the scale.
+double GaugeValueForAngle(const GaugeCalibration& g, double angle_deg);
+
+struct AlarmConfig {
+  std::optional<double> low, high;
+};
+
+/// The confidence below which a read_gauge or count answer is "uncertain" when the ROI does not
+/// set `min_confidence`.
+inline constexpr double kDefaultMinConfidence = 0.5;
+
+enum class TaskKind { kReadGauge, kCount, kZoom, kAnnotate, kAsk };
+std::string TaskName(TaskKind t);  ///< "read_gauge", "count", "zoom", "annotate", "ask"
+
+struct RoiConfig {
+  std::string name;
+  TaskKind task = TaskKind::kAsk;
+  std::optional<cv::Rect> rect;
+  std::vector<cv::Point>
+      polygon;       ///< alternative to rect (bounding rect is cropped, outside masked)
+  std::string find;  ///< "" | "gauges" | "grid"
+  int grid_rows = 2, grid_cols = 2;
+  double zoom = 1;         ///< crop upscale factor sent to the model
+  GaugeCalibration gauge;  ///< read_gauge
+  AlarmConfig alarm;
+  /// read_gauge/count: an answer whose confidence (0..1) is below this gets status "uncertain"
+  /// (its value/count is still reported, no alarm fires). Unset = kDefaultMinConfidence, and an
+  /// answer without a confidence then counts as certain; when set explicitly (> 0) an answer
+  /// without a confidence is uncertain too: the operator asked for evidence it did not give.
+  std::optional<double> min_confidence;
+  std::string object;              ///< count: what to count
+  std::string prompt;              ///< annotate/ask/zoom: free text
+  double change_threshold = 0.02;  ///< mean abs grey diff (0..1) under which a crop is "unchanged"
+  double max_age_s = 10;           ///< a cached answer older than this is refreshed
+};
+
+enum class MergeMode { kReplace, kBlend, kInset, kNone };
+
+struct MergeConfig {
+  MergeMode mode = MergeMode::kReplace;
+  bool labels = true;
+  double blend_alpha = 0.6;
+};
+
+struct OutputConfig {
+  std::string video = "annotated.mp4";
+  std::string results = "results.jsonl";
+  std::string summary = "summary.json";
+  std::string report = "report.html";
+};
+
+struct StationConfig {
+  BackendConfig backend;
+  PipelineConfig pipeline;
+  std::vector<RoiConfig> rois;
+  MergeConfig merge;
+  OutputConfig output;
+  std::string source_path;  ///< file it came from ("<string>" for text)
+};
+
+/// Parses and validates; errors name the JSON path of the bad field ("rois[2].gauge.max_value:
+/// must be greater than min_value") and the file.
+StatusOr<StationConfig> ParseStationConfig(const std::string& text,
+                                           const std::string& source_name = "<string>");
+StatusOr<StationConfig> LoadStationConfig(const std::string& path);
+/// Checks every static ROI lies inside a frame of `size`; the error names the ROI.
+Status ValidateRoisForFrame(const StationConfig& config, cv::Size size);
+
+}  // namespace roilens

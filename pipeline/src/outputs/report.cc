@@ -1,0 +1,418 @@
+// Summary statistics from results.jsonl lines, and the self-contained HTML report.
+#include "roilens/outputs/report.h"
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <map>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+#include <optional>
+#include <sstream>
+
+#include "roilens/client/interactions.h"
+
+namespace roilens {
+namespace {
+
+double Percentile(std::vector<double> samples, double p) {
+  if (samples.empty()) return 0;
+  std::sort(samples.begin(), samples.end());
+  const double rank = p * static_cast<double>(samples.size() - 1);
+  const auto lo = static_cast<std::size_t>(std::floor(rank));
+  const auto hi = std::min(samples.size() - 1, lo + 1);
+  return samples[lo] + (samples[hi] - samples[lo]) * (rank - static_cast<double>(lo));
+}
+
+std::string StringField(const nlohmann::json& object, const char* key) {
+  auto it = object.find(key);
+  return it != object.end() && it->is_string() ? it->get<std::string>() : "";
+}
+
+std::int64_t IntField(const nlohmann::json& object, const char* key) {
+  auto it = object.find(key);
+  if (it == object.end() || !it->is_number()) return 0;
+  return it->get<std::int64_t>();
+}
+
+}  // namespace
+
+void RunStats::AddLine(const nlohmann::json& line) {
+  ++lines_;
+  const std::string status = StringField(line, "status");
+  if (status == "cached") ++cache_hits_;
+  if (status == "error") ++errors_;
+  if (status == "skipped") ++skipped_;
+  if (status == "uncertain") ++uncertain_;
+  const auto latency = line.find("latency_ms");
+  if (latency == line.end() || !latency->is_number() || latency->get<double>() <= 0) return;
+  ++calls_;
+  ++latencies_seen_;
+  const double ms = latency->get<double>();
+  if (latencies_.size() < kMaxLatencySamples) {
+    latencies_.push_back(ms);
+  } else {
+    std::uniform_int_distribution<std::int64_t> pick(0, latencies_seen_ - 1);
+    const std::int64_t slot = pick(rng_);
+    if (slot < static_cast<std::int64_t>(kMaxLatencySamples)) latencies_[slot] = ms;
+  }
+  const auto usage = line.find("usage");
+  if (usage != line.end() && usage->is_object()) {
+    input_tokens_ += IntField(*usage, "total_input_tokens");
+    output_tokens_ += IntField(*usage, "total_output_tokens");
+    total_tokens_ += IntField(*usage, "total_tokens");
+  }
+}
+
+PipelineSummary RunStats::Summary() const {
+  PipelineSummary s;
+  s.frames = frames_;
+  s.roi_results = lines_;
+  s.calls = calls_;
+  s.cache_hits = cache_hits_;
+  s.errors = errors_;
+  s.skipped = skipped_;
+  s.uncertain = uncertain_;
+  s.latency_p50_ms = Percentile(latencies_, 0.50);
+  s.latency_p95_ms = Percentile(latencies_, 0.95);
+  s.input_tokens = input_tokens_;
+  s.output_tokens = output_tokens_;
+  s.total_tokens = total_tokens_;
+  return s;
+}
+
+StatusOr<PipelineSummary> SummarizeResultsFile(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return NotFoundError("results file '" + path + "' cannot be read");
+  RunStats stats;
+  std::string text;
+  std::int64_t line_number = 0;
+  std::int64_t last_frame = -1;
+  bool any = false;
+  while (std::getline(in, text)) {
+    ++line_number;
+    if (text.empty()) continue;
+    auto line = nlohmann::json::parse(text, nullptr, false);
+    if (line.is_discarded() || !line.is_object()) {
+      return Status(StatusCode::kDataLoss,
+                    path + ":" + std::to_string(line_number) + ": not a JSON object");
+    }
+    const std::int64_t frame = line.value("frame", std::int64_t{-1});
+    if (!any || frame != last_frame) stats.AddFrame();
+    any = true;
+    last_frame = frame;
+    stats.AddLine(line);
+  }
+  return stats.Summary();
+}
+
+std::string HtmlEscape(const std::string& text) {
+  std::string out;
+  out.reserve(text.size());
+  for (char c : text) {
+    switch (c) {
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      default:
+        out += c;
+    }
+  }
+  return out;
+}
+
+namespace {
+
+struct Point {
+  double t = 0, v = 0;
+  bool alarm = false;
+  bool uncertain = false;
+};
+
+struct Series {
+  std::string unit;
+  const RoiConfig* config = nullptr;
+  std::vector<Point> points;
+  std::int64_t ok = 0, uncertain = 0, cached = 0, errors = 0, skipped = 0;
+};
+
+struct AlarmRow {
+  std::string roi, alarm, source;
+  std::int64_t frame = 0;
+  double time_s = 0, value = 0;
+};
+
+/// Where a stretch of uncertain readings began.
+struct UncertainRow {
+  std::string roi, source;
+  std::int64_t frame = 0;
+  double time_s = 0, value = 0;
+  std::optional<double> confidence;
+};
+
+/// Keeps at most max_points by taking the min and max of each bucket (spikes stay visible).
+std::vector<Point> Decimate(const std::vector<Point>& points, std::size_t max_points) {
+  if (points.size() <= max_points || max_points < 4) return points;
+  std::vector<Point> out;
+  const std::size_t buckets = max_points / 2;
+  const double step = static_cast<double>(points.size()) / static_cast<double>(buckets);
+  for (std::size_t b = 0; b < buckets; ++b) {
+    const auto begin = static_cast<std::size_t>(b * step);
+    const auto end = std::min(points.size(), static_cast<std::size_t>((b + 1) * step));
+    if (begin >= end) continue;
+    auto [lo, hi] = std::minmax_element(points.begin() + begin, points.begin() + end,
+                                        [](const Point& a, const Point& c) { return a.v < c.v; });
+    if (lo->t <= hi->t) {
+      out.push_back(*lo);
+      if (hi != lo) out.push_back(*hi);
+    } else {
+      out.push_back(*hi);
+      out.push_back(*lo);
+    }
+  }
+  return out;
+}
+
+std::string Num(double v, int precision = 3) {
+  std::ostringstream s;
+  s.precision(precision);
+  s << v;
+  return s.str();
+}
+
+std::string Chart(const std::string& name, const Series& series, std::size_t max_points) {
+  constexpr double kW = 760, kH = 220, kLeft = 56, kRight = 12, kTop = 12, kBottom = 30;
+  const auto points = Decimate(series.points, max_points);
+  std::ostringstream svg;
+  svg << "<svg xmlns='http://www.w3.org/2000/svg' width='" << kW << "' height='" << kH
+      << "' viewBox='0 0 " << kW << ' ' << kH << "' role='img' aria-label='" << HtmlEscape(name)
+      << " over time'>";
+  svg << "<rect x='0' y='0' width='" << kW << "' height='" << kH << "' fill='#fafafa'/>";
+  if (points.empty()) {
+    svg << "<text x='" << kW / 2 << "' y='" << kH / 2
+        << "' text-anchor='middle' fill='#888'>no readings</text></svg>";
+    return svg.str();
+  }
+  double t0 = points.front().t, t1 = points.front().t, v0 = points.front().v, v1 = v0;
+  for (const Point& p : points) {
+    t0 = std::min(t0, p.t), t1 = std::max(t1, p.t);
+    v0 = std::min(v0, p.v), v1 = std::max(v1, p.v);
+  }
+  const RoiConfig* rc = series.config;
+  if (rc && rc->task == TaskKind::kReadGauge) {
+    v0 = std::min(v0, rc->gauge.min_value), v1 = std::max(v1, rc->gauge.max_value);
+  }
+  if (rc && rc->alarm.low) v0 = std::min(v0, *rc->alarm.low);
+  if (rc && rc->alarm.high) v1 = std::max(v1, *rc->alarm.high);
+  if (v1 - v0 < 1e-9) v0 -= 1, v1 += 1;
+  if (t1 - t0 < 1e-9) t1 = t0 + 1;
+  const double pw = kW - kLeft - kRight, ph = kH - kTop - kBottom;
+  auto x = [&](double t) { return kLeft + (t - t0) / (t1 - t0) * pw; };
+  auto y = [&](double v) { return kTop + (1 - (v - v0) / (v1 - v0)) * ph; };
+  // Alarm bands first, under the line.
+  if (rc && rc->alarm.high) {
+    svg << "<rect x='" << kLeft << "' y='" << kTop << "' width='" << pw << "' height='"
+        << std::max(0.0, y(*rc->alarm.high) - kTop) << "' fill='#f8d7c4'/>";
+  }
+  if (rc && rc->alarm.low) {
+    svg << "<rect x='" << kLeft << "' y='" << y(*rc->alarm.low) << "' width='" << pw << "' height='"
+        << std::max(0.0, kTop + ph - y(*rc->alarm.low)) << "' fill='#f8d7c4'/>";
+  }
+  svg << "<rect x='" << kLeft << "' y='" << kTop << "' width='" << pw << "' height='" << ph
+      << "' fill='none' stroke='#999'/>";
+  for (int i = 0; i <= 4; ++i) {
+    const double v = v0 + (v1 - v0) * i / 4.0;
+    svg << "<text x='" << kLeft - 6 << "' y='" << y(v) + 4
+        << "' font-size='11' text-anchor='end' fill='#555'>" << Num(v) << "</text>";
+    const double t = t0 + (t1 - t0) * i / 4.0;
+    svg << "<text x='" << x(t) << "' y='" << kH - 10
+        << "' font-size='11' text-anchor='middle' fill='#555'>" << Num(t) << " s</text>";
+  }
+  svg << "<polyline fill='none' stroke='#1f6fb2' stroke-width='1.5' points='";
+  for (const Point& p : points) svg << Num(x(p.t), 6) << ',' << Num(y(p.v), 6) << ' ';
+  svg << "'/>";
+  for (const Point& p : points) {
+    if (p.alarm) {
+      svg << "<circle cx='" << Num(x(p.t), 6) << "' cy='" << Num(y(p.v), 6)
+          << "' r='2.5' fill='#e07000'/>";
+    } else if (p.uncertain) {
+      // Hollow: a reading that is drawn but not trusted.
+      svg << "<circle class='uncertain' cx='" << Num(x(p.t), 6) << "' cy='" << Num(y(p.v), 6)
+          << "' r='3' fill='none' stroke='#d4a000' stroke-width='1.5'/>";
+    }
+  }
+  svg << "<text x='" << kLeft << "' y='" << kTop + 12 << "' dx='6' font-size='12' fill='#333'>"
+      << HtmlEscape(series.unit) << "</text></svg>";
+  return svg.str();
+}
+
+}  // namespace
+
+StatusOr<std::string> RenderHtmlReport(const ReportInputs& inputs) {
+  std::map<std::string, Series> series;  // keyed by ROI instance name
+  std::vector<std::string> order;
+  std::vector<AlarmRow> alarms;
+  constexpr std::size_t kMaxAlarmRows = 200;
+  std::int64_t alarm_lines = 0;
+  std::map<std::string, std::string> last_alarm;
+  std::vector<UncertainRow> uncertain_rows;
+  std::int64_t uncertain_lines = 0;
+  std::map<std::string, bool> was_uncertain;
+
+  std::ifstream in(inputs.results_path);
+  if (!in) return NotFoundError("results file '" + inputs.results_path + "' cannot be read");
+  std::string text;
+  while (std::getline(in, text)) {
+    if (text.empty()) continue;
+    auto line = nlohmann::json::parse(text, nullptr, false);
+    if (line.is_discarded() || !line.is_object()) continue;
+    const std::string roi = StringField(line, "roi");
+    auto [it, inserted] = series.try_emplace(roi);
+    Series& s = it->second;
+    if (inserted) {
+      order.push_back(roi);
+      if (inputs.config) {
+        const std::string base = roi.substr(0, roi.find('#'));
+        for (const auto& rc : inputs.config->rois) {
+          if (rc.name == base) s.config = &rc;
+        }
+      }
+    }
+    const std::string status = StringField(line, "status");
+    if (status == "ok") ++s.ok;
+    if (status == "uncertain") ++s.uncertain;
+    if (status == "cached") ++s.cached;
+    if (status == "error") ++s.errors;
+    if (status == "skipped") ++s.skipped;
+    std::optional<double> v;
+    if (line.contains("value") && line["value"].is_number()) v = line["value"].get<double>();
+    if (!v && line.contains("count") && line["count"].is_number()) {
+      v = line["count"].get<double>();
+    }
+    if (line.contains("unit") && line["unit"].is_string() && s.unit.empty()) {
+      s.unit = line["unit"].get<std::string>();
+    }
+    const std::string alarm =
+        line.contains("alarm") && line["alarm"].is_string() ? line["alarm"].get<std::string>() : "";
+    const double t = line.value("time_s", 0.0);
+    const bool uncertain = status == "uncertain";
+    if (v) s.points.push_back({t, *v, !alarm.empty(), uncertain});
+    if (!alarm.empty()) ++alarm_lines;
+    if (uncertain) ++uncertain_lines;
+    if (uncertain && !was_uncertain[roi] && uncertain_rows.size() < kMaxAlarmRows) {
+      std::optional<double> confidence;
+      if (auto c = line.find("confidence"); c != line.end() && c->is_number()) {
+        confidence = c->get<double>();
+      }
+      uncertain_rows.push_back({roi, StringField(line, "source"),
+                                line.value("frame", std::int64_t{0}), t, v.value_or(0),
+                                confidence});
+    }
+    was_uncertain[roi] = uncertain;
+    // The alarm table lists where an alarm starts (or changes side), not every frame in it.
+    if (!alarm.empty() && last_alarm[roi] != alarm && alarms.size() < kMaxAlarmRows) {
+      alarms.push_back({roi, alarm, StringField(line, "source"),
+                        line.value("frame", std::int64_t{0}), t, v.value_or(0)});
+    }
+    last_alarm[roi] = alarm;
+  }
+
+  std::ostringstream html;
+  html << "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+       << "<title>roilens report: " << HtmlEscape(inputs.title) << "</title><style>"
+       << "body{font-family:sans-serif;margin:24px;color:#222;max-width:1000px}"
+       << "table{border-collapse:collapse;margin:8px 0}"
+       << "td,th{border:1px solid #ccc;padding:3px 8px;text-align:left;font-size:13px}"
+       << "th{background:#eee}figure{display:inline-block;margin:6px;text-align:center}"
+       << "figcaption{font-size:12px;color:#444}img{border:1px solid #ccc;max-width:300px}"
+       << ".fatal{border:2px solid #b00;background:#fee;padding:8px 12px;font-weight:bold}"
+       << ".uncertain{background:#fff4cc}"
+       << "</style></head><body>\n<h1>roilens report</h1><p>" << HtmlEscape(inputs.title)
+       << "</p>\n";
+  // A run that stopped calling the model (e.g. the API key was rejected) says so first.
+  if (inputs.summary.is_object()) {
+    if (auto fatal = inputs.summary.find("fatal_error");
+        fatal != inputs.summary.end() && fatal->is_string() && !fatal->get<std::string>().empty()) {
+      html << "<p class='fatal'>Run stopped: " << HtmlEscape(fatal->get<std::string>()) << "</p>\n";
+    }
+  }
+  html << "<h2>Summary</h2><table>";
+  if (inputs.summary.is_object()) {
+    for (const auto& [key, value] : inputs.summary.items()) {
+      html << "<tr><th>" << HtmlEscape(key) << "</th><td>"
+           << HtmlEscape(value.is_string() ? value.get<std::string>() : value.dump())
+           << "</td></tr>";
+    }
+  }
+  html << "</table>\n<h2>Readings over time</h2>\n";
+  for (const std::string& roi : order) {
+    const Series& s = series[roi];
+    html << "<h3>" << HtmlEscape(roi) << "</h3><p>ok " << s.ok << ", uncertain "
+         << "<span class='uncertain'>" << s.uncertain << "</span>, cached " << s.cached
+         << ", errors " << s.errors << ", skipped " << s.skipped;
+    if (s.uncertain > 0) html << " (uncertain readings: hollow amber rings)";
+    if (s.config && (s.config->alarm.low || s.config->alarm.high)) {
+      html << "; alarm band shaded (low " << (s.config->alarm.low ? Num(*s.config->alarm.low) : "-")
+           << ", high " << (s.config->alarm.high ? Num(*s.config->alarm.high) : "-") << ")";
+    }
+    html << "</p>\n" << Chart(roi, s, inputs.max_points) << "\n";
+  }
+  html << "<h2>Alarms</h2>";
+  if (alarms.empty()) {
+    html << "<p>No alarms.</p>";
+  } else {
+    html << "<p>" << alarm_lines << " result lines in alarm; where each alarm began:</p>"
+         << "<table><tr><th>roi</th><th>frame</th><th>time (s)</th><th>value</th>"
+         << "<th>alarm</th></tr>";
+    for (const AlarmRow& row : alarms) {
+      html << "<tr><td>" << HtmlEscape(row.roi) << "</td><td>" << row.frame
+           << (row.source.empty() ? "" : " (" + HtmlEscape(row.source) + ")") << "</td><td>"
+           << Num(row.time_s, 6) << "</td><td>" << Num(row.value, 6) << "</td><td>"
+           << HtmlEscape(row.alarm) << "</td></tr>";
+    }
+    html << "</table>";
+  }
+  // Readings below min_confidence: shown, never alarmed on, so an operator sees where to look.
+  html << "\n<h2>Uncertain readings</h2>";
+  if (uncertain_rows.empty()) {
+    html << "<p>No uncertain readings.</p>";
+  } else {
+    html << "<p class='uncertain'>" << uncertain_lines
+         << " result lines uncertain (confidence below min_confidence; no alarm raised on them); "
+            "where each uncertain stretch began:</p>"
+         << "<table><tr><th>roi</th><th>frame</th><th>time (s)</th><th>reading</th>"
+         << "<th>confidence</th></tr>";
+    for (const UncertainRow& row : uncertain_rows) {
+      html << "<tr class='uncertain'><td>" << HtmlEscape(row.roi) << "</td><td>" << row.frame
+           << (row.source.empty() ? "" : " (" + HtmlEscape(row.source) + ")") << "</td><td>"
+           << Num(row.time_s, 6) << "</td><td>" << Num(row.value, 6) << "?</td><td>"
+           << (row.confidence ? Num(*row.confidence, 3) : "none") << "</td></tr>";
+    }
+    html << "</table>";
+  }
+  html << "\n<h2>Annotated crops</h2>";
+  for (const ReportCrop& crop : inputs.crops) {
+    if (crop.image.empty()) continue;
+    std::vector<std::uint8_t> png;
+    if (!cv::imencode(".png", crop.image, png)) continue;
+    html << "<figure><img alt='" << HtmlEscape(crop.caption) << "' src='data:image/png;base64,"
+         << wire::Base64Encode(png.data(), png.size()) << "'><figcaption>"
+         << HtmlEscape(crop.caption) << "</figcaption></figure>";
+  }
+  html << "\n</body></html>\n";
+  return html.str();
+}
+
+}  // namespace roilens
