@@ -84,8 +84,8 @@ TEST(InstallConsumerTest, FindPackageAndLinkAgainstTheInstalledTree) {
   auto install = RunShell(Quote(cmake) + " --install " + Quote(testing::BinaryDir()) +
                           " --prefix " + Quote(prefix.string()));
   ASSERT_EQ(install.exit_code, 0) << install.output;
-  EXPECT_TRUE(fs::exists(prefix / "include/roilens/interactions.h"));
-  EXPECT_TRUE(fs::exists(prefix / "include/roilens/status.h"));
+  EXPECT_TRUE(fs::exists(prefix / "include/roilens/client/interactions.h"));
+  EXPECT_TRUE(fs::exists(prefix / "include/roilens/client/status.h"));
   bool config_found = false;
   for (const char* libdir : {"lib", "lib64", "lib/x86_64-linux-gnu"}) {
     config_found |= fs::exists(prefix / libdir / "cmake/roilens/roilensConfig.cmake");

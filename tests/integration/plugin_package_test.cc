@@ -53,7 +53,7 @@ TEST_F(PluginPackage, InstallsTheVersionedLibraryHeadersAndConfigs) {
   const std::string inc = prefix_ + "/" + GetPluginPaths().includedir;
   EXPECT_TRUE(fs::is_regular_file(inc + "/roilens_plugin/roilens_plugin.h"));
   EXPECT_TRUE(fs::is_regular_file(inc + "/roilens_plugin/roilens_plugin.hpp"));
-  EXPECT_TRUE(fs::is_regular_file(inc + "/roilens/pipeline.h"));
+  EXPECT_TRUE(fs::is_regular_file(inc + "/roilens/stages/pipeline.h"));
   EXPECT_TRUE(fs::is_regular_file(lib + "/pkgconfig/roilens.pc"));
   EXPECT_TRUE(fs::is_regular_file(lib + "/pkgconfig/roilens-plugin.pc"));
   EXPECT_TRUE(fs::is_regular_file(lib + "/cmake/roilens/roilensConfig.cmake"));
@@ -95,7 +95,7 @@ TEST_F(PluginPackage, PkgConfigRoilensLinksThePipeline) {
   auto cflags = RunCommand(PkgConfig("--cflags --libs roilens"));
   ASSERT_EQ(cflags.exit_code, 0) << cflags.output;
   const std::string src = work_->path() + "/uses_pipeline.cc";
-  WriteTextFile(src, R"(#include <roilens/config.h>
+  WriteTextFile(src, R"(#include <roilens/config/config.h>
 #include <cstdio>
 int main() {
   auto c = roilens::ParseStationConfig(R"j({"rois": [{"name": "a", "rect": [0, 0, 8, 8],
