@@ -12,6 +12,8 @@
 #include "roilens/backend/coder.h"
 #include "roilens/backend/coder_eval.h"
 #include "roilens/backend/sandbox.h"
+#include "roilens/config.h"
+#include "roilens/prompt.h"
 #include "roilens/samples.h"
 
 namespace roilens::backend {
@@ -169,6 +171,52 @@ TEST(CoderAccuracyTest, GivesUpWithAnErrorAfterFiveFailures) {
   ASSERT_EQ(r.cases.size(), 1u);
   EXPECT_TRUE(r.cases[0].failed);
   EXPECT_NE(r.cases[0].error.find("timed out"), std::string::npos) << r.cases[0].error;
+}
+
+/// A coder that keeps the text of every input it is asked to solve and answers nothing.
+class RecordingCoder : public Coder {
+ public:
+  CoderProgram Write(const CoderInput& input, int, const std::vector<CoderObservation>&) override {
+    texts.push_back(input.text);
+    return {};
+  }
+  std::string Answer(const CoderInput&, const std::vector<CoderObservation>&) override {
+    return "{}";
+  }
+  std::vector<std::string> texts;
+};
+
+TEST(CoderAccuracyTest, GeneratedSetSendsThePipelinesPrompt) {
+  // The generated set is scored on the prompt a station would send for the same ROI (the real
+  // set's path), not on a hand-built one: rebuild each ROI from the spec the prompt carries and
+  // render it the pipeline's way.
+  RecordingCoder coder;
+  ProgramRunner ok = [](const SandboxJob&) {
+    SandboxResult r;
+    r.ok = true;
+    return r;
+  };
+  CoderEvalOptions options;
+  options.gauges = 6;
+  options.trays = 2;
+  options.seed = 77;
+  options.workers = 1;
+  options.max_attempts = 1;
+  (void)EvaluateCoder(coder, ok, options);
+  ASSERT_EQ(coder.texts.size(), 8u);
+  for (const std::string& text : coder.texts) {
+    const auto open = text.find("```json\n");
+    ASSERT_NE(open, std::string::npos) << text;
+    const auto close = text.find("\n```", open + 8);
+    ASSERT_NE(close, std::string::npos) << text;
+    const json spec = json::parse(text.substr(open + 8, close - open - 8));
+    json roi = {{"name", "x"}, {"task", spec["task"]}, {"rect", {0, 0, 10, 10}}};
+    if (spec["task"] == "read_gauge") roi["gauge"] = spec["calibration"];
+    if (spec["task"] == "count") roi["object"] = spec["object"];
+    auto config = ParseStationConfig(json{{"rois", {roi}}}.dump(), "test");
+    ASSERT_TRUE(config.ok()) << config.status().message();
+    EXPECT_EQ(text, RenderTaskPrompt(config->rois[0]));
+  }
 }
 
 TEST(CoderAccuracyTest, ZoomAnnotateAndAskProgramsRunAndDraw) {
