@@ -330,6 +330,28 @@ TEST(CoderGaugeTest, RedZoneInnerScaleAndOffsetPivotAreNotTheNeedle) {
   }
 }
 
+TEST(CoderGaugeTest, LitAndShadedPartsOfTheFaceAreNotTheNeedle) {
+  // A dial under a window: the face above a straight line just below the pivot is lit, below it
+  // in shade. Against the face's median colour the whole shaded part stands out and its edge
+  // looks like a long straight radial feature; the thin dark needle is what must be read.
+  GaugeStyle s;
+  s.needle_colour = {40, 40, 40};
+  s.needle_width_fraction = 0.035;
+  s.face = {200, 200, 200};
+  s.face_text = "THERMO";
+  for (double value : {1.5, 4.0, 8.5}) {
+    cv::RNG rng(15);
+    cv::Mat img = RenderGauge(s, value, rng);
+    const int edge = int(img.rows * (0.5 + 0.1 * s.radius_fraction));
+    img.rowRange(edge, img.rows) *= 0.55;
+    const json a = ReadGauge(img, Calibration(s));
+    ASSERT_TRUE(a.contains("value")) << a.dump();
+    EXPECT_NEAR(a["value"].get<double>(), value, 0.3) << a.dump();
+    // read with the evidence of a clear needle, not left uncertain
+    EXPECT_GE(a["confidence"].get<double>(), 0.8) << a.dump();
+  }
+}
+
 TEST(CoderGaugeTest, NoNeedleMeansLowConfidence) {
   GaugeStyle s;
   s.needle_colour = s.face;  // the needle is invisible; only the hub remains
