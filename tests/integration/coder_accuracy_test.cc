@@ -8,6 +8,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
 
 #include "roilens/backend/coder.h"
 #include "roilens/backend/coder_eval.h"
@@ -348,6 +349,30 @@ TEST(CoderGaugeTest, LitAndShadedPartsOfTheFaceAreNotTheNeedle) {
     ASSERT_TRUE(a.contains("value")) << a.dump();
     EXPECT_NEAR(a["value"].get<double>(), value, 0.3) << a.dump();
     // read with the evidence of a clear needle, not left uncertain
+    EXPECT_GE(a["confidence"].get<double>(), 0.8) << a.dump();
+  }
+}
+
+TEST(CoderGaugeTest, DoubleEndedNeedleReadsItsPointerWithConfidence) {
+  // A bimetal thermometer's needle: a thin pointer and, behind a light hub cap, a wide tail
+  // reaching well past the hub. The tail is part of the needle (its polar peak opposite the
+  // pointer is no rival reading); the long thin end is the pointer.
+  GaugeStyle s;
+  s.needle_colour = {30, 30, 30};
+  s.needle = NeedleShape::kLine;
+  s.needle_width_fraction = 0.03;
+  for (double value : {1.0, 3.0, 6.5, 9.0}) {
+    cv::RNG rng(17);
+    cv::Mat img = RenderGauge(s, value, rng);
+    const cv::Point2d c(img.cols / 2.0, img.rows / 2.0);
+    const double r = s.radius_fraction * img.cols;
+    const double tail = (225.0 - value * 27.0 + 180.0) * CV_PI / 180.0;
+    cv::line(img, c, c + cv::Point2d(std::cos(tail), -std::sin(tail)) * (0.55 * r),
+             cv::Scalar(30, 30, 30), int(0.07 * r), cv::LINE_AA);
+    cv::circle(img, c, int(0.09 * r), cv::Scalar(60, 170, 200), -1, cv::LINE_AA);
+    const json a = ReadGauge(img, Calibration(s));
+    ASSERT_TRUE(a.contains("value")) << a.dump();
+    EXPECT_NEAR(a["value"].get<double>(), value, 0.3) << a.dump();
     EXPECT_GE(a["confidence"].get<double>(), 0.8) << a.dump();
   }
 }

@@ -232,7 +232,8 @@ def polar_profile(dist, px, py, rs, band=None):
 def polar_estimate(dist, px, py, rs, near=None):
     """Estimate A: the needle's angle as the peak of the polar profile about the pivot (with a
     sub-step parabolic refinement), restricted to the sweep (and to +-25 deg of `near` when
-    given). Returns (theta, distinctness 0..1, peak height)."""
+    given). Returns (theta, distinctness 0..1, peak height, distinctness leaving out the
+    opposite direction)."""
     smooth, thetas, step = polar_profile(dist, px, py, rs)
     n = len(smooth)
     valid = np.array([in_sweep(t, 6.0) for t in thetas])
@@ -248,10 +249,16 @@ def polar_estimate(dist, px, py, rs, near=None):
     den = y0 - 2 * y1 + y2
     off = 0.5 * (y0 - y2) / den if den < 0 else 0.0
     theta = float(thetas[row]) - max(-1.0, min(1.0, off)) * step
-    # distinctness: the peak against the best other peak (> 20 deg away), anywhere on the dial
-    far = np.abs(((np.arange(n) - row + n // 2) % n) - n // 2) > int(20 / step)
+    # distinctness: the peak against the best other peak (> 20 deg away), anywhere on the dial;
+    # and the same leaving out the opposite direction, where the needle's own tail lies (which
+    # tip_or_tail weighs on its own)
+    sep = np.abs(((np.arange(n) - row + n // 2) % n) - n // 2)
+    far = sep > int(20 / step)
+    side = far & (sep < n // 2 - int(20 / step))
     second = float(smooth[far].max()) if far.any() else 0.0
-    return theta, clamp01((peak - second) / (peak + 1e-6)), peak
+    second_side = float(smooth[side].max()) if side.any() else 0.0
+    return (theta, clamp01((peak - second) / (peak + 1e-6)), peak,
+            clamp01((peak - second_side) / (peak + 1e-6)))
 
 
 def coarse_needle(dist, cx, cy, r, thin_only=True):
@@ -589,11 +596,11 @@ def find_needle_from(dist, cx, cy, r, pivot, rs, thin_only):
         x0, y0, th0 = coarse_needle(dist, cx, cy, r, thin_only)
     else:
         x0, y0 = pivot
-        th0, _, _ = polar_estimate(dist, x0, y0, rs or r)
+        th0 = polar_estimate(dist, x0, y0, rs or r)[0]
     fit = fit_axis(dist, x0, y0, th0, r)
     if fit is None and pivot is None:  # try from the face centre
         x0, y0 = cx, cy
-        th0, _, _ = polar_estimate(dist, x0, y0, r)
+        th0 = polar_estimate(dist, x0, y0, r)[0]
         fit = fit_axis(dist, x0, y0, th0, r)
     if fit is None:
         return None
@@ -604,7 +611,7 @@ def find_needle_from(dist, cx, cy, r, pivot, rs, thin_only):
     # The strongest radial feature seen from the pivot: when it is not the axis found, fit
     # that one too and keep whichever is more needle-like (text, logos and inner scales make
     # short, broken runs; the needle a long straight one from the pivot).
-    theta_free, _, _ = polar_estimate(dist, px, py, rs_)
+    theta_free = polar_estimate(dist, px, py, rs_)[0]
     if abs(angdiff(theta_free, theta_b)) > 8.0:
         fit2 = fit_axis(dist, px, py, theta_free, r)
         if fit2 is not None:
@@ -622,13 +629,13 @@ def find_needle_from(dist, cx, cy, r, pivot, rs, thin_only):
     if sides[1] >= 0.4 and sides[0] < 0.6 * sides[1] and in_sweep(theta_back, 5.0):
         theta_b, length = theta_back, sides[1] * rs_
         sides = (sides[1], sides[0], sides[3], sides[2])
-    theta_a, distinct, peak = polar_estimate(dist, px, py, rs_, near=theta_b)
+    theta_a, distinct, peak, distinct_beside = polar_estimate(dist, px, py, rs_, near=theta_b)
     # how far the axis passes from the pivot (the needle turns about it)
     rel = np.array([px - fit["x0"], py - fit["y0"]])
     u = float(np.dot(rel, fit["d"]))
     miss = abs(float(np.dot(rel, fit["n"])) - (fit["c0"] + fit["c1"] * u))
     return {"theta": theta_b, "theta_polar": theta_a, "pivot": (px, py), "rs": rs_, "found": found,
-            "distinct": distinct, "rms": fit["rms"], "width": fit["width"], "miss": miss,
+            "distinct": distinct, "distinct_beside": distinct_beside, "rms": fit["rms"], "width": fit["width"], "miss": miss,
             "length": length / rs_, "n_fit": fit["n_fit"], "sides": sides}
 
 
@@ -641,12 +648,14 @@ def confidence_of(nd, r):
     f_agree = clamp01(1.0 - max(0.0, agree - 0.6) / 2.4)
     f_straight = clamp01(1.0 - max(0.0, nd["rms"] - 0.012 * r) / (0.03 * r))
     f_len = clamp01((nd["length"] - 0.35) / 0.25)
-    f_dist = clamp01(0.4 + nd["distinct"] * 1.5)
+    # a peak opposite the needle is its tail when the two ends are told apart (sides measured)
+    sides = nd.get("sides") or (0.0, 0.0, 0.0, 0.0)
+    distinct = nd.get("distinct_beside", nd["distinct"]) if sides[0] > 0 else nd["distinct"]
+    f_dist = clamp01(0.4 + distinct * 1.5)
     f_sweep = clamp01(1.0 - outside_sweep(nd["theta"]) / 6.0)
     f_rival = 0.5 if nd.get("rival") else 1.0
     # a needle that runs about as far on both sides of the pivot, both on the scale, and about
     # as wide: which end is the pointer is not evidenced
-    sides = nd.get("sides") or (0.0, 0.0, 0.0, 0.0)
     f_ends = 1.0
     if sides[0] > 0 and in_sweep(nd["theta"] + 180.0, 5.0):
         ratio = sides[1] / sides[0]
@@ -655,7 +664,7 @@ def confidence_of(nd, r):
             f_ends = clamp01((0.9 - ratio) / 0.2)
     conf = f_agree * f_straight * f_len * f_dist * f_sweep * f_rival * f_ends
     return conf, {"agree": round(agree, 2), "rms": round(nd["rms"] / r, 4), "len": round(nd["length"], 2),
-                  "distinct": round(nd["distinct"], 2), "out": round(outside_sweep(nd["theta"]), 1),
+                  "distinct": round(distinct, 2), "out": round(outside_sweep(nd["theta"]), 1),
                   "found": nd["found"], "rival": bool(nd.get("rival")),
                   "ends": [round(x, 3) for x in sides]}
 
@@ -741,7 +750,7 @@ def read_once(img, dial, pivot, rs):
             px, py, theta = coarse_needle(local_contrast(work, r), cx, cy, r, True)
         else:
             px, py = pivot_w
-            theta, _, _ = polar_estimate(local_contrast(work, r), px, py, rs_w or r)
+            theta = polar_estimate(local_contrast(work, r), px, py, rs_w or r)[0]
         nd = {"theta": theta, "theta_polar": theta, "pivot": (px, py), "rs": r}
         return nd, 0.0, {"found": "none"}, M, k
     if ell is not None:
