@@ -333,8 +333,9 @@ TEST(CoderGaugeTest, RedZoneInnerScaleAndOffsetPivotAreNotTheNeedle) {
 
 TEST(CoderGaugeTest, LitAndShadedPartsOfTheFaceAreNotTheNeedle) {
   // A dial under a window: the face above a straight line just below the pivot is lit, below it
-  // in shade. Against the face's median colour the whole shaded part stands out and its edge
-  // looks like a long straight radial feature; the thin dark needle is what must be read.
+  // in shade. The shaded part cuts the face region (an ellipse fitted to that outline is no rim
+  // to undo) and its edge looks like a long straight feature; the thin dark needle is what must
+  // be read. (Before the rim's support was checked this read 1.5 as 9.98.)
   GaugeStyle s;
   s.needle_colour = {40, 40, 40};
   s.needle_width_fraction = 0.035;
