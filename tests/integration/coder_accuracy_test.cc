@@ -8,10 +8,13 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
 
 #include "roilens/backend/coder.h"
 #include "roilens/backend/coder_eval.h"
 #include "roilens/backend/sandbox.h"
+#include "roilens/config.h"
+#include "roilens/prompt.h"
 #include "roilens/samples.h"
 
 namespace roilens::backend {
@@ -171,6 +174,52 @@ TEST(CoderAccuracyTest, GivesUpWithAnErrorAfterFiveFailures) {
   EXPECT_NE(r.cases[0].error.find("timed out"), std::string::npos) << r.cases[0].error;
 }
 
+/// A coder that keeps the text of every input it is asked to solve and answers nothing.
+class RecordingCoder : public Coder {
+ public:
+  CoderProgram Write(const CoderInput& input, int, const std::vector<CoderObservation>&) override {
+    texts.push_back(input.text);
+    return {};
+  }
+  std::string Answer(const CoderInput&, const std::vector<CoderObservation>&) override {
+    return "{}";
+  }
+  std::vector<std::string> texts;
+};
+
+TEST(CoderAccuracyTest, GeneratedSetSendsThePipelinesPrompt) {
+  // The generated set is scored on the prompt a station would send for the same ROI (the real
+  // set's path), not on a hand-built one: rebuild each ROI from the spec the prompt carries and
+  // render it the pipeline's way.
+  RecordingCoder coder;
+  ProgramRunner ok = [](const SandboxJob&) {
+    SandboxResult r;
+    r.ok = true;
+    return r;
+  };
+  CoderEvalOptions options;
+  options.gauges = 6;
+  options.trays = 2;
+  options.seed = 77;
+  options.workers = 1;
+  options.max_attempts = 1;
+  (void)EvaluateCoder(coder, ok, options);
+  ASSERT_EQ(coder.texts.size(), 8u);
+  for (const std::string& text : coder.texts) {
+    const auto open = text.find("```json\n");
+    ASSERT_NE(open, std::string::npos) << text;
+    const auto close = text.find("\n```", open + 8);
+    ASSERT_NE(close, std::string::npos) << text;
+    const json spec = json::parse(text.substr(open + 8, close - open - 8));
+    json roi = {{"name", "x"}, {"task", spec["task"]}, {"rect", {0, 0, 10, 10}}};
+    if (spec["task"] == "read_gauge") roi["gauge"] = spec["calibration"];
+    if (spec["task"] == "count") roi["object"] = spec["object"];
+    auto config = ParseStationConfig(json{{"rois", {roi}}}.dump(), "test");
+    ASSERT_TRUE(config.ok()) << config.status().message();
+    EXPECT_EQ(text, RenderTaskPrompt(config->rois[0]));
+  }
+}
+
 TEST(CoderAccuracyTest, ZoomAnnotateAndAskProgramsRunAndDraw) {
   auto coder = MakeCvCoder();
   const ProgramRunner run = Runner();
@@ -279,6 +328,53 @@ TEST(CoderGaugeTest, RedZoneInnerScaleAndOffsetPivotAreNotTheNeedle) {
     // the pivot found, not the face centre (0.05 and 0.04 away)
     EXPECT_NEAR(a["pivot"][0].get<double>(), 0.5 - 0.12 * s.radius_fraction, 0.025) << a.dump();
     EXPECT_NEAR(a["pivot"][1].get<double>(), 0.5 + 0.1 * s.radius_fraction, 0.025) << a.dump();
+  }
+}
+
+TEST(CoderGaugeTest, LitAndShadedPartsOfTheFaceAreNotTheNeedle) {
+  // A dial under a window: the face above a straight line just below the pivot is lit, below it
+  // in shade. The shaded part cuts the face region (an ellipse fitted to that outline is no rim
+  // to undo) and its edge looks like a long straight feature; the thin dark needle is what must
+  // be read. (Before the rim's support was checked this read 1.5 as 9.98.)
+  GaugeStyle s;
+  s.needle_colour = {40, 40, 40};
+  s.needle_width_fraction = 0.035;
+  s.face = {200, 200, 200};
+  s.face_text = "THERMO";
+  for (double value : {1.5, 4.0, 8.5}) {
+    cv::RNG rng(15);
+    cv::Mat img = RenderGauge(s, value, rng);
+    const int edge = int(img.rows * (0.5 + 0.1 * s.radius_fraction));
+    img.rowRange(edge, img.rows) *= 0.55;
+    const json a = ReadGauge(img, Calibration(s));
+    ASSERT_TRUE(a.contains("value")) << a.dump();
+    EXPECT_NEAR(a["value"].get<double>(), value, 0.3) << a.dump();
+    // read with the evidence of a clear needle, not left uncertain
+    EXPECT_GE(a["confidence"].get<double>(), 0.8) << a.dump();
+  }
+}
+
+TEST(CoderGaugeTest, DoubleEndedNeedleReadsItsPointerWithConfidence) {
+  // A bimetal thermometer's needle: a thin pointer and, behind a light hub cap, a wide tail
+  // reaching well past the hub. The tail is part of the needle (its polar peak opposite the
+  // pointer is no rival reading); the long thin end is the pointer.
+  GaugeStyle s;
+  s.needle_colour = {30, 30, 30};
+  s.needle = NeedleShape::kLine;
+  s.needle_width_fraction = 0.03;
+  for (double value : {1.0, 3.0, 6.5, 9.0}) {
+    cv::RNG rng(17);
+    cv::Mat img = RenderGauge(s, value, rng);
+    const cv::Point2d c(img.cols / 2.0, img.rows / 2.0);
+    const double r = s.radius_fraction * img.cols;
+    const double tail = (225.0 - value * 27.0 + 180.0) * CV_PI / 180.0;
+    cv::line(img, c, c + cv::Point2d(std::cos(tail), -std::sin(tail)) * (0.55 * r),
+             cv::Scalar(30, 30, 30), int(0.07 * r), cv::LINE_AA);
+    cv::circle(img, c, int(0.09 * r), cv::Scalar(60, 170, 200), -1, cv::LINE_AA);
+    const json a = ReadGauge(img, Calibration(s));
+    ASSERT_TRUE(a.contains("value")) << a.dump();
+    EXPECT_NEAR(a["value"].get<double>(), value, 0.3) << a.dump();
+    EXPECT_GE(a["confidence"].get<double>(), 0.8) << a.dump();
   }
 }
 

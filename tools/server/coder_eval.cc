@@ -34,18 +34,17 @@ std::string ReadFile(const fs::path& p) {
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
-/// The prompt the pipeline renders for a task (plain instruction + fenced spec).
-std::string Prompt(const json& spec) {
-  std::ostringstream out;
-  if (spec["task"] == "read_gauge")
-    out << "Read the analog gauge in the image. Use the calibration in the task spec. End with "
-           "one JSON line {\"value\": number, \"unit\": str, \"confidence\": 0..1}.\n";
-  else
-    out << "Count the " << spec.value("object", std::string("objects"))
-        << " in the image. End with one JSON line {\"count\": int, \"confidence\": 0..1, "
-           "\"objects\": [{\"box\": [x, y, w, h], \"score\": 0..1}]}.\n";
-  out << "```json\n" << spec.dump() << "\n```\n";
-  return out.str();
+/// The ROI a station config would declare for one item, through the config parser (so its
+/// gauge object gets the same defaults and validation as in production): `gauge` is the ROI's
+/// gauge object (read_gauge), `object` what to count (count). `at` names the item in errors.
+StatusOr<RoiConfig> ItemRoi(const std::string& task, const json& gauge, const std::string& object,
+                            const cv::Size& size, const std::string& at) {
+  json roi = {{"name", "item"}, {"task", task}, {"rect", {0, 0, size.width, size.height}}};
+  if (task == "read_gauge") roi["gauge"] = gauge;
+  if (task == "count") roi["object"] = object;
+  auto parsed = ParseStationConfig(json{{"rois", {roi}}}.dump(), at);
+  if (!parsed.ok()) return parsed.status();
+  return parsed->rois[0];
 }
 
 /// Write -> run -> revise, as the local backend drives the coder; returns the answer JSON.
@@ -84,6 +83,7 @@ struct EvalItem {
   bool gauge = true;
   bool uneven = false, clustered = false;  ///< trays: the generator's conditions
   std::string file;                        ///< real set: the image as truth.json names it
+  std::string error;  ///< why the item could not be prepared (scored as a failure)
 };
 
 /// Runs every item through the coder on `options.workers` threads and sums up the figures;
@@ -106,6 +106,12 @@ CoderEvalReport ScoreItems(Coder& coder, const ProgramRunner& runner,
       c.truth = item.truth;
       c.uneven_light = item.uneven;
       c.clustered = item.clustered;
+      if (!item.error.empty()) {
+        c.failed = true;
+        c.error = item.error;
+        c.error_pct = 100;
+        continue;
+      }
       const json answer = Solve(coder, runner, item.input, options.max_attempts, c);
       const char* key = item.gauge ? "value" : "count";
       if (!answer.contains(key) || !answer[key].is_number()) {
@@ -238,17 +244,20 @@ CoderEvalReport EvaluateCoder(Coder& coder, const ProgramRunner& runner,
     EvalItem item;
     item.truth = value;
     item.span = std::abs(style.max_value - style.min_value);
-    json spec = {{"task", "read_gauge"},
-                 {"calibration",
-                  {{"min_value", style.min_value},
-                   {"max_value", style.max_value},
-                   {"min_angle_deg", style.min_angle_deg},
-                   {"max_angle_deg", style.max_angle_deg},
-                   {"unit", style.unit}}}};
+    json gauge = {{"min_value", style.min_value},
+                  {"max_value", style.max_value},
+                  {"min_angle_deg", style.min_angle_deg},
+                  {"max_angle_deg", style.max_angle_deg},
+                  {"unit", style.unit}};
     // a non-linear dial's truth holds only through its calibration points
-    for (const auto& [v, a] : style.scale) spec["calibration"]["scale"].push_back({v, a});
-    item.input.text = Prompt(spec);
-    item.input.images.push_back({"image/png", png(RenderGauge(style, value, rng))});
+    for (const auto& [v, a] : style.scale) gauge["scale"].push_back({v, a});
+    const cv::Mat image = RenderGauge(style, value, rng);
+    auto roi = ItemRoi("read_gauge", gauge, "", image.size(), "gauge " + std::to_string(i));
+    if (roi.ok())
+      item.input.text = RenderTaskPrompt(*roi);
+    else
+      item.error = std::string(roi.status().message());
+    item.input.images.push_back({"image/png", png(image)});
     items.push_back(std::move(item));
   }
   for (int i = 0; i < options.trays; ++i) {
@@ -259,9 +268,14 @@ CoderEvalReport EvaluateCoder(Coder& coder, const ProgramRunner& runner,
     item.gauge = false;
     item.uneven = style.UnevenLight();
     item.clustered = style.Clustered();
-    item.input.images.push_back({"image/png", png(RenderTray(count, style, rng, &boxes))});
+    const cv::Mat image = RenderTray(count, style, rng, &boxes);
+    item.input.images.push_back({"image/png", png(image)});
     item.truth = double(boxes.size());
-    item.input.text = Prompt({{"task", "count"}, {"object", "parts"}});
+    auto roi = ItemRoi("count", json(), "parts", image.size(), "tray " + std::to_string(i));
+    if (roi.ok())
+      item.input.text = RenderTaskPrompt(*roi);
+    else
+      item.error = std::string(roi.status().message());
     items.push_back(std::move(item));
   }
   return ScoreItems(coder, runner, items, options, start);
@@ -363,16 +377,12 @@ StatusOr<CoderEvalReport> EvaluateCoderOnRealSet(Coder& coder, const ProgramRunn
           (rect & cv::Rect(0, 0, image.cols, image.rows)) != rect)
         return InvalidArgumentError(at + ": rect lies outside " + item.file);
     }
-    // The ROI as a station config would declare it, through the config parser: its gauge
-    // object gets the same defaults and validation as in production.
-    json roi = {{"name", "real"}, {"task", task}, {"rect", {0, 0, rect.width, rect.height}}};
-    if (item.gauge) roi["gauge"] = entry.value("gauge", json::object());
-    if (!item.gauge) roi["object"] = entry.value("object", std::string("objects"));
-    auto parsed = ParseStationConfig(json{{"rois", {roi}}}.dump(), at);
-    if (!parsed.ok()) return parsed.status();
-    const RoiConfig& config = parsed->rois[0];
-    if (item.gauge) item.span = config.gauge.max_value - config.gauge.min_value;
-    item.input.text = RenderTaskPrompt(config);
+    // The ROI as a station config would declare it: the prompt the pipeline would send.
+    auto config = ItemRoi(task, entry.value("gauge", json::object()),
+                          entry.value("object", std::string("objects")), rect.size(), at);
+    if (!config.ok()) return config.status();
+    if (item.gauge) item.span = config->gauge.max_value - config->gauge.min_value;
+    item.input.text = RenderTaskPrompt(*config);
     std::string mime;
     std::vector<std::uint8_t> bytes = EncodeCropImage(image(rect).clone(), &mime);
     item.input.images.push_back({mime, std::move(bytes)});

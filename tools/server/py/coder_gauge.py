@@ -127,8 +127,13 @@ def rim_ellipse(dist, rr, cx, cy, r):
     pts = max(contours, key=len).reshape(-1, 2).astype(np.float32)
     if len(pts) < 20:
         return None
-    hull = cv2.convexHull(pts).reshape(-1, 2)
-    ell = cv2.fitEllipse(pts if len(hull) < 5 else pts)
+    # the face's outline bulges inwards where print, a logo or glare reaches the rim: fit its
+    # convex hull's vertices (points of the outline itself), which skip such dents
+    contour = pts
+    hull = cv2.convexHull(pts).reshape(-1, 2).astype(np.float32)
+    if len(hull) >= 12:
+        pts = hull
+    ell = cv2.fitEllipse(pts)
     for _ in range(3):
         (ex, ey), (a1, a2), ang = ell
         if a1 <= 0 or a2 <= 0:
@@ -148,7 +153,21 @@ def rim_ellipse(dist, rr, cx, cy, r):
     mean_r = (a1 + a2) / 4.0
     if mean_r < 0.5 * r or mean_r > 1.4 * r or math.hypot(ex - cx, ey - cy) > 0.3 * r:
         return None
-    return ell
+    return ell, ellipse_support(contour, ell)
+
+
+def ellipse_support(contour, ell):
+    """Share of the directions about the ellipse's centre (in 5-degree bins) in which the face's
+    outline lies on the ellipse (within 2.5% of its radius): a rim seen all round, rather than
+    a region cut by print or coloured zones that an ellipse happens to fit."""
+    (ex, ey), (a1, a2), ang = ell
+    t = math.radians(ang)
+    dx, dy = contour[:, 0] - ex, contour[:, 1] - ey
+    u = (dx * math.cos(t) + dy * math.sin(t)) / (a1 / 2.0)
+    v = (-dx * math.sin(t) + dy * math.cos(t)) / (a2 / 2.0)
+    on = np.abs(np.sqrt(u * u + v * v) - 1.0) < 0.025
+    bins = ((np.degrees(np.arctan2(v, u)) + 360.0) % 360.0 / 5.0).astype(int) % 72
+    return float(len(np.unique(bins[on]))) / 72.0
 
 
 def rectify(img, ell, out_r):
@@ -164,6 +183,17 @@ def rectify(img, ell, out_r):
     b = c_out - A @ np.array([ex, ey])
     M = np.hstack([A, b.reshape(2, 1)])
     return cv2.warpAffine(img, M, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE), M
+
+
+def local_contrast(img, r):
+    """Per pixel, how far its colour (Lab) lies from the median of its neighbourhood (a window
+    of a quarter of the dial radius): thin features (needle, ticks, print) stand out whatever
+    the shading of the face, while broad shading and the edges between lit and shaded parts
+    (which a median keeps) do not."""
+    lab = cv2.cvtColor(cv2.GaussianBlur(img, (3, 3), 0), cv2.COLOR_BGR2LAB)
+    k = max(5, int(0.25 * r) | 1)
+    bg = cv2.merge([cv2.medianBlur(c, k) for c in cv2.split(lab)])
+    return np.linalg.norm(lab.astype(np.float32) - bg.astype(np.float32), axis=2).astype(np.float32)
 
 
 def angular_tophat(polar, window_rows):
@@ -202,7 +232,8 @@ def polar_profile(dist, px, py, rs, band=None):
 def polar_estimate(dist, px, py, rs, near=None):
     """Estimate A: the needle's angle as the peak of the polar profile about the pivot (with a
     sub-step parabolic refinement), restricted to the sweep (and to +-25 deg of `near` when
-    given). Returns (theta, distinctness 0..1, peak height)."""
+    given). Returns (theta, distinctness 0..1, peak height, distinctness leaving out the
+    opposite direction)."""
     smooth, thetas, step = polar_profile(dist, px, py, rs)
     n = len(smooth)
     valid = np.array([in_sweep(t, 6.0) for t in thetas])
@@ -218,10 +249,16 @@ def polar_estimate(dist, px, py, rs, near=None):
     den = y0 - 2 * y1 + y2
     off = 0.5 * (y0 - y2) / den if den < 0 else 0.0
     theta = float(thetas[row]) - max(-1.0, min(1.0, off)) * step
-    # distinctness: the peak against the best other peak (> 20 deg away), anywhere on the dial
-    far = np.abs(((np.arange(n) - row + n // 2) % n) - n // 2) > int(20 / step)
+    # distinctness: the peak against the best other peak (> 20 deg away), anywhere on the dial;
+    # and the same leaving out the opposite direction, where the needle's own tail lies (which
+    # tip_or_tail weighs on its own)
+    sep = np.abs(((np.arange(n) - row + n // 2) % n) - n // 2)
+    far = sep > int(20 / step)
+    side = far & (sep < n // 2 - int(20 / step))
     second = float(smooth[far].max()) if far.any() else 0.0
-    return theta, clamp01((peak - second) / (peak + 1e-6)), peak
+    second_side = float(smooth[side].max()) if side.any() else 0.0
+    return (theta, clamp01((peak - second) / (peak + 1e-6)), peak,
+            clamp01((peak - second_side) / (peak + 1e-6)))
 
 
 def coarse_needle(dist, cx, cy, r, thin_only=True):
@@ -462,6 +499,63 @@ def locate_pivot(fit, cx, cy, r, pivot):
     return proj[0], proj[1], "projected"
 
 
+def side_profile(dist, px, py, theta, r):
+    """The feature along the ray from the pivot at theta: per distance u (pixels, from 0.05 r to
+    1.05 r) its strength (the peak of `dist` near the ray over the local background across it)
+    and width (pixels above half that peak). Returns (us, strength, width)."""
+    t = math.radians(theta)
+    d = np.array([math.cos(t), -math.sin(t)])
+    nrm = np.array([-d[1], d[0]])
+    us = np.arange(0.05 * r, 1.05 * r, 1.0)
+    vs = np.arange(-0.12 * r, 0.12 * r + 0.25, 0.5)
+    U, V = np.meshgrid(us, vs)
+    mx = (px + U * d[0] + V * nrm[0]).astype(np.float32)
+    my = (py + U * d[1] + V * nrm[1]).astype(np.float32)
+    strip = cv2.remap(dist, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    prof = strip - np.median(strip, axis=0, keepdims=True)
+    core = np.abs(vs) <= max(1.5, 0.02 * r)
+    peak = prof[core].max(axis=0)
+    width = ((prof >= 0.5 * np.maximum(peak, 1e-6)[None, :]) & (np.abs(vs) <= 0.06 * r)[:, None]).sum(axis=0) * 0.5
+    return us, peak, width
+
+
+def side_extent(us, peak, ref, r):
+    """How far from the pivot the feature runs along a ray: the last u of the run above 0.4 ref
+    that starts within 0.2 r of the pivot, bridging gaps of up to 0.05 r (a hub cap, a tick)."""
+    on = peak > 0.4 * ref
+    gap = max(2, int(0.05 * r))
+    start = np.where(on & (us < 0.2 * r))[0]
+    if not len(start):
+        return 0.0
+    j, miss, last = int(start[0]), 0, int(start[0])
+    while j < len(us) - 1 and miss <= gap:
+        j += 1
+        if on[j]:
+            last, miss = j, 0
+        else:
+            miss += 1
+    return float(us[last])
+
+
+def tip_or_tail(dist, px, py, theta, rs):
+    """The needle on both sides of the pivot along theta: how far each side's feature runs
+    (bridging a hub cap) and its median width, in units of rs: (ahead, behind, w_ahead,
+    w_behind). A pointer is the long, thin side; a tail or counterweight the short, wide one."""
+    us, pf, wf = side_profile(dist, px, py, theta, rs)
+    _, pb, wb = side_profile(dist, px, py, (theta + 180.0) % 360.0, rs)
+    body = (us > 0.15 * rs) & (us < 0.5 * rs)
+    ref = float(np.percentile(np.concatenate([pf[body], pb[body]]), 90))
+    if ref <= 1e-6:
+        return 0.0, 0.0, 0.0, 0.0
+    lf, lb = side_extent(us, pf, ref, rs), side_extent(us, pb, ref, rs)
+
+    def med_width(w, p, length):
+        sel = (us > 0.12 * rs) & (us < length) & (p > 0.4 * ref)
+        return float(np.median(w[sel])) if sel.sum() > 3 else 0.0
+
+    return lf / rs, lb / rs, med_width(wf, pf, lf) / rs, med_width(wb, pb, lb) / rs
+
+
 def orient(fit, px, py):
     """The axis direction from the pivot to the tip: the side of the run on the calibrated
     sweep, else the longer side."""
@@ -502,11 +596,11 @@ def find_needle_from(dist, cx, cy, r, pivot, rs, thin_only):
         x0, y0, th0 = coarse_needle(dist, cx, cy, r, thin_only)
     else:
         x0, y0 = pivot
-        th0, _, _ = polar_estimate(dist, x0, y0, rs or r)
+        th0 = polar_estimate(dist, x0, y0, rs or r)[0]
     fit = fit_axis(dist, x0, y0, th0, r)
     if fit is None and pivot is None:  # try from the face centre
         x0, y0 = cx, cy
-        th0, _, _ = polar_estimate(dist, x0, y0, r)
+        th0 = polar_estimate(dist, x0, y0, r)[0]
         fit = fit_axis(dist, x0, y0, th0, r)
     if fit is None:
         return None
@@ -517,7 +611,7 @@ def find_needle_from(dist, cx, cy, r, pivot, rs, thin_only):
     # The strongest radial feature seen from the pivot: when it is not the axis found, fit
     # that one too and keep whichever is more needle-like (text, logos and inner scales make
     # short, broken runs; the needle a long straight one from the pivot).
-    theta_free, _, _ = polar_estimate(dist, px, py, rs_)
+    theta_free = polar_estimate(dist, px, py, rs_)[0]
     if abs(angdiff(theta_free, theta_b)) > 8.0:
         fit2 = fit_axis(dist, px, py, theta_free, r)
         if fit2 is not None:
@@ -527,14 +621,22 @@ def find_needle_from(dist, cx, cy, r, pivot, rs, thin_only):
                 fit, px, py, found, theta_b, length = fit2, px2, py2, found2, tb2, len2
                 off = math.hypot(px - cx, py - cy)
                 rs_ = rs if rs is not None else max(0.5 * r, r - off)
-    theta_a, distinct, peak = polar_estimate(dist, px, py, rs_, near=theta_b)
+    # Tip or tail: measured from the pivot (across a hub cap that may break the run fitted
+    # above), a side that runs clearly further than the one chosen is the pointer, when it too
+    # lies on the scale (a double-ended needle's tail is short and often wide).
+    sides = tip_or_tail(dist, px, py, theta_b, rs_)
+    theta_back = (theta_b + 180.0) % 360.0
+    if sides[1] >= 0.4 and sides[0] < 0.6 * sides[1] and in_sweep(theta_back, 5.0):
+        theta_b, length = theta_back, sides[1] * rs_
+        sides = (sides[1], sides[0], sides[3], sides[2])
+    theta_a, distinct, peak, distinct_beside = polar_estimate(dist, px, py, rs_, near=theta_b)
     # how far the axis passes from the pivot (the needle turns about it)
     rel = np.array([px - fit["x0"], py - fit["y0"]])
     u = float(np.dot(rel, fit["d"]))
     miss = abs(float(np.dot(rel, fit["n"])) - (fit["c0"] + fit["c1"] * u))
     return {"theta": theta_b, "theta_polar": theta_a, "pivot": (px, py), "rs": rs_, "found": found,
-            "distinct": distinct, "rms": fit["rms"], "width": fit["width"], "miss": miss,
-            "length": length / rs_, "n_fit": fit["n_fit"]}
+            "distinct": distinct, "distinct_beside": distinct_beside, "rms": fit["rms"], "width": fit["width"], "miss": miss,
+            "length": length / rs_, "n_fit": fit["n_fit"], "sides": sides}
 
 
 def confidence_of(nd, r):
@@ -546,13 +648,55 @@ def confidence_of(nd, r):
     f_agree = clamp01(1.0 - max(0.0, agree - 0.6) / 2.4)
     f_straight = clamp01(1.0 - max(0.0, nd["rms"] - 0.012 * r) / (0.03 * r))
     f_len = clamp01((nd["length"] - 0.35) / 0.25)
-    f_dist = clamp01(0.4 + nd["distinct"] * 1.5)
+    # a peak opposite the needle is its tail when the two ends are told apart (sides measured)
+    sides = nd.get("sides") or (0.0, 0.0, 0.0, 0.0)
+    distinct = nd.get("distinct_beside", nd["distinct"]) if sides[0] > 0 else nd["distinct"]
+    f_dist = clamp01(0.4 + distinct * 1.5)
     f_sweep = clamp01(1.0 - outside_sweep(nd["theta"]) / 6.0)
     f_rival = 0.5 if nd.get("rival") else 1.0
-    conf = f_agree * f_straight * f_len * f_dist * f_sweep * f_rival
+    # a needle that runs about as far on both sides of the pivot, both on the scale, and about
+    # as wide: which end is the pointer is not evidenced
+    f_ends = 1.0
+    if sides[0] > 0 and in_sweep(nd["theta"] + 180.0, 5.0):
+        ratio = sides[1] / sides[0]
+        thinner = sides[2] > 0 and sides[3] > 1.25 * sides[2]
+        if not thinner:
+            f_ends = clamp01((0.9 - ratio) / 0.2)
+    conf = f_agree * f_straight * f_len * f_dist * f_sweep * f_rival * f_ends
     return conf, {"agree": round(agree, 2), "rms": round(nd["rms"] / r, 4), "len": round(nd["length"], 2),
-                  "distinct": round(nd["distinct"], 2), "out": round(outside_sweep(nd["theta"]), 1),
-                  "found": nd["found"], "rival": bool(nd.get("rival"))}
+                  "distinct": round(distinct, 2), "out": round(outside_sweep(nd["theta"]), 1),
+                  "found": nd["found"], "rival": bool(nd.get("rival")),
+                  "ends": [round(x, 3) for x in sides]}
+
+
+def needle_on_two_maps(work, dist, cx, cy, r, pivot, rs):
+    """The needle searched on two feature maps: the colour distance from the face (`dist`:
+    keeps wide needles and hubs whole) and the local contrast (thin features whatever the
+    shading: a lit and a shaded half of the face, stains). Keeps the better-evidenced read;
+    when the two find different needles, the runner-up's own evidence counts against it.
+    Returns (needle dict or None, confidence, evidence)."""
+    found = []
+    for name, fmap in (("face", dist), ("local", None)):
+        if fmap is None:
+            if STRATEGY.get("local_map", True) is False:
+                continue
+            fmap = local_contrast(work, r)
+        nd = find_needle(fmap, cx, cy, r, pivot=pivot, rs=rs)
+        if nd is not None:
+            c, ev = confidence_of(nd, r)
+            ev["map"] = name
+            found.append((c, nd, ev))
+    if not found:
+        return None, 0.0, {"found": "none"}
+    found.sort(key=lambda t: -t[0])
+    conf, nd, ev = found[0]
+    if len(found) == 2:
+        other_c, other = found[1][0], found[1][1]
+        diff = abs(angle_to_value(other["theta"]) - angle_to_value(nd["theta"])) / SPAN * 100.0
+        ev["maps"] = round(diff, 2)
+        if diff > 2.0:
+            conf *= clamp01(1.0 - max(0.0, other_c - 0.4) / 0.6)
+    return nd, conf, ev
 
 
 def read_once(img, dial, pivot, rs):
@@ -564,11 +708,20 @@ def read_once(img, dial, pivot, rs):
     work = img
     M = None
     dist0 = None
+    ell = None
     if STRATEGY.get("ellipse", True):
         lab = cv2.cvtColor(cv2.GaussianBlur(img, (3, 3), 0), cv2.COLOR_BGR2LAB).astype(np.float32)
         face, rr = face_colour(lab, cx, cy, r)
         dist0 = np.linalg.norm(lab - face, axis=2).astype(np.float32)
-        ell = rim_ellipse(dist0, rr, cx, cy, r)
+        fitted = rim_ellipse(dist0, rr, cx, cy, r)
+        if fitted is not None:
+            ell, support = fitted
+            ratio = min(ell[1]) / max(ell[1])
+            # Undo the tilt only where the rim is seen on the ellipse nearly all round and the
+            # ellipse is clearly not a circle: a fit to a face cut by print or coloured zones
+            # (or a round face's noise) would add the error it is meant to remove.
+            if support < 0.75 or ratio > 0.985:
+                ell = None
         if ell is not None:
             out_r = (ell[1][0] + ell[1][1]) / 4.0
             work, M = rectify(img, ell, out_r)
@@ -588,13 +741,20 @@ def read_once(img, dial, pivot, rs):
     lab = cv2.cvtColor(cv2.GaussianBlur(work, (3, 3), 0), cv2.COLOR_BGR2LAB).astype(np.float32)
     face, _ = face_colour(lab, cx, cy, r)
     dist = np.linalg.norm(lab - face, axis=2).astype(np.float32)
-    nd = find_needle(dist, cx, cy, r, pivot=pivot_w, rs=rs_w)
+    nd, conf, ev = needle_on_two_maps(work, dist, cx, cy, r, pivot_w, rs_w)
     if nd is None:
-        # nothing needle-like: report the polar peak about the centre with no confidence
-        theta, _, _ = polar_estimate(dist, cx, cy, r)
-        nd = {"theta": theta, "theta_polar": theta, "pivot": (cx, cy), "rs": r}
+        # no axis could be fitted (a faint or hatched needle): report the most radial thin
+        # feature of the local contrast, seen from the best candidate on its axis, with no
+        # confidence
+        if pivot_w is None:
+            px, py, theta = coarse_needle(local_contrast(work, r), cx, cy, r, True)
+        else:
+            px, py = pivot_w
+            theta = polar_estimate(local_contrast(work, r), px, py, rs_w or r)[0]
+        nd = {"theta": theta, "theta_polar": theta, "pivot": (px, py), "rs": r}
         return nd, 0.0, {"found": "none"}, M, k
-    conf, ev = confidence_of(nd, r)
+    if ell is not None:
+        ev["ellipse"] = round(min(ell[1]) / max(ell[1]), 3)
     if M is not None and dist0 is not None:
         # a third estimate: the same read without undoing the tilt; where the two differ by
         # much, the (first-order) tilt correction itself is uncertain
