@@ -13,9 +13,9 @@
 #include "roilens/backend/coder.h"
 #include "roilens/backend/coder_eval.h"
 #include "roilens/backend/sandbox.h"
-#include "roilens/config.h"
-#include "roilens/prompt.h"
+#include "roilens/config/config.h"
 #include "roilens/samples.h"
+#include "roilens/stages/prompt.h"
 
 namespace roilens::backend {
 namespace {
