@@ -312,7 +312,9 @@ TEST(RunCliTest, ResumeAfterSigkillCompletesWithEveryFrameExactlyOnce) {
   while (std::chrono::steady_clock::now() < deadline) {
     const std::string journal = ReadFileText((out / ".roilens-journal").string());
     const auto results = ReadLines(out / "results.jsonl").size();
-    if (std::count(journal.begin(), journal.end(), '\n') >= 2 && results > 12 * kRois &&
+    // Two checkpoints: the second one's segment is cut off below, the resume goes back to the
+    // first.
+    if (std::count(journal.begin(), journal.end(), '\n') >= 3 && results > 22 * kRois &&
         results % (10 * kRois) != 0) {
       ready = true;
       break;
@@ -324,6 +326,17 @@ TEST(RunCliTest, ResumeAfterSigkillCompletesWithEveryFrameExactlyOnce) {
   EXPECT_EQ(testing::WaitChild(pid), -SIGKILL);
   const auto partial = ReadLines(out / "results.jsonl").size();
   ASSERT_LT(partial, static_cast<std::size_t>(kFrames * kRois)) << "the run finished too soon";
+  // The last checkpointed segment is cut off as a machine crash or a full disk would leave it:
+  // the resume must notice and redo its frames rather than join a broken file.
+  auto journal = Journal::Load((out / ".roilens-journal").string());
+  ASSERT_TRUE(journal.ok()) << journal.status();
+  ASSERT_TRUE(journal->last.has_value());
+  const int checkpointed = journal->last->segments;
+  ASSERT_GE(checkpointed, 2);
+  const fs::path last_segment =
+      SegmentedVideoWriter::SegmentPath((out / ".roilens-work").string(), checkpointed - 1);
+  ASSERT_TRUE(fs::exists(last_segment)) << last_segment;
+  fs::resize_file(last_segment, fs::file_size(last_segment) / 2);
 
   auto resumed = RunCli([&] {
     auto a = args;
@@ -339,6 +352,13 @@ TEST(RunCliTest, ResumeAfterSigkillCompletesWithEveryFrameExactlyOnce) {
   EXPECT_EQ(summary["frames"], kFrames);
   EXPECT_TRUE(summary["resumed_from_frame"].is_number());
   EXPECT_EQ(summary["resumed_from_frame"].get<int>() % 10, 0);
+  EXPECT_EQ(summary["resumed_from_frame"].get<int>(), 10 * (checkpointed - 1));
+  EXPECT_NE(resumed.err.find("video segment unusable"), std::string::npos) << resumed.err;
+  auto probe = ProbeVideo((out / "annotated.mp4").string());
+  ASSERT_TRUE(probe.ok()) << probe.status();
+  EXPECT_EQ(probe->frames, kFrames);
+  EXPECT_TRUE(probe->faststart);
+  EXPECT_EQ(summary["video_join"], "libav stream copy");
 
   // A finished run has nothing to resume.
   auto again = RunCli([&] {

@@ -308,6 +308,36 @@ INSTANTIATE_TEST_SUITE_P(
     });
 // clang-format on
 
+TEST(ConfigTest, VideoBackendAndEncoderOptions) {
+  const std::string rois = R"("rois": [{"name": "a", "rect": [0, 0, 4, 4], "task": "ask"}])";
+  auto defaults = ParseStationConfig("{" + rois + "}");
+  ASSERT_TRUE(defaults.ok()) << defaults.status();
+  EXPECT_EQ(defaults->output.video_backend, "ffmpeg");
+  EXPECT_EQ(defaults->output.video_encoder.preset, "veryfast");
+  EXPECT_EQ(defaults->output.video_encoder.crf, 23);
+
+  auto tuned = ParseStationConfig("{" + rois + R"(, "output": {"video_backend": "opencv",
+      "video_encoder": {"codec": "libx264", "preset": "slow", "crf": 18, "bitrate_kbps": 0,
+                        "tune": "film", "threads": 2, "gop": 50, "pix_fmt": "yuv420p"}}})");
+  ASSERT_TRUE(tuned.ok()) << tuned.status();
+  EXPECT_EQ(tuned->output.video_backend, "opencv");
+  EXPECT_EQ(tuned->output.video_encoder.preset, "slow");
+  EXPECT_EQ(tuned->output.video_encoder.crf, 18);
+  EXPECT_EQ(tuned->output.video_encoder.tune, "film");
+  EXPECT_EQ(tuned->output.video_encoder.threads, 2);
+  EXPECT_EQ(tuned->output.video_encoder.gop, 50);
+
+  for (const auto& [output, path] : std::vector<std::pair<std::string, std::string>>{
+           {R"({"video_backend": "gstreamer"})", "output.video_backend"},
+           {R"({"video_encoder": {"crf": 60}})", "output.video_encoder.crf"},
+           {R"({"video_encoder": {"presett": "fast"}})", "output.video_encoder.presett"},
+           {R"({"video_encoder": {"codec": ""}})", "output.video_encoder.codec"}}) {
+    auto bad = ParseStationConfig("{" + rois + ", \"output\": " + output + "}");
+    ASSERT_FALSE(bad.ok()) << output;
+    EXPECT_THAT(bad.status().message(), HasSubstr(path)) << output;
+  }
+}
+
 TEST(ConfigTest, JsonErrorGivesLineAndColumn) {
   // Line 3, column 14 is the '}' after the missing value.
   auto parsed = ParseStationConfig("{\n  \"rois\": [\n    {\"name\": }\n  ]\n}", "s.json");

@@ -26,6 +26,7 @@
 #include "progress.h"
 #include "roilens/backend/server.h"
 #include "roilens/config/config.h"
+#include "roilens/outputs/av_video.h"
 #include "roilens/outputs/journal.h"
 #include "roilens/outputs/report.h"
 #include "roilens/outputs/sinks.h"
@@ -238,6 +239,35 @@ class CropPicker {
   std::vector<ReportCrop> crops_;
 };
 
+/// A checkpointed segment was fsynced before its checkpoint was written, but a crash of the
+/// machine, a full disk or a copy of the output folder can still leave it cut off. Walks back
+/// from the last checkpoint while its segment is not a complete video or holds another number
+/// of frames than the checkpoint says, so that those frames are redone.
+void DropUnplayableSegments(const std::string& work_dir,
+                            std::vector<JournalCheckpoint>& checkpoints) {
+  while (!checkpoints.empty()) {
+    const JournalCheckpoint& last = checkpoints.back();
+    const JournalCheckpoint before =
+        checkpoints.size() >= 2 ? checkpoints[checkpoints.size() - 2] : JournalCheckpoint{};
+    if (last.segments <= before.segments) return;  // this checkpoint closed no segment
+    const std::string segment = SegmentedVideoWriter::SegmentPath(work_dir, last.segments - 1);
+    auto probe = ProbeVideo(segment);
+    std::string problem;
+    if (!probe.ok()) {
+      problem = probe.status().message();
+    } else if (last.segments == before.segments + 1 &&
+               probe->frames != last.frames_done - before.frames_done) {
+      problem = "'" + segment + "' holds " + std::to_string(probe->frames) + " frames, not " +
+                std::to_string(last.frames_done - before.frames_done);
+    }
+    if (problem.empty()) return;
+    // A warning, printed with --quiet too: frames are done twice.
+    std::fprintf(stderr, "roilens: video segment unusable (%s); redoing frames from %lld\n",
+                 problem.c_str(), static_cast<long long>(before.frames_done));
+    checkpoints.pop_back();
+  }
+}
+
 }  // namespace
 
 RunOutcome RunStation(const RunFlags& flags) {
@@ -335,8 +365,9 @@ RunOutcome RunStation(const RunFlags& flags) {
                                                nullptr, false)};
       }
       header.segment_frames = state->header.segment_frames;
-      if (state->last) {
-        resume_from = *state->last;
+      if (info.video()) DropUnplayableSegments(work_dir, state->checkpoints);
+      if (!state->checkpoints.empty()) {
+        resume_from = state->checkpoints.back();
         resuming = true;
       }
     }
@@ -415,6 +446,7 @@ RunOutcome RunStation(const RunFlags& flags) {
   video_options.fps = info.fps;
   video_options.size = video_size;
   video_options.first_segment = resuming ? resume_from.segments : 0;
+  video_options.output = config.output;
   std::optional<SegmentedVideoWriter> video;
   if (info.video()) video.emplace(video_options);
 
@@ -459,13 +491,14 @@ RunOutcome RunStation(const RunFlags& flags) {
         Status s = (*results)->WriteFrame(frame->results);
         if (s.ok() && video) {
           s = video->Write(frame->annotated);
-          if (s.ok() && !announced_codec && !video->fourcc().empty()) {
+          if (s.ok() && !announced_codec && !video->encoder().empty()) {
             announced_codec = true;
-            if (video->fourcc() != "avc1") {
+            const std::string& encoder = video->encoder();
+            if (encoder.find("264") == std::string::npos && encoder != "opencv avc1") {
               std::fprintf(stderr,
-                           "roilens: the H.264 (avc1) encoder is unavailable; the "
-                           "annotated video uses MPEG-4 Part 2 (%s)\n",
-                           video->fourcc().c_str());
+                           "roilens: no H.264 encoder is available; the annotated video uses "
+                           "%s\n",
+                           encoder.c_str());
             }
           }
         } else if (s.ok() && !frame->annotated.empty()) {
@@ -559,8 +592,7 @@ RunOutcome RunStation(const RunFlags& flags) {
   if (video && (finished || !video->Segments().empty())) {
     // An interrupted run may have finished no frame yet: then there is no video to join.
     auto segments = video->Segments();
-    if (Status s = ConcatSegments(segments, video_path, info.fps, &video_method, !finished);
-        !s.ok()) {
+    if (Status s = ConcatSegments(segments, video_path, info.fps, &video_method); !s.ok()) {
       return Fail(kExitFailure, s.message());
     }
   }
@@ -583,7 +615,7 @@ RunOutcome RunStation(const RunFlags& flags) {
   summary["interrupted"] = g_interrupted.load();
   if (video) {
     summary["video"] = config.output.video;
-    summary["video_codec"] = video->fourcc();
+    summary["video_codec"] = video->encoder();
     summary["video_join"] = video_method;
   } else {
     summary["annotated_images"] = "annotated/";

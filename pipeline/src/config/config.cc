@@ -474,10 +474,39 @@ MergeConfig ParseMerge(const json& j, const std::string& path) {
   return m;
 }
 
+VideoEncoderConfig ParseVideoEncoder(const json& j, const std::string& path) {
+  RequireObject(j, path);
+  CheckKeys(j, path,
+            {"codec", "preset", "crf", "bitrate_kbps", "tune", "threads", "gop", "pix_fmt"});
+  VideoEncoderConfig e;
+  Optional(j, path, "codec", e.codec, AsString);
+  Optional(j, path, "preset", e.preset, AsString);
+  if (Optional(j, path, "crf", e.crf, AsInt)) RequireRange(e.crf, 0, 51, Join(path, "crf"));
+  if (Optional(j, path, "bitrate_kbps", e.bitrate_kbps, AsInt)) {
+    RequireRange(e.bitrate_kbps, 0, 1e6, Join(path, "bitrate_kbps"));
+  }
+  Optional(j, path, "tune", e.tune, AsString);
+  if (Optional(j, path, "threads", e.threads, AsInt)) {
+    RequireRange(e.threads, 0, 64, Join(path, "threads"));
+  }
+  if (Optional(j, path, "gop", e.gop, AsInt)) RequireRange(e.gop, 0, 10000, Join(path, "gop"));
+  Optional(j, path, "pix_fmt", e.pix_fmt, AsString);
+  if (e.codec.empty()) Fail(Join(path, "codec"), "must not be empty");
+  return e;
+}
+
 OutputConfig ParseOutput(const json& j, const std::string& path) {
   RequireObject(j, path);
-  CheckKeys(j, path, {"video", "results", "summary", "report"});
+  CheckKeys(j, path, {"video", "results", "summary", "report", "video_backend", "video_encoder"});
   OutputConfig o;
+  if (Optional(j, path, "video_backend", o.video_backend, AsString) &&
+      o.video_backend != "ffmpeg" && o.video_backend != "opencv") {
+    Fail(Join(path, "video_backend"),
+         "must be \"ffmpeg\" or \"opencv\", got \"" + o.video_backend + "\"");
+  }
+  if (auto it = j.find("video_encoder"); it != j.end()) {
+    o.video_encoder = ParseVideoEncoder(*it, Join(path, "video_encoder"));
+  }
   for (auto [key, field] : {std::pair{"video", &o.video}, std::pair{"results", &o.results},
                             std::pair{"summary", &o.summary}, std::pair{"report", &o.report}}) {
     if (Optional(j, path, key, *field, AsString)) {

@@ -72,6 +72,11 @@ StatusOr<Journal::State> Journal::Load(const std::string& path) {
     checkpoint.frames_done = line.value("frames_done", std::int64_t{0});
     checkpoint.results_bytes = line.value("results_bytes", std::uint64_t{0});
     checkpoint.segments = line.value("segments", 0);
+    while (!state.checkpoints.empty() &&
+           state.checkpoints.back().frames_done >= checkpoint.frames_done) {
+      state.checkpoints.pop_back();
+    }
+    state.checkpoints.push_back(checkpoint);
     state.last = checkpoint;
   }
   if (!have_header) return Status(StatusCode::kDataLoss, "journal '" + path + "' has no header");

@@ -1,10 +1,8 @@
-// results.jsonl writer, segmented annotated video and segment concatenation.
+// results.jsonl writer, segmented annotated video and segment joining.
 #include "roilens/outputs/sinks.h"
 
 #include <fcntl.h>
 #include <malloc.h>
-#include <spawn.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -13,8 +11,6 @@
 #include <fstream>
 #include <opencv2/imgproc.hpp>
 
-extern char** environ;
-
 namespace roilens {
 namespace {
 
@@ -22,35 +18,6 @@ namespace fs = std::filesystem;
 
 Status ErrnoError(const std::string& what) {
   return InternalError(what + ": " + std::strerror(errno));
-}
-
-/// Finds an executable on PATH ("" when absent).
-std::string FindProgram(const std::string& name) {
-  const char* path = std::getenv("PATH");
-  if (!path) return "";
-  std::string dirs = path;
-  std::size_t start = 0;
-  while (start <= dirs.size()) {
-    const std::size_t end = std::min(dirs.find(':', start), dirs.size());
-    const std::string candidate = dirs.substr(start, end - start) + "/" + name;
-    if (end > start && ::access(candidate.c_str(), X_OK) == 0) return candidate;
-    start = end + 1;
-  }
-  return "";
-}
-
-/// Runs a program with arguments (no shell) and returns its exit status.
-int RunProgram(const std::vector<std::string>& args) {
-  std::vector<char*> argv;
-  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  pid_t pid = 0;
-  if (posix_spawn(&pid, argv[0], nullptr, nullptr, argv.data(), environ) != 0) return -1;
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0) {
-    if (errno != EINTR) return -1;
-  }
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 }  // namespace
@@ -130,30 +97,33 @@ Status SegmentedVideoWriter::Write(const cv::Mat& frame) {
   if (!writer_) {
     if (next_segment_ < 0) next_segment_ = options_.first_segment;
     open_path_ = SegmentPath(options_.dir, next_segment_);
-    auto writer = OpenMp4Writer(open_path_, options_.fps, options_.size, &fourcc_);
+    // Segments are intermediate files: the joined video gets the index at the front.
+    auto writer = OpenFrameWriter(open_path_, options_.size, options_.fps, options_.output,
+                                  /*faststart=*/false);
     if (!writer.ok()) return writer.status();
     writer_ = std::move(*writer);
+    encoder_ = writer_->description();
   }
   if (frame.empty()) {
-    writer_->write(cv::Mat(options_.size, CV_8UC3, cv::Scalar::all(0)));
-  } else if (frame.size() != options_.size) {
+    return writer_->Write(cv::Mat(options_.size, CV_8UC3, cv::Scalar::all(0)));
+  }
+  if (frame.size() != options_.size) {
     cv::Mat resized;
     cv::resize(frame, resized, options_.size, 0, 0, cv::INTER_AREA);
-    writer_->write(resized);
-  } else {
-    writer_->write(frame);
+    return writer_->Write(resized);
   }
-  return OkStatus();
+  return writer_->Write(frame);
 }
 
 Status SegmentedVideoWriter::CloseSegment() {
   if (!writer_) return OkStatus();
-  writer_->release();
+  const Status closed = writer_->Close();
   writer_.reset();
-  // The encoder just freed its buffers: 62-80 MB for x264 at 640x360 (lookahead frames),
-  // measured with one VideoWriter per 250 frames. glibc keeps freed memory in the arenas, and the
-  // next segment's encoder rarely lands on the same pages, so without this the process grew by
-  // ~10 MiB every few segments of a long run (bench rss). Measured 4-14 ms per segment.
+  if (!closed.ok()) return closed;
+    // The encoder just freed its buffers: 62-80 MB for x264 at 640x360 (lookahead frames),
+    // measured with one VideoWriter per 250 frames. glibc keeps freed memory in the arenas, and the
+    // next segment's encoder rarely lands on the same pages, so without this the process grew by
+    // ~10 MiB every few segments of a long run (bench rss). Measured 4-14 ms per segment.
 #ifdef __GLIBC__
   malloc_trim(0);
 #endif
@@ -169,50 +139,33 @@ std::vector<std::string> SegmentedVideoWriter::Segments() const {
 }
 
 Status ConcatSegments(const std::vector<std::string>& segments, const std::string& out, double fps,
-                      std::string* method, bool keep_segments) {
-  std::error_code ec;
+                      std::string* method) {
   if (segments.empty()) return InvalidArgumentError("no video segments to join into '" + out + "'");
-  if (segments.size() == 1) {
-    if (keep_segments) {
-      fs::copy_file(segments[0], out, fs::copy_options::overwrite_existing, ec);
-    } else {
-      fs::rename(segments[0], out, ec);
-    }
-    if (!ec) {
-      if (method) *method = keep_segments ? "copy" : "rename";
-      return OkStatus();
-    }
+  const Status remuxed = RemuxConcat(segments, out, /*faststart=*/true);
+  if (remuxed.ok()) {
+    if (method) *method = "libav stream copy";
+    return OkStatus();
   }
-  const std::string ffmpeg = FindProgram("ffmpeg");
-  if (!ffmpeg.empty()) {
-    // The concat demuxer joins files with identical codec parameters without re-encoding.
-    const std::string list = out + ".segments.txt";
-    {
-      std::ofstream file(list);
-      for (const auto& s : segments) {
-        file << "file '" << fs::absolute(s).string() << "'\n";  // paths are ours: no quotes
-      }
-    }
-    const int rc = RunProgram({ffmpeg, "-hide_banner", "-loglevel", "error", "-nostdin", "-y", "-f",
-                               "concat", "-safe", "0", "-i", list, "-c", "copy", out});
-    fs::remove(list, ec);
-    if (rc == 0) {
-      if (method) *method = "ffmpeg stream copy";
-      return OkStatus();
-    }
-  }
+  std::fprintf(stderr, "roilens: joining video segments by stream copy failed (%s); re-encoding\n",
+               remuxed.message().c_str());
   // Fallback: decode every segment and encode one file.
   std::unique_ptr<cv::VideoWriter> writer;
   std::string fourcc;
+  cv::Size first_size;
   for (const auto& segment : segments) {
     cv::VideoCapture capture(segment, cv::CAP_FFMPEG);
     if (!capture.isOpened()) return InternalError("cannot read video segment '" + segment + "'");
     cv::Mat frame;
     while (capture.read(frame)) {
       if (!writer) {
+        first_size = frame.size();
         auto opened = OpenMp4Writer(out, fps, frame.size(), &fourcc);
         if (!opened.ok()) return opened.status();
         writer = std::move(*opened);
+      }
+      if (frame.size() != first_size) {
+        // cv::VideoWriter drops frames of another size without a word.
+        cv::resize(frame, frame, first_size, 0, 0, cv::INTER_AREA);
       }
       writer->write(frame);
     }

@@ -121,8 +121,25 @@ struct MergeConfig {
   double blend_alpha = 0.6;
 };
 
+/// `output.video_encoder`: the libav writer's H.264 settings. Defaults favour throughput: x264's
+/// "veryfast" preset encodes ~2.3x faster than its default "medium" and holds a 10-frame instead
+/// of a 40-frame lookahead (~210 MB less at 1080p), at a few percent larger files for the same
+/// quality (crf 23 is x264's default quality).
+struct VideoEncoderConfig {
+  std::string codec = "libx264";  ///< any libavcodec encoder name; falls back to mpeg4 if absent
+  std::string preset = "veryfast";
+  int crf = 23;          ///< constant quality 0..51 (lower = better); used when bitrate_kbps == 0
+  int bitrate_kbps = 0;  ///< > 0: average bitrate instead of crf
+  std::string tune;      ///< x264 tune: "", "film", "animation", "zerolatency", ...
+  int threads = 0;       ///< encoder threads, 0 = the codec's choice
+  int gop = 0;           ///< key frame interval in frames, 0 = the codec's default
+  std::string pix_fmt = "yuv420p";  ///< yuv420p plays everywhere (browsers)
+};
+
 struct OutputConfig {
   std::string video = "annotated.mp4";
+  std::string video_backend = "ffmpeg";  ///< "ffmpeg" (libav) | "opencv" (cv::VideoWriter)
+  VideoEncoderConfig video_encoder;
   std::string results = "results.jsonl";
   std::string summary = "summary.json";
   std::string report = "report.html";

@@ -7,6 +7,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "roilens/client/status.h"
 
@@ -34,7 +35,10 @@ class Journal {
   struct State {
     JournalHeader header;
     std::optional<JournalCheckpoint> last;  ///< last complete checkpoint
-    bool finished = false;                  ///< the run completed (outputs final)
+    /// The checkpoints the last one builds on, oldest first (last == checkpoints.back()); a
+    /// resumed run that redid frames replaces the checkpoints it went back behind.
+    std::vector<JournalCheckpoint> checkpoints;
+    bool finished = false;  ///< the run completed (outputs final)
   };
 
   /// Starts a new journal at `path` (replacing any) holding only the header.

@@ -12,6 +12,8 @@
 #include <vector>
 
 #include "roilens/client/status.h"
+#include "roilens/config/config.h"
+#include "roilens/outputs/av_video.h"
 
 namespace roilens {
 
@@ -59,6 +61,8 @@ class SegmentedVideoWriter {
     double fps = 10;
     cv::Size size;
     int first_segment = 0;  ///< number of the first segment written (resume continues)
+    /// video_backend and video_encoder choose and tune the encoder (libav by default).
+    OutputConfig output;
   };
   explicit SegmentedVideoWriter(Options options) : options_(std::move(options)) {}
 
@@ -67,24 +71,26 @@ class SegmentedVideoWriter {
   Status CloseSegment();
   /// Every closed segment so far, including those of earlier runs (numbers below first_segment).
   std::vector<std::string> Segments() const;
-  /// The codec that opened ("avc1" or "mp4v"); empty before the first frame.
-  const std::string& fourcc() const { return fourcc_; }
+  /// The encoder that opened ("libav libx264 veryfast crf 23", "opencv avc1", ...); empty
+  /// before the first frame.
+  const std::string& encoder() const { return encoder_; }
   static std::string SegmentPath(const std::string& dir, int number);
 
  private:
   Options options_;
-  std::unique_ptr<cv::VideoWriter> writer_;
+  std::unique_ptr<FrameWriter> writer_;
   std::string open_path_;
   int next_segment_ = -1;
-  std::string fourcc_;
+  std::string encoder_;
 };
 
-/// Joins segment files into `out`, in order: by stream copy with the ffmpeg program when it is
-/// on PATH (no re-encoding), otherwise by decoding and re-encoding with OpenCV. One segment is
-/// renamed, or copied when `keep_segments` (an unfinished run that may still be resumed).
-/// `method` receives "rename", "copy", "ffmpeg stream copy" or "opencv re-encode (FOURCC)".
+/// Joins segment files into `out`, in order, with the index at the front (faststart): by stream
+/// copy in-process with libavformat (no re-encoding, no ffmpeg program), or, when the segments
+/// cannot be remuxed (another codec or size), by decoding and re-encoding with OpenCV. The
+/// segments are left in place (an unfinished run may still be resumed; callers remove them).
+/// `method` receives "libav stream copy" or "opencv re-encode (FOURCC)".
 Status ConcatSegments(const std::vector<std::string>& segments, const std::string& out, double fps,
-                      std::string* method, bool keep_segments = false);
+                      std::string* method);
 
 /// Frames in a video file, counted by decoding (the container's count can be an estimate).
 StatusOr<std::int64_t> CountVideoFrames(const std::string& path);
