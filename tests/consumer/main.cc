@@ -1,6 +1,6 @@
 // Uses the installed roilens::pipeline: the wire model, Status, and the client factory.
-#include <roilens/interactions.h>
-#include <roilens/interactions_client.h>
+#include <roilens/client/interactions.h>
+#include <roilens/client/interactions_client.h>
 
 #include <iostream>
 
