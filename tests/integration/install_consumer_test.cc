@@ -133,7 +133,7 @@ void ExpectSaneReadings(const std::vector<json>& results, const std::string& sta
         EXPECT_NEAR(v, want["value"].get<double>(), 0.1 * (hi - lo));
       } else {
         ASSERT_TRUE(r.contains("count") && r["count"].is_number_integer());
-        EXPECT_NEAR(r["count"].get<double>(), want["count"].get<double>(), 2);
+        EXPECT_NEAR(r["count"].get<double>(), want["count"].get<double>(), 1);
       }
     }
   }
