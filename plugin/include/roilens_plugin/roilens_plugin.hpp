@@ -50,15 +50,21 @@ struct Frame {
   std::string results_json;  ///< JSON array, one results.jsonl object per ROI
 };
 
-/// The file name dlopen is asked for when neither a path nor $ROILENS_PLUGIN_PATH is given.
+/// The file dlopen is asked for when neither a path nor $ROILENS_PLUGIN_PATH is given: the
+/// installed plugin's full path when built against the CMake package (roilens::plugin_headers
+/// defines ROILENS_PLUGIN_DEFAULT_PATH), else the bare name found through the dlopen search.
+#ifdef ROILENS_PLUGIN_DEFAULT_PATH
+inline constexpr const char* kDefaultLibraryName = ROILENS_PLUGIN_DEFAULT_PATH;
+#else
 inline constexpr const char* kDefaultLibraryName = "libroilens_plugin.so.1";
+#endif
 
 /// A loaded plugin library. Copies share one dlopen handle; the library is unloaded when the last
 /// Library and Session using it are gone. Thread-safe (immutable after construction).
 class Library {
  public:
   /// Loads `path`; when empty, $ROILENS_PLUGIN_PATH; when that is unset, kDefaultLibraryName
-  /// (found through the usual dlopen search: RUNPATH, LD_LIBRARY_PATH, ld.so.cache).
+  /// (a bare name is found through the usual dlopen search: RUNPATH, LD_LIBRARY_PATH, ld.so.cache).
   /// Throws Error when the file cannot be loaded, lacks the entry point, or refuses our versions.
   explicit Library(const std::string& path = {}) : state_(std::make_shared<State>()) {
     state_->path = ResolvePath(path);
