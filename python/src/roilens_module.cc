@@ -310,6 +310,11 @@ class PyPipeline {
     return ToPython(pipeline_->summary().ToJson());
   }
 
+  int FramesInFlightLimit() const {
+    if (!pipeline_) throw std::runtime_error("the pipeline is closed");
+    return pipeline_->frames_in_flight_limit();
+  }
+
   std::string BaseUrl() const { return backend_ ? backend_->base_url() : config_.backend.endpoint; }
 
   /// Drains (every submitted frame is finished; untaken ones are dropped) and stops the pipeline
@@ -392,6 +397,7 @@ PYBIND11_MODULE(_roilens, m) {
       .def("summary", &PyPipeline::Summary)
       .def("close", &PyPipeline::Close)
       .def_property_readonly("base_url", &PyPipeline::BaseUrl)
+      .def_property_readonly("frames_in_flight_limit", &PyPipeline::FramesInFlightLimit)
       .def("__enter__", [](py::object self) { return self; })
       .def("__exit__", [](PyPipeline& self, py::args) { self.Close(); });
 }

@@ -12,14 +12,6 @@ from conftest import FRAMES, sandbox_unavailable
 SPAN_TOLERANCE = 0.03  # of the gauge's span, as the plugin sample test
 
 
-def every_frame(config):
-    """The station config with the change gate off: every frame x ROI goes to the model."""
-    config = copy.deepcopy(config)
-    for roi in config["rois"]:
-        roi["change_threshold"] = 0.0
-    return config
-
-
 def run(pipeline, frames):
     out = []
     for i, frame in enumerate(frames):
@@ -29,7 +21,9 @@ def run(pipeline, frames):
 
 
 def test_reads_the_sample_station(station):
-    config = every_frame(station["config"])
+    # The station's own config: the change gate reuses answers while a needle stands still, so a
+    # reading on every frame costs a call only where something changed.
+    config = station["config"]
     with roilens.Pipeline(config, coder="cv") as p:
         frames = run(p, station["frames"])
         summary = p.summary()
@@ -160,10 +154,15 @@ def test_blocked_submit_releases_the_gil(station):
     p = roilens.Pipeline(config, coder="echo", latency_ms=60000)
     go = threading.Event()
     thread = cancel_when(p, go)
+    # Each model turn takes 60 s, one at a time: the submit after frames_in_flight_limit frames
+    # blocks. Only the other Python thread's cancel() can end it early (CancelledError); with the
+    # GIL held it could not run, and the submit would return after a minute, without an error.
+    limit = p.frames_in_flight_limit
+    assert limit + 1 <= len(station["frames"])
     with pytest.raises(roilens.CancelledError):
-        for i, frame in enumerate(station["frames"]):
-            if i == 1:
-                go.set()  # the frames in flight are full from here on: submit blocks
+        for i, frame in enumerate(station["frames"][:limit + 1]):
+            if i == limit:
+                go.set()
             p.submit(frame, i)
     thread.join()
     assert p.flush() == []
