@@ -12,7 +12,8 @@ packages=(
   libopencv-dev libcurl4-openssl-dev nlohmann-json3-dev libtbb-dev
   libgtest-dev libgmock-dev libbenchmark-dev libcpp-httplib-dev libcli11-dev
   libavcodec-dev libavformat-dev libswscale-dev
-  bubblewrap libseccomp-dev ffmpeg python3 python3-numpy python3-opencv python3-matplotlib python3-pil python3-scipy
+  bubblewrap libseccomp-dev ffmpeg python3 python3-dev pybind11-dev python3-pybind11 python3-pytest
+  python3-numpy python3-opencv python3-matplotlib python3-pil python3-scipy
   nodejs npm
 )
 missing=()
