@@ -234,6 +234,12 @@ constexpr SummaryField kSummaryFields[] = {
     {"endpoint", "endpoint", "", 0},
     {"model", "model", "", 0},
     {"roilens_version", "roilens version", "", 0},
+    {"resumed_from_frame", "resumed from frame", "", 0},
+    {"interrupted", "interrupted", "", 0},
+    {"video", "annotated video", "", 0},
+    {"video_codec", "video codec", "", 0},
+    {"video_join", "video segments joined by", "", 0},
+    {"annotated_images", "annotated images", "", 0},
 };
 
 /// One summary value as text: numbers rounded (a whole number never shows decimals), the unit
