@@ -38,7 +38,8 @@ fi
 
 gen=()
 command -v ninja >/dev/null && gen=(-G Ninja)
-if [ ! -f "$build/CMakeCache.txt" ]; then
+# Extra cmake args (e.g. scripts/test.sh's -DROILENS_WERROR=ON in CI) also reach an existing build.
+if [ ! -f "$build/CMakeCache.txt" ] || [ $# -gt 0 ]; then
   cmake -S "$root" -B "$build" "${gen[@]}" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@"
 fi
 cmake --build "$build" -j"$(nproc)"

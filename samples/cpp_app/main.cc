@@ -2,7 +2,9 @@
 // Session::Submit, finished frames (annotated image + per-ROI JSON) come out in order.
 //
 //   roilens_sample_app VIDEO CONFIG [--plugin PATH] [--out results.jsonl] [--coder cv|echo]
-//                      [--frames N] [--show]
+//                      [--frames N]
+// (No window: showing frames would need opencv_highgui and a display, which neither the facade
+// nor a headless CI machine has; `roilens run` writes the annotated video instead.)
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>

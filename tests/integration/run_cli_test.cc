@@ -142,6 +142,27 @@ TEST(RunCliTest, FolderOfImagesGivesAnnotatedImagesAndNamesSources) {
   }
 }
 
+TEST(RunCliTest, MaxFramesZeroReadsTheWholeInputAndSummaryCarriesTheVersion) {
+  // README: `--max-frames 0` (the default) reads the whole input. The short flags -c/-o/-q are
+  // the same as --config/--out/--quiet.
+  std::size_t stills = 0;
+  for (const auto& entry : fs::directory_iterator(Samples() / "stills")) {
+    if (entry.path().extension() == ".png" || entry.path().extension() == ".jpg") ++stills;
+  }
+  ASSERT_GT(stills, 1u);
+  const fs::path out = testing::ScratchDir("max_frames_zero");
+  auto result =
+      RunCli({"run", (Samples() / "stills").string(), "-c", (Samples() / "stills.json").string(),
+              "-o", out.string(), "--coder", "echo", "-q", "--max-frames", "0"});
+  ASSERT_TRUE(result.exit_code == 0 || result.exit_code == 1) << result.out << result.err;
+  const auto summary = nlohmann::json::parse(ReadFileText((out / "summary.json").string()));
+  EXPECT_EQ(summary["frames"], stills) << summary.dump();
+  ASSERT_TRUE(summary.contains("roilens_version")) << summary.dump();
+  const std::string cmake = ReadFileText(testing::SourceDir() + "/CMakeLists.txt");
+  EXPECT_NE(cmake.find("project(roilens VERSION " + summary["roilens_version"].get<std::string>()),
+            std::string::npos);
+}
+
 TEST(RunCliTest, BadInputsGiveOneClearLineAndDistinctExitCodes) {
   const fs::path dir = testing::ScratchDir("bad");
   const std::string config = (Samples() / "station.json").string();

@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <regex>
 
 #include "testing/paths.h"
 
@@ -207,6 +208,114 @@ TEST(HtmlReportTest, UncertainReadingsAreCountedAndMarkedApart) {
       << *html;
   EXPECT_NE(html->find("<td>9.5?</td><td>0.25</td>"), std::string::npos) << *html;
   EXPECT_NE(html->find("No alarms."), std::string::npos) << "uncertain readings never alarm";
+}
+
+/// How many times `needle` occurs in `text`.
+std::size_t Occurrences(const std::string& text, const std::string& needle) {
+  std::size_t n = 0;
+  for (std::size_t p = 0; (p = text.find(needle, p)) != std::string::npos; p += needle.size()) ++n;
+  return n;
+}
+
+TEST(HtmlReportTest, SummaryIsATableOfRoundedFiguresWithUnits) {
+  ReportInputs inputs;
+  inputs.title = "station.mp4";
+  inputs.results_path = WriteResults({Line(0, "boiler", "ok", 10, 5.0)});
+  inputs.summary = {{"frames", 300},
+                    {"calls", 42},
+                    {"latency_p50_ms", 123.456789},
+                    {"latency_p95_ms", 987.654321},
+                    {"wall_time_s", 12.3456},
+                    {"fps", 24.31234},
+                    {"peak_rss_mib", 87.654},
+                    {"interrupted", false},
+                    {"fatal_error", nullptr},
+                    {"resumed_from_frame", nullptr}};
+  auto html = RenderHtmlReport(inputs);
+  ASSERT_TRUE(html.ok()) << html.status();
+  EXPECT_NE(html->find("<tr><th>call latency p50</th><td>123 ms</td></tr>"), std::string::npos)
+      << *html;
+  EXPECT_NE(html->find("<td>988 ms</td>"), std::string::npos);
+  EXPECT_NE(html->find("<tr><th>wall time</th><td>12.3 s</td></tr>"), std::string::npos);
+  EXPECT_NE(html->find("<td>24.3 frames/s</td>"), std::string::npos);
+  EXPECT_NE(html->find("<td>88 MiB</td>"), std::string::npos);
+  EXPECT_NE(html->find("<tr><th>frames</th><td>300</td></tr>"), std::string::npos);
+  EXPECT_NE(html->find("<tr><th>interrupted</th><td>no</td></tr>"), std::string::npos);
+  // No raw JSON digits anywhere.
+  EXPECT_EQ(html->find("123.456"), std::string::npos);
+  EXPECT_EQ(html->find("24.312"), std::string::npos);
+  EXPECT_EQ(html->find(">null<"), std::string::npos);
+}
+
+TEST(HtmlReportTest, FreshAndCachedReadingsAreMarkedDifferently) {
+  std::vector<nlohmann::json> lines;
+  for (int f = 0; f < 10; ++f) {
+    const bool fresh = f % 4 == 0;  // frames 0, 4, 8 called the model
+    lines.push_back(Line(f, "boiler", fresh ? "ok" : "cached", fresh ? 10 : 0, 3.0 + f % 4));
+  }
+  ReportInputs inputs;
+  inputs.title = "station.mp4";
+  inputs.results_path = WriteResults(lines);
+  auto html = RenderHtmlReport(inputs);
+  ASSERT_TRUE(html.ok()) << html.status();
+  EXPECT_EQ(Occurrences(*html, "<circle class='fresh'"), 3u) << *html;
+  EXPECT_EQ(Occurrences(*html, "<rect class='cached'"), 7u) << *html;
+  EXPECT_NE(html->find("class='legend'"), std::string::npos);
+}
+
+TEST(HtmlReportTest, TheFirstErrorOfAFailedRunIsShownAtTheTop) {
+  std::vector<nlohmann::json> lines = {Line(0, "boiler", "ok", 10, 5.0),
+                                       Line(1, "boiler", "error", 10),
+                                       Line(2, "boiler", "error", 10)};
+  lines[1]["error"] = "sandbox: program exceeded 30 s <timeout>";
+  lines[2]["error"] = "a later error";
+  ReportInputs inputs;
+  inputs.title = "station.mp4";
+  inputs.results_path = WriteResults(lines);
+  inputs.summary = {{"errors", 2}};
+  auto html = RenderHtmlReport(inputs);
+  ASSERT_TRUE(html.ok()) << html.status();
+  const auto banner = html->find(
+      "<p class='first-error'>2 result lines failed. First error "
+      "(boiler, frame 1, 0.10 s): sandbox: program exceeded 30 s "
+      "&lt;timeout&gt;</p>");
+  ASSERT_NE(banner, std::string::npos) << *html;
+  EXPECT_LT(banner, html->find("<h2>Summary</h2>"));
+  EXPECT_EQ(html->find("a later error"), std::string::npos);
+
+  inputs.results_path = WriteResults({Line(0, "boiler", "ok", 10, 5.0)});
+  html = RenderHtmlReport(inputs);
+  ASSERT_TRUE(html.ok()) << html.status();
+  EXPECT_EQ(html->find("first-error'>"), std::string::npos) << "no error, no banner";
+}
+
+TEST(HtmlReportTest, CountAxesHaveWholeNumberTicks) {
+  std::vector<nlohmann::json> lines;
+  const int counts[] = {3, 4, 5, 4, 3, 4};
+  for (int f = 0; f < 6; ++f) {
+    nlohmann::json line = Line(f, "tray", "ok", 10);
+    line["task"] = "count";
+    line["unit"] = nullptr;
+    line["count"] = counts[f];
+    lines.push_back(line);
+  }
+  ReportInputs inputs;
+  inputs.title = "station.mp4";
+  inputs.results_path = WriteResults(lines);
+  auto html = RenderHtmlReport(inputs);
+  ASSERT_TRUE(html.ok()) << html.status();
+  const std::regex tick("class='ytick'[^>]*>([^<]*)<");
+  std::vector<std::string> labels;
+  for (auto it = std::sregex_iterator(html->begin(), html->end(), tick);
+       it != std::sregex_iterator(); ++it) {
+    labels.push_back((*it)[1]);
+  }
+  ASSERT_GE(labels.size(), 2u) << *html;
+  for (const auto& label : labels) {
+    EXPECT_EQ(label.find_first_not_of("-0123456789"), std::string::npos) << label;
+  }
+  EXPECT_EQ(labels.front(), "3");
+  EXPECT_EQ(labels.back(), "5");
 }
 
 TEST(HtmlReportTest, EscapesText) {

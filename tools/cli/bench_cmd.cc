@@ -169,7 +169,7 @@ int RunCapture(const std::vector<std::string>& args, std::string* out) {
 /// One run through RunStation, quiet.
 RunOutcome Run(const std::string& input, const std::string& config, const std::string& out,
                const std::string& coder, int latency_ms, std::optional<double> threshold,
-               std::int64_t max_frames = -1) {
+               std::int64_t max_frames = 0) {
   RunFlags flags;
   flags.input = input;
   flags.config_path = config;

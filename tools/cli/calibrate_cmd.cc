@@ -185,9 +185,9 @@ const CommandRegistration kCalibrate("calibrate", [](CLI::App& root, int& exit_c
       "the config");
   cmd->add_option("image", args->image, "Reference frame (image, or a video's first frame)")
       ->required();
-  cmd->add_option("--config", args->config, "Station config (JSON)")->required();
+  cmd->add_option("-c,--config", args->config, "Station config (JSON)")->required();
   cmd->add_option("--roi", args->roi, "Name of the read_gauge ROI")->required();
-  auto* out = cmd->add_option("--out", args->out,
+  auto* out = cmd->add_option("-o,--out", args->out,
                               "Calibrated config to write (default: <config>.calibrated.json)");
   cmd->add_flag("--in-place", args->in_place, "Rewrite the config itself")->excludes(out);
   cmd->add_option("--overlay", args->overlay, "Overlay PNG to write for a person to confirm");

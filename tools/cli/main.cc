@@ -20,6 +20,10 @@ CommandRegistration::CommandRegistration(std::string name, AddCommand add) {
 int main(int argc, char** argv) {
   using namespace roilens::cli;
   CLI::App app{"roilens: ask a code-executing model about regions of interest in frames"};
+  // ROILENS_VERSION is the project() version in the top-level CMakeLists.txt; summary.json
+  // carries the same string (roilens_version).
+  app.set_version_flag("--version", std::string("roilens ") + ROILENS_VERSION,
+                       "Print the roilens version and exit");
   app.require_subcommand(1);
   int exit_code = kExitOk;
   auto& registry = Registry();

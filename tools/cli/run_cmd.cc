@@ -461,9 +461,9 @@ RunOutcome RunStation(const RunFlags& flags) {
   Progress progress(stdout, !flags.quiet && Progress::StdoutIsTerminal());
   ProgressSnapshot snapshot;
   snapshot.frames_total =
-      info.total_frames > 0 && flags.max_frames >= 0
+      info.total_frames > 0 && flags.max_frames > 0
           ? std::min(info.total_frames, first_frame + flags.max_frames)
-          : (flags.max_frames >= 0 ? first_frame + flags.max_frames : info.total_frames);
+          : (flags.max_frames > 0 ? first_frame + flags.max_frames : info.total_frames);
   bool announced_codec = false;
   // Ctrl-C: cancel the calls in flight and drop unfinished frames; the frames already finished
   // are written and checkpointed below, so --resume redoes exactly the dropped ones.
@@ -561,7 +561,7 @@ RunOutcome RunStation(const RunFlags& flags) {
   const std::int64_t max_unwritten = pipeline->frames_in_flight_limit() + kWriteBacklog;
   std::int64_t submitted = 0;
   bool writer_failed = false;
-  while (!g_interrupted.load() && (flags.max_frames < 0 || submitted < flags.max_frames)) {
+  while (!g_interrupted.load() && (flags.max_frames <= 0 || submitted < flags.max_frames)) {
     {
       std::unique_lock lock(written_mu);
       written_cv.wait_for(lock, std::chrono::milliseconds(200),
@@ -587,7 +587,7 @@ RunOutcome RunStation(const RunFlags& flags) {
   // --- Final outputs.
   // A run that stopped early (interrupt, --max-frames) keeps its segments for --resume.
   const bool finished =
-      !g_interrupted.load() && (flags.max_frames < 0 || submitted < flags.max_frames);
+      !g_interrupted.load() && (flags.max_frames <= 0 || submitted < flags.max_frames);
   std::string video_method;
   if (video && (finished || !video->Segments().empty())) {
     // An interrupted run may have finished no frame yet: then there is no video to join.
@@ -607,6 +607,7 @@ RunOutcome RunStation(const RunFlags& flags) {
   summary["wall_time_s"] = wall_s;
   summary["fps"] = wall_s > 0 ? static_cast<double>(submitted) / wall_s : 0;
   summary["peak_rss_mib"] = PeakRssMib();
+  summary["roilens_version"] = ROILENS_VERSION;
   summary["input"] = flags.input;
   summary["mode"] = config.pipeline.mode == PipelineMode::kLive ? "live" : "batch";
   summary["endpoint"] = endpoint_label;
@@ -684,8 +685,8 @@ const CommandRegistration kRunCommand("run", [](CLI::App& root, int& exit_code) 
       "station config; outputs go to --out");
   cmd->add_option("input", flags->input, "video file, image, folder, camera index or URL")
       ->required();
-  cmd->add_option("--config", flags->config_path, "station config (JSON)")->required();
-  cmd->add_option("--out", flags->out_dir, "output directory")->required();
+  cmd->add_option("-c,--config", flags->config_path, "station config (JSON)")->required();
+  cmd->add_option("-o,--out", flags->out_dir, "output directory")->required();
   cmd->add_option("--endpoint", flags->endpoint,
                   "Interactions API base URL (overrides backend.endpoint)");
   cmd->add_option("--model", flags->model, "model name (overrides backend.model)");
@@ -699,12 +700,24 @@ const CommandRegistration kRunCommand("run", [](CLI::App& root, int& exit_code) 
   cmd->add_flag("--overwrite", flags->overwrite,
                 "replace the roilens outputs of a previous run in --out (other files stay)")
       ->excludes(resume);
-  cmd->add_flag("--quiet", flags->quiet, "no progress line and no final report lines");
+  cmd->add_flag("-q,--quiet", flags->quiet, "no progress line and no final report lines");
   cmd->add_option("--coder", flags->coder, "embedded backend coder: cv or echo")
       ->check(CLI::IsMember({"cv", "echo"}));
   cmd->add_option("--latency-ms", flags->latency_ms, "embedded backend: added latency per turn")
       ->check(CLI::Range(0, 600000));
-  cmd->add_option("--max-frames", flags->max_frames, "stop after this many frames");
+  cmd->add_option("--max-frames", flags->max_frames,
+                  "stop after this many frames (0: the whole input)")
+      ->check(CLI::Validator(
+          [](std::string& value) -> std::string {
+            // CLI11 has converted nothing yet: a leading '-' is the only negative form accepted
+            // by the integer conversion that follows.
+            if (!value.empty() && value[0] == '-') {
+              return "--max-frames must be 0 (the whole input) or a positive frame count, not " +
+                     value;
+            }
+            return "";
+          },
+          "N>=0", "non-negative"));
   cmd->add_option("--change-threshold", flags->change_threshold,
                   "override every ROI's change_threshold (0 disables the change gate)")
       ->check(CLI::Range(0.0, 1.0));

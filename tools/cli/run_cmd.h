@@ -21,10 +21,10 @@ struct RunFlags {
   /// Write into a non-empty --out, first removing a previous run's outputs (only those).
   bool overwrite = false;
   bool quiet = false;
-  std::string coder = "cv";      ///< embedded backend only
-  int latency_ms = 0;            ///< embedded backend only
-  std::int64_t max_frames = -1;  ///< stop after this many frames (-1: whole input)
-  int segment_frames = 0;        ///< frames per resume checkpoint (0: ~10 s of video)
+  std::string coder = "cv";     ///< embedded backend only
+  int latency_ms = 0;           ///< embedded backend only
+  std::int64_t max_frames = 0;  ///< stop after this many frames (0: whole input)
+  int segment_frames = 0;       ///< frames per resume checkpoint (0: ~10 s of video)
   /// Overrides every ROI's change_threshold (bench: 0 disables the change gate).
   std::optional<double> change_threshold;
 };

@@ -139,6 +139,7 @@ struct Point {
   double t = 0, v = 0;
   bool alarm = false;
   bool uncertain = false;
+  bool cached = false;  ///< an earlier answer shown again (change gate), not a fresh model call
 };
 
 struct Series {
@@ -146,6 +147,7 @@ struct Series {
   const RoiConfig* config = nullptr;
   std::vector<Point> points;
   std::int64_t ok = 0, uncertain = 0, cached = 0, errors = 0, skipped = 0;
+  bool counts = false;  ///< readings are object counts: whole-number axis ticks
 };
 
 struct AlarmRow {
@@ -192,6 +194,116 @@ std::string Num(double v, int precision = 3) {
   return s.str();
 }
 
+/// `v` with exactly `decimals` digits after the point.
+std::string Fixed(double v, int decimals) {
+  std::ostringstream s;
+  s.setf(std::ios::fixed);
+  s.precision(decimals);
+  s << v;
+  return s.str();
+}
+
+/// How a summary.json field reads in the report: a label, a unit and the decimals shown.
+struct SummaryField {
+  const char* key;
+  const char* label;
+  const char* unit;
+  int decimals;
+};
+
+/// The known summary.json fields in the order a reader wants them; others follow as they come.
+constexpr SummaryField kSummaryFields[] = {
+    {"input", "input", "", 0},
+    {"frames", "frames", "", 0},
+    {"frames_this_run", "frames written by this run", "", 0},
+    {"roi_results", "result lines (frame x ROI)", "", 0},
+    {"calls", "model calls", "", 0},
+    {"cache_hits", "cached readings (change gate)", "", 0},
+    {"uncertain", "uncertain readings", "", 0},
+    {"errors", "errors", "", 0},
+    {"skipped", "skipped", "", 0},
+    {"latency_p50_ms", "call latency p50", "ms", 0},
+    {"latency_p95_ms", "call latency p95", "ms", 0},
+    {"input_tokens", "input tokens", "", 0},
+    {"output_tokens", "output tokens", "", 0},
+    {"total_tokens", "total tokens", "", 0},
+    {"wall_time_s", "wall time", "s", 1},
+    {"fps", "throughput", "frames/s", 1},
+    {"peak_rss_mib", "peak memory (RSS)", "MiB", 0},
+    {"mode", "mode", "", 0},
+    {"endpoint", "endpoint", "", 0},
+    {"model", "model", "", 0},
+    {"roilens_version", "roilens version", "", 0},
+    {"resumed_from_frame", "resumed from frame", "", 0},
+    {"interrupted", "interrupted", "", 0},
+    {"video", "annotated video", "", 0},
+    {"video_codec", "video codec", "", 0},
+    {"video_join", "video segments joined by", "", 0},
+    {"annotated_images", "annotated images", "", 0},
+};
+
+/// One summary value as text: numbers rounded (a whole number never shows decimals), the unit
+/// after it; null reads "none", booleans "yes"/"no".
+std::string SummaryValue(const nlohmann::json& value, const char* unit, int decimals) {
+  std::string text;
+  if (value.is_null()) return "none";
+  if (value.is_boolean()) return value.get<bool>() ? "yes" : "no";
+  if (value.is_string()) {
+    text = value.get<std::string>();
+  } else if (value.is_number_integer()) {
+    text = std::to_string(value.get<std::int64_t>());
+  } else if (value.is_number()) {
+    const double v = value.get<double>();
+    text = std::abs(v - std::round(v)) < 1e-9 ? Fixed(v, 0) : Fixed(v, decimals);
+    if (text == "-0") text = "0";
+  } else {
+    text = value.dump();
+  }
+  if (*unit != '\0' && value.is_number()) text += std::string(" ") + unit;
+  return text;
+}
+
+/// The summary.json object as a two-column table: known fields first with labels and units,
+/// the rest by key with numbers rounded to 3 significant digits. fatal_error is shown at the top.
+std::string SummaryTable(const nlohmann::json& summary) {
+  std::ostringstream html;
+  html << "<table class='summary'>";
+  if (!summary.is_object()) return html.str() + "</table>";
+  for (const SummaryField& field : kSummaryFields) {
+    auto it = summary.find(field.key);
+    if (it == summary.end()) continue;
+    html << "<tr><th>" << field.label << "</th><td>"
+         << HtmlEscape(SummaryValue(*it, field.unit, field.decimals)) << "</td></tr>";
+  }
+  for (const auto& [key, value] : summary.items()) {
+    if (key == "fatal_error") continue;
+    bool known = false;
+    for (const SummaryField& field : kSummaryFields) known = known || key == field.key;
+    if (known) continue;
+    std::string text =
+        value.is_number_float() ? Num(value.get<double>()) : SummaryValue(value, "", 0);
+    html << "<tr><th>" << HtmlEscape(key) << "</th><td>" << HtmlEscape(text) << "</td></tr>";
+  }
+  html << "</table>";
+  return html.str();
+}
+
+/// Value-axis ticks from v0 to v1 (about four steps). Counts get whole-number ticks only (the
+/// range is widened to whole steps), other readings four equal steps.
+std::vector<double> ValueTicks(double& v0, double& v1, bool counts) {
+  std::vector<double> ticks;
+  if (!counts) {
+    for (int i = 0; i <= 4; ++i) ticks.push_back(v0 + (v1 - v0) * i / 4.0);
+    return ticks;
+  }
+  v0 = std::floor(v0), v1 = std::ceil(v1);
+  if (v1 <= v0) v1 = v0 + 1;
+  const double step = std::max(1.0, std::ceil((v1 - v0) / 4.0));
+  v1 = v0 + step * std::ceil((v1 - v0) / step);
+  for (double v = v0; v <= v1 + 1e-9; v += step) ticks.push_back(v);
+  return ticks;
+}
+
 std::string Chart(const std::string& name, const Series& series, std::size_t max_points) {
   constexpr double kW = 760, kH = 220, kLeft = 56, kRight = 12, kTop = 12, kBottom = 30;
   const auto points = Decimate(series.points, max_points);
@@ -218,6 +330,7 @@ std::string Chart(const std::string& name, const Series& series, std::size_t max
   if (rc && rc->alarm.high) v1 = std::max(v1, *rc->alarm.high);
   if (v1 - v0 < 1e-9) v0 -= 1, v1 += 1;
   if (t1 - t0 < 1e-9) t1 = t0 + 1;
+  const std::vector<double> value_ticks = ValueTicks(v0, v1, series.counts);
   const double pw = kW - kLeft - kRight, ph = kH - kTop - kBottom;
   auto x = [&](double t) { return kLeft + (t - t0) / (t1 - t0) * pw; };
   auto y = [&](double v) { return kTop + (1 - (v - v0) / (v1 - v0)) * ph; };
@@ -232,10 +345,11 @@ std::string Chart(const std::string& name, const Series& series, std::size_t max
   }
   svg << "<rect x='" << kLeft << "' y='" << kTop << "' width='" << pw << "' height='" << ph
       << "' fill='none' stroke='#999'/>";
+  for (double v : value_ticks) {
+    svg << "<text class='ytick' x='" << kLeft - 6 << "' y='" << y(v) + 4
+        << "' font-size='11' text-anchor='end' fill='#555'>" << Num(v, 6) << "</text>";
+  }
   for (int i = 0; i <= 4; ++i) {
-    const double v = v0 + (v1 - v0) * i / 4.0;
-    svg << "<text x='" << kLeft - 6 << "' y='" << y(v) + 4
-        << "' font-size='11' text-anchor='end' fill='#555'>" << Num(v) << "</text>";
     const double t = t0 + (t1 - t0) * i / 4.0;
     svg << "<text x='" << x(t) << "' y='" << kH - 10
         << "' font-size='11' text-anchor='middle' fill='#555'>" << Num(t) << " s</text>";
@@ -243,14 +357,20 @@ std::string Chart(const std::string& name, const Series& series, std::size_t max
   svg << "<polyline fill='none' stroke='#1f6fb2' stroke-width='1.5' points='";
   for (const Point& p : points) svg << Num(x(p.t), 6) << ',' << Num(y(p.v), 6) << ' ';
   svg << "'/>";
+  // One marker per reading. Shape says where it came from: a filled dot is a fresh model
+  // answer, a small square a cached one (the change gate reused an earlier answer). Orange fill
+  // marks an alarm; a hollow amber ring a reading that is drawn but not trusted (uncertain).
   for (const Point& p : points) {
-    if (p.alarm) {
-      svg << "<circle cx='" << Num(x(p.t), 6) << "' cy='" << Num(y(p.v), 6)
-          << "' r='2.5' fill='#e07000'/>";
-    } else if (p.uncertain) {
-      // Hollow: a reading that is drawn but not trusted.
-      svg << "<circle class='uncertain' cx='" << Num(x(p.t), 6) << "' cy='" << Num(y(p.v), 6)
+    const std::string cx = Num(x(p.t), 6), cy = Num(y(p.v), 6);
+    if (p.uncertain) {
+      svg << "<circle class='uncertain' cx='" << cx << "' cy='" << cy
           << "' r='3' fill='none' stroke='#d4a000' stroke-width='1.5'/>";
+    } else if (p.cached) {
+      svg << "<rect class='cached' x='" << Num(x(p.t) - 2, 6) << "' y='" << Num(y(p.v) - 2, 6)
+          << "' width='4' height='4' fill='" << (p.alarm ? "#e07000" : "#9aa5b1") << "'/>";
+    } else {
+      svg << "<circle class='fresh' cx='" << cx << "' cy='" << cy << "' r='2.5' fill='"
+          << (p.alarm ? "#e07000" : "#1f6fb2") << "'/>";
     }
   }
   svg << "<text x='" << kLeft << "' y='" << kTop + 12 << "' dx='6' font-size='12' fill='#333'>"
@@ -270,6 +390,14 @@ StatusOr<std::string> RenderHtmlReport(const ReportInputs& inputs) {
   std::vector<UncertainRow> uncertain_rows;
   std::int64_t uncertain_lines = 0;
   std::map<std::string, bool> was_uncertain;
+  struct FirstError {
+    std::string roi, source;
+    std::int64_t frame = 0;
+    double time_s = 0;
+    std::string message;
+  };
+  std::optional<FirstError> first_error;
+  std::int64_t error_lines = 0;
 
   std::ifstream in(inputs.results_path);
   if (!in) return NotFoundError("results file '" + inputs.results_path + "' cannot be read");
@@ -294,12 +422,13 @@ StatusOr<std::string> RenderHtmlReport(const ReportInputs& inputs) {
     if (status == "ok") ++s.ok;
     if (status == "uncertain") ++s.uncertain;
     if (status == "cached") ++s.cached;
-    if (status == "error") ++s.errors;
+    if (status == "error") ++s.errors, ++error_lines;
     if (status == "skipped") ++s.skipped;
     std::optional<double> v;
     if (line.contains("value") && line["value"].is_number()) v = line["value"].get<double>();
     if (!v && line.contains("count") && line["count"].is_number()) {
       v = line["count"].get<double>();
+      s.counts = true;
     }
     if (line.contains("unit") && line["unit"].is_string() && s.unit.empty()) {
       s.unit = line["unit"].get<std::string>();
@@ -308,7 +437,11 @@ StatusOr<std::string> RenderHtmlReport(const ReportInputs& inputs) {
         line.contains("alarm") && line["alarm"].is_string() ? line["alarm"].get<std::string>() : "";
     const double t = line.value("time_s", 0.0);
     const bool uncertain = status == "uncertain";
-    if (v) s.points.push_back({t, *v, !alarm.empty(), uncertain});
+    if (v) s.points.push_back({t, *v, !alarm.empty(), uncertain, status == "cached"});
+    if (status == "error" && !first_error) {
+      first_error = FirstError{roi, StringField(line, "source"),
+                               line.value("frame", std::int64_t{0}), t, StringField(line, "error")};
+    }
     if (!alarm.empty()) ++alarm_lines;
     if (uncertain) ++uncertain_lines;
     if (uncertain && !was_uncertain[roi] && uncertain_rows.size() < kMaxAlarmRows) {
@@ -339,6 +472,8 @@ StatusOr<std::string> RenderHtmlReport(const ReportInputs& inputs) {
        << "figcaption{font-size:12px;color:#444}img{border:1px solid #ccc;max-width:300px}"
        << ".fatal{border:2px solid #b00;background:#fee;padding:8px 12px;font-weight:bold}"
        << ".uncertain{background:#fff4cc}"
+       << ".first-error{border:2px solid #c60;background:#fff1e6;padding:8px 12px}"
+       << "table.summary td{text-align:right}.legend{font-size:12px;color:#444}"
        << "</style></head><body>\n<h1>roilens report</h1><p>" << HtmlEscape(inputs.title)
        << "</p>\n";
   // A run that stopped calling the model (e.g. the API key was rejected) says so first.
@@ -348,15 +483,21 @@ StatusOr<std::string> RenderHtmlReport(const ReportInputs& inputs) {
       html << "<p class='fatal'>Run stopped: " << HtmlEscape(fatal->get<std::string>()) << "</p>\n";
     }
   }
-  html << "<h2>Summary</h2><table>";
-  if (inputs.summary.is_object()) {
-    for (const auto& [key, value] : inputs.summary.items()) {
-      html << "<tr><th>" << HtmlEscape(key) << "</th><td>"
-           << HtmlEscape(value.is_string() ? value.get<std::string>() : value.dump())
-           << "</td></tr>";
-    }
+  // A run with failed calls shows the first failure before anything else: usually the one
+  // message that explains the rest.
+  if (first_error) {
+    html << "<p class='first-error'>" << error_lines << " result line"
+         << (error_lines == 1 ? "" : "s") << " failed. First error ("
+         << HtmlEscape(first_error->roi) << ", frame " << first_error->frame
+         << (first_error->source.empty() ? "" : " (" + HtmlEscape(first_error->source) + ")")
+         << ", " << Fixed(first_error->time_s, 2) << " s): "
+         << HtmlEscape(first_error->message.empty() ? "no message" : first_error->message)
+         << "</p>\n";
   }
-  html << "</table>\n<h2>Readings over time</h2>\n";
+  html << "<h2>Summary</h2>" << SummaryTable(inputs.summary) << "\n<h2>Readings over time</h2>\n"
+       << "<p class='legend'>Markers: <span style='color:#1f6fb2'>&#9679;</span> fresh reading "
+          "(a model call), <span style='color:#9aa5b1'>&#9632;</span> cached (the change gate "
+          "showed an earlier answer again), orange: in alarm, hollow amber ring: uncertain.</p>\n";
   for (const std::string& roi : order) {
     const Series& s = series[roi];
     html << "<h3>" << HtmlEscape(roi) << "</h3><p>ok " << s.ok << ", uncertain "
