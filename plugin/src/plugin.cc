@@ -322,7 +322,7 @@ roilens_result Session::Take(std::int32_t timeout_ms, roilens_frame_out* out) {
 
   auto holder = std::make_unique<FrameHolder>();
   nlohmann::json results = nlohmann::json::array();
-  for (auto& r : frame.results) results.push_back(std::move(r));
+  for (const RoiResult& r : frame.results) results.push_back(ToJson(r));
   holder->results_json = results.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   if (!frame.annotated.empty()) {
     if (frame.annotated.type() == CV_8UC3) {

@@ -180,7 +180,8 @@ class CropPicker {
 
   void Offer(const FrameOutput& frame) {
     if (frame.annotated.empty()) return;
-    for (const auto& line : frame.results) {
+    for (const RoiResult& result : frame.results) {
+      const nlohmann::json line = ToJson(result);
       const std::string roi = Str(line, "roi");
       const std::string status = Str(line, "status");
       const bool alarm = !Str(line, "alarm").empty();
@@ -481,7 +482,8 @@ RunOutcome RunStation(const RunFlags& flags) {
         }
         if (!s.ok()) write_error = s;
       }
-      for (const auto& line : frame->results) {
+      for (const RoiResult& result : frame->results) {
+        const nlohmann::json line = ToJson(result);
         const double latency = line.value("latency_ms", 0.0);
         if (latency <= 0) continue;
         ++calls;
