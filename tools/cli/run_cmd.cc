@@ -583,6 +583,12 @@ RunOutcome RunStation(const RunFlags& flags) {
   summary["model"] = config.backend.model;
   summary["resumed_from_frame"] = resuming ? nlohmann::json(first_frame) : nlohmann::json(nullptr);
   summary["interrupted"] = g_interrupted.load();
+  // For `roilens export --coco`: the pixel space of rect/boxes and what each count ROI counts.
+  summary["frame_size"] = {info.frame_size.width, info.frame_size.height};
+  summary["count_objects"] = nlohmann::json::object();
+  for (const RoiConfig& roi : config.rois) {
+    if (roi.task == TaskKind::kCount) summary["count_objects"][roi.name] = roi.object;
+  }
   if (video) {
     summary["video"] = config.output.video;
     summary["video_codec"] = video->fourcc();
