@@ -71,10 +71,12 @@ TEST_F(ExportCli, ResultsLinesRoundTripThroughRoiResultUnchanged) {
 
 TEST_F(ExportCli, EveryLineHasTheSameFlatKeysSoTablesLoadWithoutReshaping) {
   std::set<std::string> first;
-  for (const auto& [key, value] : json::parse(lines_.front()).items()) first.insert(key);
+  const json front = json::parse(lines_.front());
+  for (const auto& [key, value] : front.items()) first.insert(key);
   for (const std::string& text : lines_) {
     std::set<std::string> keys;
-    for (const auto& [key, value] : json::parse(text).items()) keys.insert(key);
+    const json line = json::parse(text);  // named: items() of a temporary would dangle
+    for (const auto& [key, value] : line.items()) keys.insert(key);
     EXPECT_EQ(keys, first) << text;
   }
   // pandas.read_json(lines=True) where pandas exists: one row per line, one column per key.

@@ -72,12 +72,18 @@ TEST(PluginTyped, FacadeResultsMatchTheJsonOnTheSampleStation) {
       EXPECT_EQ(typed.rect,
                 cv::Rect(line["rect"][0], line["rect"][1], line["rect"][2], line["rect"][3]));
       EXPECT_EQ(typed.value.has_value(), line["value"].is_number());
-      if (typed.value) EXPECT_EQ(*typed.value, line["value"].get<double>());
+      if (typed.value) {
+        EXPECT_EQ(*typed.value, line["value"].get<double>());
+      }
       EXPECT_EQ(typed.unit, StrOrEmpty(line["unit"]));
       EXPECT_EQ(typed.count.has_value(), line["count"].is_number());
-      if (typed.count) EXPECT_EQ(*typed.count, line["count"].get<std::int64_t>());
+      if (typed.count) {
+        EXPECT_EQ(*typed.count, line["count"].get<std::int64_t>());
+      }
       EXPECT_EQ(typed.confidence.has_value(), line["confidence"].is_number());
-      if (typed.confidence) EXPECT_EQ(*typed.confidence, line["confidence"].get<double>());
+      if (typed.confidence) {
+        EXPECT_EQ(*typed.confidence, line["confidence"].get<double>());
+      }
       EXPECT_EQ(typed.alarm, StrOrEmpty(line["alarm"]));
       EXPECT_EQ(typed.error, StrOrEmpty(line["error"]));
       EXPECT_EQ(typed.text, StrOrEmpty(line["text"]));
@@ -91,7 +97,9 @@ TEST(PluginTyped, FacadeResultsMatchTheJsonOnTheSampleStation) {
         EXPECT_EQ(typed.objects[k].box,
                   cv::Rect2d(o["box"][0], o["box"][1], o["box"][2], o["box"][3]));
         EXPECT_EQ(typed.objects[k].score.has_value(), o["score"].is_number());
-        if (typed.objects[k].score) EXPECT_EQ(*typed.objects[k].score, o["score"].get<double>());
+        if (typed.objects[k].score) {
+          EXPECT_EQ(*typed.objects[k].score, o["score"].get<double>());
+        }
       }
       objects_seen += static_cast<int>(objects);
       values_seen += typed.value.has_value();
