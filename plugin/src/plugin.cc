@@ -1,6 +1,7 @@
 // The roilens plugin: implements the C table of roilens_plugin.h on top of roilens::Pipeline and
 // the embedded LocalBackend. Nothing but roilens_plugin_init_v1 leaves this library (version
 // script + hidden visibility); no exception crosses the C boundary.
+#include <algorithm>
 #include <condition_variable>
 #include <cstdint>
 #include <cstdio>
@@ -119,6 +120,7 @@ StatusOr<PluginOptions> ParsePluginOptions(const char* text) {
 struct FrameHolder {
   cv::Mat annotated;
   std::string results_json;
+  std::vector<RoiResult> results;  ///< what roi_result/roi_object read (API 2)
 };
 
 // Every FrameHolder take() handed out and frame_release() has not freed yet, so that a released
@@ -132,6 +134,10 @@ class FrameRegistry {
   bool Remove(FrameHolder* f) {
     std::lock_guard lock(mu_);
     return live_.erase(f) == 1;
+  }
+  bool Contains(const FrameHolder* f) {
+    std::lock_guard lock(mu_);
+    return live_.count(const_cast<FrameHolder*>(f)) == 1;
   }
 
  private:
@@ -322,8 +328,9 @@ roilens_result Session::Take(std::int32_t timeout_ms, roilens_frame_out* out) {
 
   auto holder = std::make_unique<FrameHolder>();
   nlohmann::json results = nlohmann::json::array();
-  for (auto& r : frame.results) results.push_back(std::move(r));
+  for (const RoiResult& r : frame.results) results.push_back(ToJson(r));
   holder->results_json = results.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  holder->results = std::move(frame.results);
   if (!frame.annotated.empty()) {
     if (frame.annotated.type() == CV_8UC3) {
       holder->annotated = std::move(frame.annotated);
@@ -506,6 +513,125 @@ roilens_result ApiDestroy(roilens_handle* handle) {
 
 const char* ApiLastError() { return LastErrorText().c_str(); }
 
+// ---- API 2: typed results of a taken frame ----
+
+// The holder behind `frame`, or nullptr (after setting last_error) when it is not a live frame.
+const FrameHolder* LiveFrame(const roilens_frame_out* frame, const char* what) {
+  if (frame == nullptr) {
+    Fail(ROILENS_ERROR_INVALID_ARGUMENT, std::string(what) + ": frame is NULL");
+    return nullptr;
+  }
+  const auto* holder = static_cast<const FrameHolder*>(frame->internal);
+  if (holder == nullptr || !Frames().Contains(holder)) {
+    Fail(ROILENS_ERROR_INVALID_ARGUMENT,
+         std::string(what) + ": not a frame from take(), or released already");
+    return nullptr;
+  }
+  return holder;
+}
+
+const RoiResult* RoiAt(const FrameHolder& holder, std::int32_t roi_index, const char* what) {
+  if (roi_index < 0 || static_cast<std::size_t>(roi_index) >= holder.results.size()) {
+    Fail(ROILENS_ERROR_INVALID_ARGUMENT,
+         std::string(what) + ": roi_index " + std::to_string(roi_index) + " is out of range (" +
+             std::to_string(holder.results.size()) + " ROI results)");
+    return nullptr;
+  }
+  return &holder.results[static_cast<std::size_t>(roi_index)];
+}
+
+// Copies `full` into a caller's struct of `caller_size` bytes (its own `size` member), so that a
+// caller built against a shorter, older struct gets the members it knows. `minimum` is the size
+// of the struct when it was introduced.
+template <typename T>
+bool CopyOut(const T& full, T* out, std::size_t minimum, const char* what) {
+  const std::size_t caller_size = out->size;
+  if (caller_size < minimum) {
+    Fail(ROILENS_ERROR_INVALID_ARGUMENT,
+         std::string(what) + ": out->size is " + std::to_string(caller_size) +
+             ", set it to sizeof the struct (at least " + std::to_string(minimum) + ")");
+    return false;
+  }
+  std::memcpy(static_cast<void*>(out), &full, std::min(caller_size, sizeof(T)));
+  out->size = caller_size;
+  return true;
+}
+
+roilens_result ApiRoiCount(const roilens_frame_out* frame, std::int32_t* out_count) {
+  ClearError();
+  if (out_count == nullptr) return Fail(ROILENS_ERROR_INVALID_ARGUMENT, "roi_count: out is NULL");
+  *out_count = 0;
+  const FrameHolder* holder = LiveFrame(frame, "roi_count");
+  if (holder == nullptr) return ROILENS_ERROR_INVALID_ARGUMENT;
+  *out_count = static_cast<std::int32_t>(holder->results.size());
+  return ROILENS_OK;
+}
+
+roilens_result ApiRoiResult(const roilens_frame_out* frame, std::int32_t roi_index,
+                            roilens_roi_result* out) {
+  ClearError();
+  if (out == nullptr) return Fail(ROILENS_ERROR_INVALID_ARGUMENT, "roi_result: out is NULL");
+  const FrameHolder* holder = LiveFrame(frame, "roi_result");
+  if (holder == nullptr) return ROILENS_ERROR_INVALID_ARGUMENT;
+  const RoiResult* r = RoiAt(*holder, roi_index, "roi_result");
+  if (r == nullptr) return ROILENS_ERROR_INVALID_ARGUMENT;
+  roilens_roi_result full{};
+  full.size = sizeof(full);
+  full.frame_index = r->frame;
+  full.roi = r->roi.c_str();
+  full.task = r->task.c_str();
+  full.status = r->status.c_str();
+  full.rect[0] = r->rect.x;
+  full.rect[1] = r->rect.y;
+  full.rect[2] = r->rect.width;
+  full.rect[3] = r->rect.height;
+  full.has_value = r->value.has_value();
+  full.value = r->value.value_or(0);
+  full.unit = r->unit.c_str();
+  full.has_count = r->count.has_value();
+  full.count = r->count.value_or(0);
+  full.has_confidence = r->confidence.has_value();
+  full.confidence = r->confidence.value_or(0);
+  full.alarm = r->alarm.c_str();
+  full.error = r->error.c_str();
+  full.text = r->text.c_str();
+  full.attempts = r->attempts;
+  full.latency_ms = r->latency_ms;
+  full.interaction_id = r->interaction_id.c_str();
+  full.object_count = static_cast<std::int32_t>(r->objects.size());
+  return CopyOut(full, out, sizeof(roilens_roi_result), "roi_result")
+             ? ROILENS_OK
+             : ROILENS_ERROR_INVALID_ARGUMENT;
+}
+
+roilens_result ApiRoiObject(const roilens_frame_out* frame, std::int32_t roi_index,
+                            std::int32_t object_index, roilens_roi_object* out) {
+  ClearError();
+  if (out == nullptr) return Fail(ROILENS_ERROR_INVALID_ARGUMENT, "roi_object: out is NULL");
+  const FrameHolder* holder = LiveFrame(frame, "roi_object");
+  if (holder == nullptr) return ROILENS_ERROR_INVALID_ARGUMENT;
+  const RoiResult* r = RoiAt(*holder, roi_index, "roi_object");
+  if (r == nullptr) return ROILENS_ERROR_INVALID_ARGUMENT;
+  if (object_index < 0 || static_cast<std::size_t>(object_index) >= r->objects.size()) {
+    return Fail(ROILENS_ERROR_INVALID_ARGUMENT,
+                "roi_object: object_index " + std::to_string(object_index) +
+                    " is out of range (ROI '" + r->roi + "' has " +
+                    std::to_string(r->objects.size()) + " objects)");
+  }
+  const RoiObject& o = r->objects[static_cast<std::size_t>(object_index)];
+  roilens_roi_object full{};
+  full.size = sizeof(full);
+  full.x = o.box.x;
+  full.y = o.box.y;
+  full.width = o.box.width;
+  full.height = o.box.height;
+  full.has_score = o.score.has_value();
+  full.score = o.score.value_or(0);
+  return CopyOut(full, out, sizeof(roilens_roi_object), "roi_object")
+             ? ROILENS_OK
+             : ROILENS_ERROR_INVALID_ARGUMENT;
+}
+
 constexpr roilens_plugin_api kApi = {
     ROILENS_PLUGIN_ABI_VERSION,
     ROILENS_PLUGIN_API_VERSION,
@@ -518,6 +644,9 @@ constexpr roilens_plugin_api kApi = {
     &ApiFlush,
     &ApiDestroy,
     &ApiLastError,
+    &ApiRoiCount,
+    &ApiRoiResult,
+    &ApiRoiObject,
 };
 
 void FillInitError(void* reserved, const std::string& message) {

@@ -145,7 +145,7 @@ py::dict FrameToPython(FrameOutput&& frame) {
   out["time_s"] = frame.time_s;
   out["source"] = frame.source;
   py::list results;
-  for (const json& r : frame.results) results.append(ToPython(r));
+  for (const RoiResult& r : frame.results) results.append(ToPython(ToJson(r)));
   out["results"] = std::move(results);
   out["annotated"] = ArrayOverMat(frame.annotated);
   return out;

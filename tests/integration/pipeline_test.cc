@@ -81,12 +81,29 @@ std::unique_ptr<Pipeline> MakePipeline(StationConfig config, const std::string& 
   return created.ok() ? std::move(*created) : nullptr;
 }
 
+/// A FrameOutput with its results as their results.jsonl objects: these tests check the lines.
+struct JsonFrame {
+  std::int64_t index = 0;
+  double time_s = 0;
+  std::string source;
+  cv::Mat annotated;
+  std::vector<nlohmann::json> results;
+};
+
+std::optional<JsonFrame> TakeJson(Pipeline& pipeline) {
+  std::optional<FrameOutput> out = pipeline.Take();
+  if (!out) return std::nullopt;
+  JsonFrame frame{out->index, out->time_s, out->source, std::move(out->annotated), {}};
+  for (const RoiResult& r : out->results) frame.results.push_back(ToJson(r));
+  return frame;
+}
+
 /// Submits every frame from this thread while another thread takes; returns outputs in the
 /// order Take() gave them.
-std::vector<FrameOutput> RunAll(Pipeline& pipeline, std::vector<FrameInput> frames) {
-  std::vector<FrameOutput> outputs;
+std::vector<JsonFrame> RunAll(Pipeline& pipeline, std::vector<FrameInput> frames) {
+  std::vector<JsonFrame> outputs;
   std::thread taker([&] {
-    while (auto out = pipeline.Take()) outputs.push_back(std::move(*out));
+    while (auto out = TakeJson(pipeline)) outputs.push_back(std::move(*out));
   });
   for (auto& frame : frames) EXPECT_TRUE(pipeline.Submit(std::move(frame)).ok());
   pipeline.Flush();
@@ -303,7 +320,7 @@ TEST(PipelineTest, LiveModeFramesNeverWaitForTheModel) {
   // The server answers nothing until released, yet every frame comes out.
   for (int i = 0; i < 20; ++i) {
     ASSERT_TRUE(pipeline->Submit(Input(i, Frame(10 * i, 10 * i))).ok());
-    auto out = pipeline->Take();
+    auto out = TakeJson(*pipeline);
     ASSERT_TRUE(out);
     EXPECT_EQ(out->index, i);
     for (const auto& line : out->results) EXPECT_EQ(Str(line, "status"), "skipped");
@@ -317,7 +334,7 @@ TEST(PipelineTest, LiveModeFramesNeverWaitForTheModel) {
   std::int64_t index = 20;
   while ((ok_shown["left"] == 0 || ok_shown["right"] == 0) && index < 200000) {
     ASSERT_TRUE(pipeline->Submit(Input(index, Frame(index % 250, index % 250))).ok());
-    auto out = pipeline->Take();
+    auto out = TakeJson(*pipeline);
     ASSERT_TRUE(out);
     EXPECT_EQ(out->index, index);
     for (const auto& line : out->results) {
@@ -334,7 +351,7 @@ TEST(PipelineTest, LiveModeFramesNeverWaitForTheModel) {
   // Later frames show the same answer as cached.
   for (int k = 0; k < 3; ++k, ++index) {
     ASSERT_TRUE(pipeline->Submit(Input(index, Frame(1, 1))).ok());
-    auto out = pipeline->Take();
+    auto out = TakeJson(*pipeline);
     ASSERT_TRUE(out);
     for (const auto& line : out->results) {
       EXPECT_EQ(Str(line, "status"), "cached");
@@ -350,7 +367,7 @@ TEST(PipelineTest, SubmitAfterFlushIsRejected) {
   auto pipeline = MakePipeline(TwoGaugeConfig(), "http://127.0.0.1:1");
   ASSERT_TRUE(pipeline);
   pipeline->Flush();
-  EXPECT_FALSE(pipeline->Take());
+  EXPECT_FALSE(TakeJson(*pipeline));
   EXPECT_EQ(pipeline->Submit(Input(0, Frame(1, 1))).code(), StatusCode::kFailedPrecondition);
 }
 
@@ -387,7 +404,7 @@ TEST(PipelineTest, AnnotatedFramesOutliveThePipelineAndTheirBuffersAreRecycled) 
   };
   FramePool& pool = FramePool::Shared();
   const FramePool::Stats before = pool.stats();
-  std::vector<FrameOutput> outputs = run(6);
+  std::vector<JsonFrame> outputs = run(6);
   ASSERT_EQ(outputs.size(), 6u);
   EXPECT_GE(pool.stats().allocations - before.allocations, 6);
   for (int i = 0; i < 6; ++i) {
@@ -518,9 +535,9 @@ TEST(PipelineTest, AFailedCallIsNeverReusedByTheFramesThatWaitedForIt) {
   // so each frame makes a call for it, after its "left" slot was decided (config order).
   constexpr int kFrames = 8;
   ASSERT_LE(kFrames, pipeline->frames_in_flight_limit());  // Submit does not block
-  std::vector<FrameOutput> outputs;
+  std::vector<JsonFrame> outputs;
   std::thread taker([&] {
-    while (auto out = pipeline->Take()) outputs.push_back(std::move(*out));
+    while (auto out = TakeJson(*pipeline)) outputs.push_back(std::move(*out));
   });
   for (int i = 0; i < kFrames; ++i) {
     ASSERT_TRUE(pipeline->Submit(Input(i, Frame(80, 40 + 20 * i))).ok());
@@ -645,11 +662,11 @@ TEST(PipelineTest, RejectedKeyStopsTheCallsAfterTheFirstAnswer) {
 
 /// Submits one frame and takes it before the next: each frame gates after the previous answer
 /// is in, so which frames call is deterministic.
-std::vector<FrameOutput> RunOneByOne(Pipeline& pipeline, std::vector<FrameInput> frames) {
-  std::vector<FrameOutput> outputs;
+std::vector<JsonFrame> RunOneByOne(Pipeline& pipeline, std::vector<FrameInput> frames) {
+  std::vector<JsonFrame> outputs;
   for (auto& frame : frames) {
     EXPECT_TRUE(pipeline.Submit(std::move(frame)).ok());
-    auto out = pipeline.Take();
+    auto out = TakeJson(pipeline);
     if (!out) break;
     outputs.push_back(std::move(*out));
   }
@@ -778,9 +795,9 @@ TEST(PipelineTest, FramesWaitingForAnUncertainAnswerShowItInsteadOfAskingAgain) 
   config.rois[1].change_threshold = 0;  // calls on every frame
   auto pipeline = MakePipeline(config, server.base_url());
   ASSERT_TRUE(pipeline);
-  std::vector<FrameOutput> outputs;
+  std::vector<JsonFrame> outputs;
   std::thread taker([&] {
-    while (auto out = pipeline->Take()) outputs.push_back(std::move(*out));
+    while (auto out = TakeJson(*pipeline)) outputs.push_back(std::move(*out));
   });
   for (int i = 0; i < 5; ++i) {
     ASSERT_TRUE(pipeline->Submit(Input(i, Frame(i == 0 ? 60 : 140, 90))).ok());

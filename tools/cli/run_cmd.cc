@@ -181,7 +181,8 @@ class CropPicker {
 
   void Offer(const FrameOutput& frame) {
     if (frame.annotated.empty()) return;
-    for (const auto& line : frame.results) {
+    for (const RoiResult& result : frame.results) {
+      const nlohmann::json line = ToJson(result);
       const std::string roi = Str(line, "roi");
       const std::string status = Str(line, "status");
       const bool alarm = !Str(line, "alarm").empty();
@@ -514,7 +515,8 @@ RunOutcome RunStation(const RunFlags& flags) {
         }
         if (!s.ok()) write_error = s;
       }
-      for (const auto& line : frame->results) {
+      for (const RoiResult& result : frame->results) {
+        const nlohmann::json line = ToJson(result);
         const double latency = line.value("latency_ms", 0.0);
         if (latency <= 0) continue;
         ++calls;
@@ -614,6 +616,12 @@ RunOutcome RunStation(const RunFlags& flags) {
   summary["model"] = config.backend.model;
   summary["resumed_from_frame"] = resuming ? nlohmann::json(first_frame) : nlohmann::json(nullptr);
   summary["interrupted"] = g_interrupted.load();
+  // For `roilens export --coco`: the pixel space of rect/boxes and what each count ROI counts.
+  summary["frame_size"] = {info.frame_size.width, info.frame_size.height};
+  summary["count_objects"] = nlohmann::json::object();
+  for (const RoiConfig& roi : config.rois) {
+    if (roi.task == TaskKind::kCount) summary["count_objects"][roi.name] = roi.object;
+  }
   if (video) {
     summary["video"] = config.output.video;
     summary["video_codec"] = video->encoder();

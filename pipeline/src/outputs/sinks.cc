@@ -66,6 +66,13 @@ Status ResultsWriter::WriteFrame(const std::vector<nlohmann::json>& lines) {
   return OkStatus();
 }
 
+Status ResultsWriter::WriteFrame(const std::vector<RoiResult>& results) {
+  std::vector<nlohmann::json> lines;
+  lines.reserve(results.size());
+  for (const RoiResult& result : results) lines.push_back(ToJson(result));
+  return WriteFrame(lines);
+}
+
 Status ResultsWriter::Sync() {
   if (std::fflush(file_) != 0 || ::fsync(::fileno(file_)) != 0) {
     return ErrnoError("cannot sync results file '" + path_ + "'");

@@ -235,42 +235,45 @@ RoiAnswer ParseRoiAnswer(const RoiConfig& roi, const StatusOr<wire::Interaction>
   return answer;
 }
 
-json ResultLine(std::int64_t frame, const std::string& source, double time_s,
-                const RoiInstance& roi, const RoiConfig& config, const RoiAnswer& answer) {
-  auto text_or_null = [](const std::string& s) { return s.empty() ? json(nullptr) : json(s); };
-  json line = json::object();
-  line["frame"] = frame;
-  line["source"] = text_or_null(source);
-  line["time_s"] = time_s;
-  line["roi"] = roi.name;
-  line["task"] = TaskName(config.task);
-  line["rect"] = {roi.frame_rect.x, roi.frame_rect.y, roi.frame_rect.width, roi.frame_rect.height};
-  line["status"] = answer.status;
-  line["value"] = answer.value ? json(*answer.value) : json(nullptr);
-  line["unit"] = text_or_null(answer.unit);
-  line["count"] = answer.count ? json(*answer.count) : json(nullptr);
+RoiResult MakeRoiResult(std::int64_t frame, const std::string& source, double time_s,
+                        const RoiInstance& roi, const RoiConfig& config, const RoiAnswer& answer) {
+  RoiResult r;
+  r.frame = frame;
+  r.source = source;
+  r.time_s = time_s;
+  r.roi = roi.name;
+  r.task = TaskName(config.task);
+  r.rect = roi.frame_rect;
+  r.status = answer.status;
+  r.value = answer.value;
+  r.unit = answer.unit;
+  r.count = answer.count;
   if (config.task == TaskKind::kCount) {
-    json objects = json::array();
     const CropTransform crop = CropTransform::Make(roi.rect, config.zoom);
     for (const CountedObject& object : answer.objects) {
       const cv::Rect box = CropBoxToFrame(crop, roi.image_to_frame, object.box) & roi.frame_rect;
       if (box.empty()) continue;
-      objects.push_back({{"box", {box.x, box.y, box.width, box.height}},
-                         {"score", object.score ? json(*object.score) : json(nullptr)}});
+      r.objects.push_back({cv::Rect2d(box), object.score});
     }
-    line["objects"] = std::move(objects);
-  } else {
-    line["objects"] = nullptr;
   }
-  line["text"] = text_or_null(answer.text);
-  line["confidence"] = answer.confidence ? json(*answer.confidence) : json(nullptr);
-  line["alarm"] = text_or_null(answer.alarm);
-  line["error"] = text_or_null(answer.error);
-  line["attempts"] = answer.attempts;
-  line["latency_ms"] = answer.latency_ms;
-  line["interaction_id"] = text_or_null(answer.interaction_id);
-  line["usage"] = answer.usage.is_object() ? answer.usage : json(nullptr);
-  return line;
+  r.text = answer.text;
+  r.confidence = answer.confidence;
+  r.alarm = answer.alarm;
+  r.error = answer.error;
+  r.attempts = answer.attempts;
+  r.latency_ms = answer.latency_ms;
+  r.interaction_id = answer.interaction_id;
+  if (answer.usage.is_object()) {
+    // answer.usage is wire::Usage serialised, so it always parses.
+    StatusOr<RoiUsage> usage = RoiUsageFromJson(answer.usage);
+    if (usage.ok()) r.usage = std::move(*usage);
+  }
+  return r;
+}
+
+json ResultLine(std::int64_t frame, const std::string& source, double time_s,
+                const RoiInstance& roi, const RoiConfig& config, const RoiAnswer& answer) {
+  return ToJson(MakeRoiResult(frame, source, time_s, roi, config, answer));
 }
 
 }  // namespace roilens

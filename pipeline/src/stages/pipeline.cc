@@ -734,7 +734,7 @@ class FlowPipeline final : public Pipeline {
     for (const RoiSlot& slot : job->slots) {
       const RoiConfig& rc = config_.rois.at(slot.roi.roi_index);
       out.results.push_back(
-          ResultLine(out.index, out.source, out.time_s, slot.roi, rc, slot.answer));
+          MakeRoiResult(out.index, out.source, out.time_s, slot.roi, rc, slot.answer));
     }
     // Drop what the output does not need before the frame waits in the sequencer.
     job->input.bgr.release();
@@ -750,7 +750,7 @@ class FlowPipeline final : public Pipeline {
       {
         std::lock_guard lock(stats_mu_);
         stats_.AddFrame();
-        for (const auto& line : job->output.results) stats_.AddLine(line);
+        for (const auto& result : job->output.results) stats_.AddLine(ToJson(result));
       }
       std::lock_guard lock(out_mu_);
       ready_.push_back(std::move(job->output));

@@ -34,8 +34,9 @@ extern "C" {
 
 /** Breaking version: the table layout and structs below. The SONAME carries it (.so.1). */
 #define ROILENS_PLUGIN_ABI_VERSION 1
-/** Compatible version: functions appended to the table. */
-#define ROILENS_PLUGIN_API_VERSION 1
+/** Compatible version: functions appended to the table.
+ *  1: create .. last_error.  2: roi_count, roi_result, roi_object (typed results). */
+#define ROILENS_PLUGIN_API_VERSION 2
 
 /** Name of the single exported symbol (for dlsym). */
 #define ROILENS_PLUGIN_INIT_SYMBOL "roilens_plugin_init_v1"
@@ -83,6 +84,42 @@ typedef struct roilens_init_error {
   int32_t plugin_api_version;
   char message[256]; /**< e.g. "roilens plugin ABI 1, caller asked for ABI 2" */
 } roilens_init_error;
+
+/** One ROI's result on a taken frame, filled by roi_result() (API 2): the fields of its
+ *  results.jsonl object without JSON. Set `size` to sizeof(roilens_roi_result) before the call;
+ *  the plugin fills what fits in `size` bytes, so members appended in a later API leave older
+ *  callers working. Strings are NUL-terminated, never NULL ("" when absent), owned by the frame
+ *  and valid until frame_release(). */
+typedef struct roilens_roi_result {
+  size_t size;                /**< set by the caller: sizeof(roilens_roi_result) */
+  int64_t frame_index;        /**< as given to submit */
+  const char* roi;            /**< ROI name from the config */
+  const char* task;           /**< read_gauge | count | zoom | annotate | ask */
+  const char* status;         /**< ok | cached | skipped | uncertain | error */
+  int32_t rect[4];            /**< x, y, width, height of the ROI in the submitted frame, pixels */
+  int32_t has_value;          /**< 1 when `value` holds a reading */
+  double value;               /**< read_gauge: the reading, in `unit` */
+  const char* unit;           /**< "" when none */
+  int32_t has_count;          /**< 1 when `count` holds a count */
+  int64_t count;              /**< count: how many objects */
+  int32_t has_confidence;     /**< 1 when `confidence` is set */
+  double confidence;          /**< 0..1 as the model reported it */
+  const char* alarm;          /**< "" | "low" | "high": the alarm threshold `value` crossed */
+  const char* error;          /**< one line when status is "error", else "" */
+  const char* text;           /**< free-text answer, "" when none */
+  int32_t attempts;           /**< code executions in the interaction */
+  double latency_ms;          /**< model call time, milliseconds */
+  const char* interaction_id; /**< "" when none */
+  int32_t object_count;       /**< count: objects with boxes, read with roi_object() */
+} roilens_roi_result;
+
+/** One object a count found (API 2), filled by roi_object(); `size` as for roilens_roi_result. */
+typedef struct roilens_roi_object {
+  size_t size;                /**< set by the caller: sizeof(roilens_roi_object) */
+  double x, y, width, height; /**< box in the submitted frame, pixels */
+  int32_t has_score;          /**< 1 when the model gave a score */
+  double score;               /**< 0..1 */
+} roilens_roi_object;
 
 /** The function table. Append-only within one ABI version; `size` is sizeof of the table the
  *  library was built with, so a caller checks `size` before using a member newer than it knows. */
@@ -133,6 +170,21 @@ typedef struct roilens_plugin_api {
    *  errno); "" when the last call succeeded. Every table function except last_error and
    *  frame_release resets it on entry. Valid until the thread's next call into the plugin. */
   const char* (*last_error)(void);
+
+  /* ---- API 2: typed results. Check api_version >= 2 (or size) before calling these. ----
+   * `frame` is a frame from take() not yet released. Any thread, but not concurrently with
+   * frame_release of the same frame. They never change last_error unless they fail. */
+
+  /** *out_count = how many ROI results `frame` has (one per ROI, config order). */
+  roilens_result (*roi_count)(const roilens_frame_out* frame, int32_t* out_count);
+
+  /** Fills *out with ROI result `roi_index` (0 .. count-1) of `frame`; out->size must be set. */
+  roilens_result (*roi_result)(const roilens_frame_out* frame, int32_t roi_index,
+                               roilens_roi_result* out);
+
+  /** Fills *out with object `object_index` (0 .. object_count-1) of ROI result `roi_index`. */
+  roilens_result (*roi_object)(const roilens_frame_out* frame, int32_t roi_index,
+                               int32_t object_index, roilens_roi_object* out);
 } roilens_plugin_api;
 
 /** The single exported entry point. Returns the table for `abi_version` ==

@@ -9,7 +9,7 @@
 //   roilens::plugin::Library lib;                      // path, else $ROILENS_PLUGIN_PATH, else
 //   roilens::plugin::Session session(lib, config);     // "libroilens_plugin.so.1"
 //   session.Submit(frame, index, time_s);
-//   while (auto out = session.TryTake()) { ... out->annotated, out->results_json ... }
+//   while (auto out = session.TryTake()) { ... out->annotated, out->results[i].value ... }
 #pragma once
 
 #include <dlfcn.h>
@@ -24,6 +24,7 @@
 #include <stdexcept>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "roilens_plugin/roilens_plugin.h"
 
@@ -41,13 +42,40 @@ class Error : public std::runtime_error {
   roilens_result code_;
 };
 
+/// One object a count found: its box in the submitted frame's pixels.
+struct RoiObject {
+  cv::Rect2d box;
+  std::optional<double> score;  ///< 0..1; absent when the model gave none
+};
+
+/// One ROI's result on one frame: the fields of its results.jsonl object, typed (plugin API 2).
+/// A plain value that owns its strings.
+struct RoiResult {
+  std::string roi;                    ///< ROI name from the config
+  std::string task;                   ///< read_gauge | count | zoom | annotate | ask
+  std::string status;                 ///< ok | cached | skipped | uncertain | error
+  cv::Rect rect;                      ///< the ROI in the submitted frame, pixels
+  std::optional<double> value;        ///< read_gauge: the reading, in `unit`
+  std::string unit;                   ///< "" when none
+  std::optional<std::int64_t> count;  ///< count: how many objects
+  std::vector<RoiObject> objects;     ///< count: the objects with boxes
+  std::optional<double> confidence;   ///< 0..1
+  std::string alarm;                  ///< "" | "low" | "high"
+  std::string error;                  ///< "" unless status is "error"
+  std::string text;
+  int attempts = 0;
+  double latency_ms = 0;
+  std::string interaction_id;
+};
+
 /// One finished frame. `annotated` owns its pixels (copied out of the plugin's buffer, so it
 /// stays valid however long it is kept).
 struct Frame {
   std::int64_t index = 0;
   double time_s = 0;
-  cv::Mat annotated;         ///< CV_8UC3
-  std::string results_json;  ///< JSON array, one results.jsonl object per ROI
+  cv::Mat annotated;               ///< CV_8UC3
+  std::vector<RoiResult> results;  ///< one per ROI, config order
+  std::string results_json;        ///< the same as a JSON array of results.jsonl objects
 };
 
 /// The file dlopen is asked for when neither a path nor $ROILENS_PLUGIN_PATH is given: the
@@ -208,6 +236,36 @@ class Session {
       cv::Mat(out.height, out.width, CV_8UC3, const_cast<std::uint8_t*>(out.pixels), out.stride)
           .copyTo(f.annotated);
     f.results_json.assign(out.results_json, out.results_json_size);
+    std::int32_t rois = 0;
+    Check(api_->roi_count(&out, &rois));
+    f.results.reserve(static_cast<std::size_t>(rois));
+    for (std::int32_t i = 0; i < rois; ++i) {
+      roilens_roi_result c{};
+      c.size = sizeof(c);
+      Check(api_->roi_result(&out, i, &c));
+      RoiResult& r = f.results.emplace_back();
+      r.roi = c.roi;
+      r.task = c.task;
+      r.status = c.status;
+      r.rect = cv::Rect(c.rect[0], c.rect[1], c.rect[2], c.rect[3]);
+      if (c.has_value) r.value = c.value;
+      r.unit = c.unit;
+      if (c.has_count) r.count = c.count;
+      if (c.has_confidence) r.confidence = c.confidence;
+      r.alarm = c.alarm;
+      r.error = c.error;
+      r.text = c.text;
+      r.attempts = c.attempts;
+      r.latency_ms = c.latency_ms;
+      r.interaction_id = c.interaction_id;
+      for (std::int32_t k = 0; k < c.object_count; ++k) {
+        roilens_roi_object o{};
+        o.size = sizeof(o);
+        Check(api_->roi_object(&out, i, k, &o));
+        r.objects.push_back({cv::Rect2d(o.x, o.y, o.width, o.height),
+                             o.has_score ? std::optional<double>(o.score) : std::nullopt});
+      }
+    }
     return f;
   }
 

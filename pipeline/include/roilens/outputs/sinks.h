@@ -14,6 +14,7 @@
 #include "roilens/client/status.h"
 #include "roilens/config/config.h"
 #include "roilens/outputs/av_video.h"
+#include "roilens/stages/roi_result.h"
 
 namespace roilens {
 
@@ -31,6 +32,8 @@ class ResultsWriter {
 
   /// Appends one frame's lines and flushes them to the OS.
   Status WriteFrame(const std::vector<nlohmann::json>& lines);
+  /// Appends one frame's results, each line ToJson(result).
+  Status WriteFrame(const std::vector<RoiResult>& results);
   /// fsync: everything written so far survives a crash.
   Status Sync();
   /// Bytes in the file (the resume offset after the last written frame).

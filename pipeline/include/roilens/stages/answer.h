@@ -11,6 +11,7 @@
 #include "roilens/client/interactions.h"
 #include "roilens/client/status.h"
 #include "roilens/config/config.h"
+#include "roilens/stages/roi_result.h"
 #include "roilens/stages/rois.h"
 
 namespace roilens {
@@ -65,13 +66,17 @@ std::string AlarmFor(const RoiConfig& roi, double value);
 /// Whether `answer` carries a reading or text to show (status ok, uncertain or cached).
 bool HasResult(const RoiAnswer& answer);
 
-/// The results.jsonl object: frame, source, time_s, roi, task, rect [x,y,w,h], status, value,
-/// unit, count, objects, text, confidence, alarm, error, attempts, latency_ms, interaction_id,
-/// usage (absent values as null) — exactly these keys. rect is roi.frame_rect (original pixels).
-/// objects: for count lines a list (empty when none) of {"box": [x, y, w, h], "score": s|null},
-/// each box mapped from crop pixels through the crop's zoom (CropTransform::Make(roi.rect,
-/// config.zoom)) and roi.image_to_frame into ORIGINAL frame pixels like rect (rounded outward,
-/// clipped to rect; boxes entirely outside it are dropped); null for other tasks.
+/// The typed result for the results.jsonl object: frame, source, time_s, roi, task, rect [x,y,w,h],
+/// status, value, unit, count, objects, text, confidence, alarm, error, attempts, latency_ms,
+/// interaction_id, usage (absent values as null) — exactly these keys. rect is roi.frame_rect
+/// (original pixels). objects: for count lines a list (empty when none) of {"box": [x, y, w, h],
+/// "score": s|null}, each box mapped from crop pixels through the crop's zoom
+/// (CropTransform::Make(roi.rect, config.zoom)) and roi.image_to_frame into ORIGINAL frame pixels
+/// like rect (rounded outward, clipped to rect; boxes entirely outside it are dropped); null for
+/// other tasks.
+RoiResult MakeRoiResult(std::int64_t frame, const std::string& source, double time_s,
+                        const RoiInstance& roi, const RoiConfig& config, const RoiAnswer& answer);
+/// ToJson(MakeRoiResult(...)).
 nlohmann::json ResultLine(std::int64_t frame, const std::string& source, double time_s,
                           const RoiInstance& roi, const RoiConfig& config, const RoiAnswer& answer);
 

@@ -13,6 +13,7 @@
 
 #include "roilens/client/status.h"
 #include "roilens/config/config.h"
+#include "roilens/stages/roi_result.h"
 
 namespace roilens {
 
@@ -30,8 +31,9 @@ struct FrameOutput {
   std::int64_t index = 0;
   double time_s = 0;
   std::string source;
-  cv::Mat annotated;                    ///< the merged frame (a copy of the input when merge=none)
-  std::vector<nlohmann::json> results;  ///< one results.jsonl object per ROI, config order
+  cv::Mat annotated;  ///< the merged frame (a copy of the input when merge=none)
+  /// One result per ROI, config order; ToJson(result) is its results.jsonl line.
+  std::vector<RoiResult> results;
 };
 
 /// Counters over a run (summary.json is built from these).
