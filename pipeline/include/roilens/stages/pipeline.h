@@ -32,6 +32,9 @@ struct FrameOutput {
   std::string source;
   cv::Mat annotated;                    ///< the merged frame (a copy of the input when merge=none)
   std::vector<nlohmann::json> results;  ///< one results.jsonl object per ROI, config order
+  /// Alarm raise/clear events this frame caused (ReadingMonitor::Process), for alarms.jsonl;
+  /// already handed to output.mqtt / output.webhook when configured.
+  std::vector<nlohmann::json> alarms;
 };
 
 /// Counters over a run (summary.json is built from these).
