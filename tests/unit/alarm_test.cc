@@ -14,8 +14,8 @@ namespace {
 using json = nlohmann::json;
 
 /// Feeds (time_s, value) pairs and records the transitions as "raise low@t" / "clear low@t".
-std::vector<std::string> Run(AlarmStateMachine& machine,
-                             const std::vector<std::pair<double, double>>& readings) {
+std::vector<std::string> Script(AlarmStateMachine& machine,
+                                const std::vector<std::pair<double, double>>& readings) {
   std::vector<std::string> log;
   for (auto [t, v] : readings) {
     for (const AlarmTransition& tr : machine.Update(t, v)) {
@@ -32,9 +32,10 @@ TEST(AlarmStateMachineTest, RaisesOnlyAfterTheConditionHeldForTheDuration) {
   config.min_duration_s = 3;
   AlarmStateMachine machine(config);
   // A 2 s excursion (t=1..3) is too short; the one from t=5 holds 3 s and raises at t=8.
-  EXPECT_THAT(Run(machine,
-                  {{0, 5}, {1, 9}, {2, 9}, {3, 9}, {4, 5}, {5, 9}, {6, 9}, {7, 9}, {8, 9}, {9, 9}}),
-              ::testing::ElementsAre("raise high@8"));
+  EXPECT_THAT(
+      Script(machine,
+             {{0, 5}, {1, 9}, {2, 9}, {3, 9}, {4, 5}, {5, 9}, {6, 9}, {7, 9}, {8, 9}, {9, 9}}),
+      ::testing::ElementsAre("raise high@8"));
   EXPECT_EQ(machine.state(), AlarmSide::kHigh);
 }
 
@@ -45,7 +46,7 @@ TEST(AlarmStateMachineTest, ClearsOnlyPastTheHysteresisBand) {
   AlarmStateMachine machine(config);
   // Raised at once (no duration); 2.1 and 2.4 are inside the band (no clear, no chatter); 2.5
   // clears; 1.9 raises again.
-  EXPECT_THAT(Run(machine, {{0, 3}, {1, 1.5}, {2, 2.1}, {3, 1.9}, {4, 2.4}, {5, 2.5}, {6, 1.9}}),
+  EXPECT_THAT(Script(machine, {{0, 3}, {1, 1.5}, {2, 2.1}, {3, 1.9}, {4, 2.4}, {5, 2.5}, {6, 1.9}}),
               ::testing::ElementsAre("raise low@1", "clear low@5", "raise low@6"));
 }
 
@@ -54,7 +55,7 @@ TEST(AlarmStateMachineTest, AJumpFromLowToHighClearsThenRaises) {
   config.low = 2;
   config.high = 8;
   AlarmStateMachine machine(config);
-  EXPECT_THAT(Run(machine, {{0, 1}, {1, 9}}),
+  EXPECT_THAT(Script(machine, {{0, 1}, {1, 9}}),
               ::testing::ElementsAre("raise low@0", "clear low@1", "raise high@1"));
 }
 
@@ -63,7 +64,7 @@ TEST(AlarmStateMachineTest, BackInsideTheLimitsRestartsTheDuration) {
   config.high = 8;
   config.min_duration_s = 2;
   AlarmStateMachine machine(config);
-  EXPECT_THAT(Run(machine, {{0, 9}, {1, 7}, {2, 9}, {3, 9}, {4, 9}}),
+  EXPECT_THAT(Script(machine, {{0, 9}, {1, 7}, {2, 9}, {3, 9}, {4, 9}}),
               ::testing::ElementsAre("raise high@4"));
 }
 
