@@ -11,6 +11,7 @@ packages=(
   build-essential cmake pkg-config ninja-build git clang-format
   libopencv-dev libcurl4-openssl-dev nlohmann-json3-dev libtbb-dev
   libgtest-dev libgmock-dev libbenchmark-dev libcpp-httplib-dev libcli11-dev
+  libmosquitto-dev mosquitto
   libavcodec-dev libavformat-dev libswscale-dev
   bubblewrap libseccomp-dev ffmpeg python3 python3-dev pybind11-dev python3-pybind11 python3-pytest
   python3-numpy python3-opencv python3-matplotlib python3-pil python3-scipy

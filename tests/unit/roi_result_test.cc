@@ -36,12 +36,14 @@ TEST(RoiResultTest, JsonHasEveryKeyWithNullsForAbsentValues) {
   r.status = "error";
   r.error = "boiler: timed out";
   const json j = ToJson(r);
-  for (const char* key : {"frame", "source", "time_s", "roi", "task", "rect", "status", "value",
-                          "unit", "count", "objects", "text", "confidence", "alarm", "error",
-                          "attempts", "latency_ms", "interaction_id", "usage"}) {
+  for (const char* key : {"frame", "source", "time_s",   "roi",        "task",
+                          "rect",  "status", "value",    "raw_value",  "implausible_jump",
+                          "unit",  "count",  "objects",  "text",       "confidence",
+                          "alarm", "error",  "attempts", "latency_ms", "interaction_id",
+                          "usage"}) {
     EXPECT_TRUE(j.contains(key)) << key;
   }
-  EXPECT_EQ(j.size(), 19u);
+  EXPECT_EQ(j.size(), 21u);
   EXPECT_TRUE(j["value"].is_null());
   EXPECT_TRUE(j["source"].is_null());
   EXPECT_TRUE(j["objects"].is_null());  // not a count

@@ -129,7 +129,7 @@ bool HasEntries(const fs::path& dir) {
 Status RemovePreviousOutputs(const fs::path& out, const OutputConfig& output) {
   std::error_code ec;
   for (const std::string* name :
-       {&output.video, &output.results, &output.summary, &output.report}) {
+       {&output.video, &output.results, &output.summary, &output.report, &output.alarms}) {
     for (const fs::path& path : {out / *name, out / (*name + ".tmp")}) {
       if (fs::is_regular_file(path, ec) && !fs::remove(path, ec) && ec) {
         return InternalError("cannot remove '" + path.string() + "': " + ec.message());
@@ -401,6 +401,12 @@ RunOutcome RunStation(const RunFlags& flags) {
 
   auto results = ResultsWriter::Open(results_path, resuming ? resume_from.results_bytes : 0);
   if (!results.ok()) return Fail(kExitBadInput, results.status().message());
+  // Alarm events (raise/clear) as their own records; a resumed run appends to them.
+  const std::string alarms_path = (out / config.output.alarms).string();
+  std::error_code alarms_ec;
+  const auto alarms_kept = resuming ? fs::file_size(alarms_path, alarms_ec) : 0;
+  auto alarms = ResultsWriter::Open(alarms_path, alarms_ec ? 0 : alarms_kept);
+  if (!alarms.ok()) return Fail(kExitBadInput, alarms.status().message());
   auto journal = resuming ? Journal::Append(journal_path) : Journal::Create(journal_path, header);
   if (!journal.ok()) return Fail(kExitBadInput, journal.status().message());
 
@@ -490,6 +496,7 @@ RunOutcome RunStation(const RunFlags& flags) {
     while (auto frame = pipeline->Take()) {
       if (write_error.ok()) {
         Status s = (*results)->WriteFrame(frame->results);
+        if (s.ok() && !frame->alarms.empty()) s = (*alarms)->WriteFrame(frame->alarms);
         if (s.ok() && video) {
           s = video->Write(frame->annotated);
           if (s.ok() && !announced_codec && !video->encoder().empty()) {

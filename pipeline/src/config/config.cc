@@ -343,16 +343,43 @@ GaugeCalibration ParseGauge(const json& j, const std::string& path) {
 
 AlarmConfig ParseAlarm(const json& j, const std::string& path) {
   RequireObject(j, path);
-  CheckKeys(j, path, {"low", "high"});
+  CheckKeys(j, path, {"low", "high", "hysteresis", "min_duration_s"});
   AlarmConfig a;
   double v = 0;
   if (Optional(j, path, "low", v, AsNumber)) a.low = v;
   if (Optional(j, path, "high", v, AsNumber)) a.high = v;
+  if (Optional(j, path, "hysteresis", a.hysteresis, AsNumber)) {
+    RequireRange(a.hysteresis, 0, 1e12, Join(path, "hysteresis"));
+  }
+  if (Optional(j, path, "min_duration_s", a.min_duration_s, AsNumber)) {
+    RequireRange(a.min_duration_s, 0, 1e7, Join(path, "min_duration_s"));
+  }
   if (a.low && a.high && !(*a.low < *a.high)) {
     Fail(Join(path, "high"),
          "must be greater than low (" + FormatNumber(*a.low) + "), got " + FormatNumber(*a.high));
   }
   return a;
+}
+
+FusionConfig ParseFusion(const json& j, const std::string& path) {
+  RequireObject(j, path);
+  CheckKeys(j, path, {"window", "window_s", "max_rate"});
+  FusionConfig f;
+  int n = 0;
+  double v = 0;
+  if (Optional(j, path, "window", n, AsInt)) {
+    RequireRange(n, 1, 100, Join(path, "window"));
+    f.window = n;
+  }
+  if (Optional(j, path, "window_s", v, AsNumber)) {
+    RequireRange(v, 0, 1e7, Join(path, "window_s"));
+    f.window_s = v;
+  }
+  if (Optional(j, path, "max_rate", v, AsNumber)) {
+    RequireRange(v, 0, 1e6, Join(path, "max_rate"));
+    f.max_rate = v;
+  }
+  return f;
 }
 
 TaskKind ParseTask(const json& j, const std::string& path) {
@@ -367,7 +394,7 @@ TaskKind ParseTask(const json& j, const std::string& path) {
 RoiConfig ParseRoi(const json& j, const std::string& path) {
   RequireObject(j, path);
   CheckKeys(j, path,
-            {"name", "rect", "polygon", "find", "grid", "task", "zoom", "gauge", "alarm",
+            {"name", "rect", "polygon", "find", "grid", "task", "zoom", "gauge", "alarm", "fusion",
              "min_confidence", "object", "prompt", "change_threshold", "max_age_s"});
   RoiConfig r;
   if (!Optional(j, path, "name", r.name, AsString)) Fail(Join(path, "name"), "is required");
@@ -419,6 +446,13 @@ RoiConfig ParseRoi(const json& j, const std::string& path) {
                                     TaskName(r.task) + ")");
     }
     r.alarm = ParseAlarm(*it, Join(path, "alarm"));
+  }
+  if (auto it = j.find("fusion"); it != j.end()) {
+    if (r.task != TaskKind::kReadGauge) {
+      Fail(Join(path, "fusion"),
+           "only applies to task read_gauge (this ROI's task is " + TaskName(r.task) + ")");
+    }
+    r.fusion = ParseFusion(*it, Join(path, "fusion"));
   }
   if (double v = 0; Optional(j, path, "min_confidence", v, AsNumber)) {
     const std::string at = Join(path, "min_confidence");
@@ -495,9 +529,55 @@ VideoEncoderConfig ParseVideoEncoder(const json& j, const std::string& path) {
   return e;
 }
 
+MqttConfig ParseMqtt(const json& j, const std::string& path) {
+  RequireObject(j, path);
+  CheckKeys(
+      j, path,
+      {"host", "port", "topic_prefix", "client_id", "username", "password_env", "keepalive_s"});
+  MqttConfig m;
+  if (!Optional(j, path, "host", m.host, AsString) || m.host.empty()) {
+    Fail(Join(path, "host"), "is required (the broker's host name or address)");
+  }
+  if (Optional(j, path, "port", m.port, AsInt)) RequireRange(m.port, 1, 65535, Join(path, "port"));
+  Optional(j, path, "topic_prefix", m.topic_prefix, AsString);
+  while (!m.topic_prefix.empty() && m.topic_prefix.back() == '/') m.topic_prefix.pop_back();
+  if (m.topic_prefix.empty() || m.topic_prefix.find_first_of("#+") != std::string::npos) {
+    Fail(Join(path, "topic_prefix"), "must be a non-empty MQTT topic without '#' or '+'");
+  }
+  Optional(j, path, "client_id", m.client_id, AsString);
+  Optional(j, path, "username", m.username, AsString);
+  Optional(j, path, "password_env", m.password_env, AsString);
+  if (Optional(j, path, "keepalive_s", m.keepalive_s, AsInt)) {
+    RequireRange(m.keepalive_s, 5, 3600, Join(path, "keepalive_s"));
+  }
+  return m;
+}
+
+WebhookConfig ParseWebhook(const json& j, const std::string& path) {
+  RequireObject(j, path);
+  CheckKeys(j, path, {"url", "retries", "backoff_s", "timeout_s"});
+  WebhookConfig w;
+  if (!Optional(j, path, "url", w.url, AsString) ||
+      !(w.url.rfind("http://", 0) == 0 || w.url.rfind("https://", 0) == 0)) {
+    Fail(Join(path, "url"), "is required: an http:// or https:// URL");
+  }
+  if (Optional(j, path, "retries", w.retries, AsInt)) {
+    RequireRange(w.retries, 0, 100, Join(path, "retries"));
+  }
+  if (Optional(j, path, "backoff_s", w.backoff_s, AsNumber)) {
+    RequireRange(w.backoff_s, 0, 60, Join(path, "backoff_s"));
+  }
+  if (Optional(j, path, "timeout_s", w.timeout_s, AsNumber)) {
+    RequireRange(w.timeout_s, 0, 600, Join(path, "timeout_s"), /*lo_open=*/true);
+  }
+  return w;
+}
+
 OutputConfig ParseOutput(const json& j, const std::string& path) {
   RequireObject(j, path);
-  CheckKeys(j, path, {"video", "results", "summary", "report", "video_backend", "video_encoder"});
+  CheckKeys(j, path,
+            {"video", "results", "summary", "report", "alarms", "mqtt", "webhook", "video_backend",
+             "video_encoder"});
   OutputConfig o;
   if (Optional(j, path, "video_backend", o.video_backend, AsString) &&
       o.video_backend != "ffmpeg" && o.video_backend != "opencv") {
@@ -507,8 +587,13 @@ OutputConfig ParseOutput(const json& j, const std::string& path) {
   if (auto it = j.find("video_encoder"); it != j.end()) {
     o.video_encoder = ParseVideoEncoder(*it, Join(path, "video_encoder"));
   }
+  if (auto it = j.find("mqtt"); it != j.end()) o.mqtt = ParseMqtt(*it, Join(path, "mqtt"));
+  if (auto it = j.find("webhook"); it != j.end()) {
+    o.webhook = ParseWebhook(*it, Join(path, "webhook"));
+  }
   for (auto [key, field] : {std::pair{"video", &o.video}, std::pair{"results", &o.results},
-                            std::pair{"summary", &o.summary}, std::pair{"report", &o.report}}) {
+                            std::pair{"summary", &o.summary}, std::pair{"report", &o.report},
+                            std::pair{"alarms", &o.alarms}}) {
     if (Optional(j, path, key, *field, AsString)) {
       if (field->find('/') != std::string::npos || *field == "." || *field == "..") {
         Fail(Join(path, key),

@@ -22,7 +22,9 @@
 
 #include "roilens/client/interactions_client.h"
 #include "roilens/client/retry.h"
+#include "roilens/outputs/alarm_sinks.h"
 #include "roilens/outputs/report.h"
+#include "roilens/stages/alarm.h"
 #include "roilens/stages/answer.h"
 #include "roilens/stages/change_gate.h"
 #include "roilens/stages/crop_transform.h"
@@ -163,11 +165,13 @@ enum class KeyState {
 class FlowPipeline final : public Pipeline {
  public:
   FlowPipeline(StationConfig config, std::unique_ptr<InteractionsClient> client,
-               std::string key_source)
+               std::string key_source, std::unique_ptr<AlarmDispatcher> alarm_sinks)
       : config_(std::move(config)),
         client_(std::move(client)),
         key_source_(std::move(key_source)),
-        start_(Clock::now()) {
+        start_(Clock::now()),
+        monitor_(config_),
+        alarm_sinks_(std::move(alarm_sinks)) {
     // Frames in flight: each holds a decoded frame, its processed image and crops, so this is
     // what bounds memory on long inputs. It must also be large enough that the frames waiting for
     // answers can keep the client's max_in_flight transfers busy (a frame carries up to rois.size()
@@ -747,6 +751,11 @@ class FlowPipeline final : public Pipeline {
     // After Cancel no frame is delivered, complete or not: a frame with a cancelled answer always
     // gets here after the flag went up, and later frames must not follow a dropped one.
     if (!Cancelled()) {
+      // Fusion and alarm state run here: serial and in frame order.
+      job->output.alarms = monitor_.Process(job->output.results);
+      if (alarm_sinks_) {
+        for (const auto& event : job->output.alarms) alarm_sinks_->Post(event);
+      }
       {
         std::lock_guard lock(stats_mu_);
         stats_.AddFrame();
@@ -767,6 +776,8 @@ class FlowPipeline final : public Pipeline {
   std::unique_ptr<InteractionsClient> client_;
   const std::string key_source_;  ///< where the key came from, for the fatal error's advice
   const Clock::time_point start_;
+  ReadingMonitor monitor_;                        ///< Deliver's only
+  std::unique_ptr<AlarmDispatcher> alarm_sinks_;  ///< null when no output.mqtt/webhook
   int max_frames_ = 8;
   bool live_ = false;
 
@@ -845,8 +856,10 @@ StatusOr<std::unique_ptr<Pipeline>> Pipeline::Create(StationConfig config,
                 " (named by backend.api_key_env; GOOGLE_API_KEY is the fallback)";
   auto client = InteractionsClient::Create(std::move(client_options));
   if (!client.ok()) return client.status();
-  return std::unique_ptr<Pipeline>(
-      std::make_unique<FlowPipeline>(std::move(config), std::move(*client), key_source));
+  auto alarm_sinks = AlarmDispatcher::Create(config.output);
+  if (!alarm_sinks.ok()) return alarm_sinks.status();
+  return std::unique_ptr<Pipeline>(std::make_unique<FlowPipeline>(
+      std::move(config), std::move(*client), key_source, std::move(*alarm_sinks)));
 }
 
 }  // namespace roilens

@@ -74,10 +74,10 @@ std::vector<double> Box(const json& v, const std::string& key) {
 bool RoiResult::operator==(const RoiResult& o) const {
   return frame == o.frame && source == o.source && time_s == o.time_s && roi == o.roi &&
          task == o.task && rect == o.rect && status == o.status && value == o.value &&
-         unit == o.unit && count == o.count && objects == o.objects && text == o.text &&
-         confidence == o.confidence && alarm == o.alarm && error == o.error &&
-         attempts == o.attempts && latency_ms == o.latency_ms &&
-         interaction_id == o.interaction_id && usage == o.usage;
+         raw_value == o.raw_value && implausible_jump == o.implausible_jump && unit == o.unit &&
+         count == o.count && objects == o.objects && text == o.text && confidence == o.confidence &&
+         alarm == o.alarm && error == o.error && attempts == o.attempts &&
+         latency_ms == o.latency_ms && interaction_id == o.interaction_id && usage == o.usage;
 }
 
 json ToJson(const RoiUsage& usage) {
@@ -99,6 +99,8 @@ json ToJson(const RoiResult& r) {
   line["rect"] = {r.rect.x, r.rect.y, r.rect.width, r.rect.height};
   line["status"] = r.status;
   line["value"] = r.value ? json(*r.value) : json(nullptr);
+  line["raw_value"] = r.raw_value ? json(*r.raw_value) : json(nullptr);
+  line["implausible_jump"] = r.implausible_jump;
   line["unit"] = TextOrNull(r.unit);
   line["count"] = r.count ? json(*r.count) : json(nullptr);
   if (r.task == "count") {
@@ -159,6 +161,11 @@ StatusOr<RoiResult> RoiResultFromJson(const json& line) {
     }
     r.status = Text(line, "status", /*required=*/true);
     r.value = Number(line, "value");
+    r.raw_value = Number(line, "raw_value");
+    if (const json* jump = Find(line, "implausible_jump")) {
+      if (!jump->is_boolean()) throw BadKey{"implausible_jump: must be true or false"};
+      r.implausible_jump = jump->get<bool>();
+    }
     r.unit = Text(line, "unit");
     r.count = Integer(line, "count");
     if (const json* objects = Find(line, "objects")) {

@@ -80,8 +80,25 @@ double GaugeAngleForValue(const GaugeCalibration& g, double value);
 /// taken modulo 360, at the turn nearest to the middle of the scale.
 double GaugeValueForAngle(const GaugeCalibration& g, double angle_deg);
 
+/// Thresholds of a read_gauge/count ROI (in the reading's unit), applied to the fused value by
+/// AlarmStateMachine (roilens/stages/alarm.h).
 struct AlarmConfig {
   std::optional<double> low, high;
+  /// An alarm clears only once the reading is back past its threshold by this much (>= 0):
+  /// a low alarm at value >= low + hysteresis, a high one at value <= high - hysteresis.
+  double hysteresis = 0;
+  /// The condition must hold this long (frame time, seconds) over certain readings before the
+  /// alarm is raised; 0 = on the first reading past the threshold.
+  double min_duration_s = 0;
+};
+
+/// Temporal fusion of a read_gauge ROI's readings (ReadingFusion, roilens/stages/fusion.h).
+/// Unset fields take the mode's default: live mode fuses (window 5, window_s 10, max_rate 0.5),
+/// batch mode does not (window 1, no rate check), because a batch's images are often unrelated.
+struct FusionConfig {
+  std::optional<int> window;       ///< fresh readings in the median (1..100; 1 = no fusion)
+  std::optional<double> window_s;  ///< and at most this old (frame time, s; 0 = any age)
+  std::optional<double> max_rate;  ///< fraction of the gauge span per second; 0 = no check
 };
 
 /// The confidence below which a read_gauge or count answer is "uncertain" when the ROI does not
@@ -102,6 +119,7 @@ struct RoiConfig {
   double zoom = 1;         ///< crop upscale factor sent to the model
   GaugeCalibration gauge;  ///< read_gauge
   AlarmConfig alarm;
+  FusionConfig fusion;  ///< read_gauge only
   /// read_gauge/count: an answer whose confidence (0..1) is below this gets status "uncertain"
   /// (its value/count is still reported, no alarm fires). Unset = kDefaultMinConfidence, and an
   /// answer without a confidence then counts as certain; when set explicitly (> 0) an answer
@@ -136,6 +154,28 @@ struct VideoEncoderConfig {
   std::string pix_fmt = "yuv420p";  ///< yuv420p plays everywhere (browsers)
 };
 
+/// Alarm events to an MQTT broker (libmosquitto; needs a build with ROILENS_HAVE_MOSQUITTO).
+/// Each event is published QoS 1, retained, on "<topic_prefix>/<roi>", so a subscriber that
+/// connects later gets every ROI's last alarm state.
+struct MqttConfig {
+  std::string host;  ///< "" = MQTT off
+  int port = 1883;
+  std::string topic_prefix = "roilens";  ///< e.g. "plant1/line3/station7"
+  std::string client_id;                 ///< "" = "roilens-<pid>"
+  std::string username;
+  std::string password_env;  ///< environment variable holding the password (never logged)
+  int keepalive_s = 30;
+};
+
+/// Alarm events POSTed as JSON to `url`; failures (transport, 429, 5xx) are retried `retries`
+/// times with exponential backoff from backoff_s (doubling, at most 60 s).
+struct WebhookConfig {
+  std::string url;  ///< "" = webhook off
+  int retries = 3;
+  double backoff_s = 1;
+  double timeout_s = 10;
+};
+
 struct OutputConfig {
   std::string video = "annotated.mp4";
   std::string video_backend = "ffmpeg";  ///< "ffmpeg" (libav) | "opencv" (cv::VideoWriter)
@@ -143,6 +183,9 @@ struct OutputConfig {
   std::string results = "results.jsonl";
   std::string summary = "summary.json";
   std::string report = "report.html";
+  std::string alarms = "alarms.jsonl";  ///< alarm raise/clear events, one JSON object a line
+  MqttConfig mqtt;
+  WebhookConfig webhook;
 };
 
 struct StationConfig {

@@ -34,6 +34,9 @@ struct FrameOutput {
   cv::Mat annotated;  ///< the merged frame (a copy of the input when merge=none)
   /// One result per ROI, config order; ToJson(result) is its results.jsonl line.
   std::vector<RoiResult> results;
+  /// Alarm raise/clear events this frame caused (ReadingMonitor::Process), for alarms.jsonl;
+  /// already handed to output.mqtt / output.webhook when configured.
+  std::vector<nlohmann::json> alarms;
 };
 
 /// Counters over a run (summary.json is built from these).

@@ -47,7 +47,13 @@ struct RoiResult {
   /// ok | cached | skipped | uncertain | error. "uncertain": a reading below the ROI's
   /// min_confidence (value/count are given, alarm is "").
   std::string status = "ok";
-  std::optional<double> value;        ///< read_gauge: the reading in `unit`
+  /// read_gauge: the reading in `unit`; in live mode the ROI's fused estimate (median over a
+  /// short window, see ReadingMonitor), the single reading being raw_value.
+  std::optional<double> value;
+  std::optional<double> raw_value;  ///< the single reading behind `value` (null when none)
+  /// The single reading moved faster than the gauge can (fusion's max_rate): not fused, not
+  /// alarmed; `value` keeps the previous estimate.
+  bool implausible_jump = false;
   std::string unit;                   ///< "" when none (null in JSON)
   std::optional<std::int64_t> count;  ///< count: how many objects
   /// count: the objects found (at most `count`; the model may list fewer). Always empty for

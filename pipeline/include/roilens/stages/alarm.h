@@ -1,0 +1,81 @@
+// Alarms that mean something: a threshold must be crossed for min_duration_s before an alarm is
+// raised and passed by the hysteresis band before it clears; uncertain readings change nothing.
+// ReadingMonitor applies fusion and alarms to a frame's result lines, in frame order.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "roilens/config/config.h"
+#include "roilens/stages/fusion.h"
+#include "roilens/stages/roi_result.h"
+
+namespace roilens {
+
+enum class AlarmSide { kNone, kLow, kHigh };
+std::string AlarmSideName(AlarmSide side);  ///< "", "low", "high"
+
+struct AlarmTransition {
+  bool raised = false;  ///< true: raised; false: cleared
+  AlarmSide side = AlarmSide::kNone;
+};
+
+/// The alarm state of one ROI. Pure: no clock, frame time only. Not thread-safe.
+class AlarmStateMachine {
+ public:
+  explicit AlarmStateMachine(AlarmConfig config) : config_(std::move(config)) {}
+
+  /// A certain reading `value` at frame time `time_s` (non-decreasing). Returns what changed:
+  /// nothing, a raise, a clear, or a clear followed by a raise (a jump from low to high). An
+  /// uncertain or missing reading must not be passed: it neither raises, clears, nor interrupts a
+  /// condition that is being timed.
+  std::vector<AlarmTransition> Update(double time_s, double value);
+  AlarmSide state() const { return state_; }
+
+ private:
+  AlarmSide Condition(double value) const;
+
+  AlarmConfig config_;
+  AlarmSide state_ = AlarmSide::kNone;
+  AlarmSide pending_ = AlarmSide::kNone;  ///< condition held (not yet raised) since pending_since_
+  double pending_since_s_ = 0;
+};
+
+/// Per ROI instance: fuses read_gauge readings (ReadingFusion) and runs the alarm state machine,
+/// rewriting each result line and producing alarm events. Not thread-safe: call Process from the
+/// pipeline's serial, in-order delivery stage.
+///
+/// A line gains `raw_value` (the single reading, null when none) and `implausible_jump`; `value`
+/// becomes the fused estimate (a fresh "ok" reading is fused in; a "cached" line shows the current
+/// estimate; an "uncertain" one keeps its own reading and is not fused; an implausible jump shows
+/// the previous estimate). `alarm` becomes the ROI's alarm state on certain lines (ok, cached) and
+/// "" on all others.
+class ReadingMonitor {
+ public:
+  explicit ReadingMonitor(const StationConfig& config);
+
+  /// Rewrites `lines` (one frame's results.jsonl objects) and returns that frame's alarm events:
+  /// {"type": "alarm", "event": "raise"|"clear", "roi", "task", "alarm": "low"|"high", "value",
+  ///  "unit", "threshold", "time_s", "frame", "source", "rect"}.
+  std::vector<nlohmann::json> Process(std::vector<RoiResult>& results);
+
+ private:
+  struct RoiState {
+    std::unique_ptr<ReadingFusion> fusion;
+    std::unique_ptr<AlarmStateMachine> alarm;
+    bool last_fresh_implausible = false;
+  };
+  RoiState& StateFor(const std::string& instance, const RoiConfig& config);
+
+  std::map<std::string, const RoiConfig*> configs_;  ///< by ROI name
+  std::map<std::string, RoiState> states_;           ///< by instance name ("gauge#1")
+  PipelineMode mode_;
+  std::vector<RoiConfig> rois_;
+};
+
+}  // namespace roilens
