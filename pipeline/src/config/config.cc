@@ -474,10 +474,25 @@ MergeConfig ParseMerge(const json& j, const std::string& path) {
   return m;
 }
 
+RotateConfig ParseRotate(const json& j, const std::string& path) {
+  RequireObject(j, path);
+  CheckKeys(j, path, {"max_bytes", "max_seconds"});
+  RotateConfig r;
+  if (double bytes = 0; Optional(j, path, "max_bytes", bytes, AsNumber)) {
+    RequireRange(bytes, 0, 1e15, Join(path, "max_bytes"));
+    r.max_bytes = static_cast<std::uint64_t>(bytes);
+  }
+  if (Optional(j, path, "max_seconds", r.max_seconds, AsNumber)) {
+    RequireRange(r.max_seconds, 0, 1e9, Join(path, "max_seconds"));
+  }
+  return r;
+}
+
 OutputConfig ParseOutput(const json& j, const std::string& path) {
   RequireObject(j, path);
-  CheckKeys(j, path, {"video", "results", "summary", "report"});
+  CheckKeys(j, path, {"video", "results", "summary", "report", "rotate"});
   OutputConfig o;
+  if (auto it = j.find("rotate"); it != j.end()) o.rotate = ParseRotate(*it, Join(path, "rotate"));
   for (auto [key, field] : {std::pair{"video", &o.video}, std::pair{"results", &o.results},
                             std::pair{"summary", &o.summary}, std::pair{"report", &o.report}}) {
     if (Optional(j, path, key, *field, AsString)) {

@@ -121,11 +121,19 @@ struct MergeConfig {
   double blend_alpha = 0.6;
 };
 
+/// output.rotate: results.jsonl and the annotated video roll over when either limit is reached
+/// (0 = no limit; both 0 = never). Rolled files are named like "results-000001-<UTC start>.jsonl".
+struct RotateConfig {
+  std::uint64_t max_bytes = 0;  ///< size of the active file (video: its closed segments)
+  double max_seconds = 0;       ///< wall-clock age of the active file
+};
+
 struct OutputConfig {
   std::string video = "annotated.mp4";
   std::string results = "results.jsonl";
   std::string summary = "summary.json";
   std::string report = "report.html";
+  RotateConfig rotate;
 };
 
 struct StationConfig {
