@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <cctype>
+#include <cmath>
 #include <map>
 #include <set>
 #include <sstream>

@@ -620,6 +620,13 @@ RunOutcome RunStation(const RunFlags& flags) {
   if (g_interrupted.load()) pipeline->Cancel();  // also when the watcher has not run yet
   pipeline->Flush();
   writer.join();
+  if (auto open_gap = live_source ? live_source->TakeOpenGap() : std::nullopt; open_gap) {
+    // Stopped during an outage: it ends the results.
+    ++outages;
+    missing_frames += open_gap->missing_frames;
+    if (write_error.ok()) write_error = (*results)->WriteFrame({open_gap->ToJson()});
+    if (write_error.ok()) write_error = (*results)->Sync();
+  }
   progress.Finish(snapshot);
   if (writer_failed || !write_error.ok()) {
     return Fail(kExitFailure, "writing outputs failed: " + write_error.message());

@@ -2,6 +2,7 @@
 // for the outage (SourceGap) instead of ending the run.
 #include "roilens/stages/reconnecting_source.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 
@@ -73,6 +74,18 @@ Status ReconnectingSource::Skip(std::int64_t) {
 std::optional<SourceGap> ReconnectingSource::TakeGap() {
   auto gap = std::move(ready_gap_);
   ready_gap_.reset();
+  return gap;
+}
+
+std::optional<SourceGap> ReconnectingSource::TakeOpenGap() {
+  if (!pending_gap_) return std::nullopt;
+  SourceGap gap = std::move(*pending_gap_);
+  pending_gap_.reset();
+  gap.to_time_s = std::chrono::duration<double>(Clock::now() - start_).count();
+  const double fps = info_.fps > 0 ? info_.fps : 25;
+  // Frames up to now were missed (no frame after the outage to exclude).
+  gap.missing_frames =
+      std::max<std::int64_t>(0, std::llround((gap.to_time_s - gap.from_time_s) * fps));
   return gap;
 }
 

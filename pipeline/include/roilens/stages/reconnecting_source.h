@@ -59,6 +59,9 @@ class ReconnectingSource final : public FrameSource {
 
   /// The outage that ended before the frame Next() returned last, once (nullopt otherwise).
   std::optional<SourceGap> TakeGap();
+  /// After the last Next(): the outage still going on when the source was stopped, ended now
+  /// (so a run stopped during an outage still accounts for it); nullopt when connected.
+  std::optional<SourceGap> TakeOpenGap();
   /// Ends the source: a Next() waiting to reconnect returns nullopt promptly (a read blocked in
   /// the decoder returns when its own timeout fires). Idempotent.
   void Stop();
