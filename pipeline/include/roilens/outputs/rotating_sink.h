@@ -50,9 +50,11 @@ bool IsRotatedName(const std::string& name, const std::string& base);
 /// frame's lines never span two files). Not thread-safe.
 class RotatingResultsWriter {
  public:
+  /// `keep_bytes`: as ResultsWriter::Open (resume of a run that does not rotate).
   static StatusOr<std::unique_ptr<RotatingResultsWriter>> Open(const std::string& path,
                                                                RotateConfig config,
-                                                               WallClock clock = {});
+                                                               WallClock clock = {},
+                                                               std::uint64_t keep_bytes = 0);
   /// Rolls over first when due, then appends the frame's lines (or a record: one line).
   Status WriteFrame(const std::vector<nlohmann::json>& lines);
   Status Sync() { return writer_->Sync(); }
