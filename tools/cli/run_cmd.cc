@@ -637,10 +637,13 @@ RunOutcome RunStation(const RunFlags& flags) {
   const bool finished =
       !g_interrupted.load() && (flags.max_frames < 0 || submitted < flags.max_frames);
   std::string video_method;
+  // Rotation removes the segments it rolled: join only those left (maybe none).
+  const std::vector<std::string> segments_left =
+      video_rotator ? ExistingFiles(video->Segments()) : std::vector<std::string>{};
   if (video && (finished || !video->Segments().empty()) &&
-      !(video_rotator && video->Segments().empty())) {  // rotation may have rolled them all
+      !(video_rotator && segments_left.empty())) {
     // An interrupted run may have finished no frame yet: then there is no video to join.
-    auto segments = video->Segments();
+    auto segments = video_rotator ? segments_left : video->Segments();
     if (Status s = ConcatSegments(segments, video_path, info.fps, &video_method, !finished);
         !s.ok()) {
       return Fail(kExitFailure, s.message());

@@ -94,7 +94,17 @@ Status RotatingResultsWriter::WriteFrame(const std::vector<nlohmann::json>& line
 VideoRotator::VideoRotator(std::string video_path, double fps, RotateConfig config, WallClock clock)
     : video_path_(std::move(video_path)), fps_(fps), policy_(config, std::move(clock)) {}
 
-StatusOr<std::string> VideoRotator::MaybeRoll(const std::vector<std::string>& closed_segments) {
+std::vector<std::string> ExistingFiles(const std::vector<std::string>& paths) {
+  std::vector<std::string> existing;
+  std::error_code ec;
+  for (const auto& path : paths) {
+    if (fs::exists(path, ec)) existing.push_back(path);
+  }
+  return existing;
+}
+
+StatusOr<std::string> VideoRotator::MaybeRoll(const std::vector<std::string>& segments) {
+  const std::vector<std::string> closed_segments = ExistingFiles(segments);
   std::uint64_t bytes = 0;
   std::error_code ec;
   for (const auto& segment : closed_segments) bytes += fs::file_size(segment, ec);

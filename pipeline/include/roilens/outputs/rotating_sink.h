@@ -73,6 +73,10 @@ class RotatingResultsWriter {
   std::vector<std::string> rotated_;
 };
 
+/// Those of `paths` that exist (SegmentedVideoWriter::Segments names every number so far, rolled
+/// ones included).
+std::vector<std::string> ExistingFiles(const std::vector<std::string>& paths);
+
 /// The annotated video's rollover: the closed segments so far become one file,
 /// RotatedName(video_path, n, start), and are deleted. Call after SegmentedVideoWriter::
 /// CloseSegment; rolls only when the policy says the segments (their total size) are due.
