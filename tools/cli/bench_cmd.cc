@@ -7,6 +7,7 @@
 //   gate        the sample station: calls / (frames x ROIs) with the change gate, and reading
 //               error vs ground truth with and without it (cv coder)
 //   rss         peak RSS (VmHWM) of 300-frame and 3000-frame runs (child processes, medians of 3)
+//   live-rss    the RSS curve of a long live run in-process (100,000 frames, echo coder): flat?
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -24,6 +25,7 @@
 #include <sstream>
 
 #include "commands.h"
+#include "live_soak.h"
 #include "roilens/backend/server.h"
 #include "roilens/client/interactions_client.h"
 #include "roilens/config/config.h"
@@ -49,6 +51,7 @@ struct BenchFlags {
   int throughput_calls = 200;
   int sequential_calls = 8;              ///< calls in each sequential baseline (1 s each)
   std::optional<double> gate_threshold;  ///< gate: override the sample config's change_threshold
+  std::int64_t live_frames = 100000;     ///< live-rss: frames of the soak
 };
 
 double Seconds(Clock::time_point since) {
@@ -510,13 +513,54 @@ bool BenchRss(const BenchFlags& b) {
   return std::abs(ratio - 1) <= 0.10;
 }
 
+/// live-rss: the resident set along a long live run. Met when the last sample is within 10% (or
+/// 16 MiB) of the sample taken after the first tenth of the run (warm-up: pools, caches, store).
+bool BenchLiveRss(const BenchFlags& b) {
+  std::printf(
+      "== live-rss: RSS over a %lld-frame live run (echo coder, 4 ROIs, 640x360, "
+      "results rotated every 8 MiB)\n",
+      static_cast<long long>(b.live_frames));
+  LiveSoakOptions options;
+  options.frames = b.live_frames;
+  options.sample_every = std::max<std::int64_t>(1, b.live_frames / 20);
+  options.out_dir = (fs::path(b.dir) / "live-rss").string();
+  const auto t0 = Clock::now();
+  auto curve = RunLiveSoak(options);
+  if (!curve.ok()) {
+    std::printf("  failed: %s\n", curve.status().message().c_str());
+    return false;
+  }
+  const double wall = Seconds(t0);
+  for (const auto& sample : *curve) {
+    std::printf("  %8lld frames  %7.1f MiB\n", static_cast<long long>(sample.frames),
+                sample.rss_mib);
+  }
+  double warm = curve->front().rss_mib;
+  for (const auto& sample : *curve) {
+    if (sample.frames >= b.live_frames / 10) {
+      warm = sample.rss_mib;
+      break;
+    }
+  }
+  const double last = curve->back().rss_mib;
+  const bool met = last - warm <= std::max(16.0, 0.10 * warm);
+  std::printf("  %.0f frames/s; after warm-up %.1f MiB, at the end %.1f MiB (%+.1f MiB): %s\n",
+              static_cast<double>(b.live_frames) / wall, warm, last, last - warm,
+              met ? "flat" : "GROWS");
+  std::error_code ec;
+  fs::remove_all(options.out_dir, ec);
+  return met;
+}
+
 const CommandRegistration kBenchCommand("bench", [](CLI::App& root, int& exit_code) {
   auto flags = std::make_shared<BenchFlags>();
   auto* cmd = root.add_subcommand("bench",
                                   "Measure throughput, fps, the change gate and memory, "
                                   "each against a baseline measured in the same run");
-  cmd->add_option("--which", flags->which, "all, throughput, fps, gate or rss")
-      ->check(CLI::IsMember({"all", "throughput", "fps", "gate", "rss"}));
+  cmd->add_option("--which", flags->which, "all, throughput, fps, gate, rss or live-rss")
+      ->check(CLI::IsMember({"all", "throughput", "fps", "gate", "rss", "live-rss"}));
+  cmd->add_option("--live-frames", flags->live_frames, "live-rss: frames of the live run")
+      ->check(CLI::Range(100, 100000000));
   cmd->add_option("--dir", flags->dir, "working directory (default: a temp dir)");
   cmd->add_option("--frames", flags->gate_frames,
                   "gate: frames of the ungated comparison run (every frame calls the cv coder)")
@@ -539,6 +583,7 @@ const CommandRegistration kBenchCommand("bench", [](CLI::App& root, int& exit_co
     if (pick("fps")) all_met &= BenchFps(*flags);
     if (pick("gate")) all_met &= BenchGate(*flags);
     if (pick("rss")) all_met &= BenchRss(*flags);
+    if (flags->which == "live-rss") all_met &= BenchLiveRss(*flags);  // long: on request only
     std::fflush(stdout);
     exit_code = all_met ? kExitOk : kExitFailure;
   });

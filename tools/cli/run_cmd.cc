@@ -23,15 +23,18 @@
 #include <thread>
 
 #include "commands.h"
+#include "metrics_server.h"
 #include "progress.h"
 #include "roilens/backend/server.h"
 #include "roilens/config/config.h"
 #include "roilens/outputs/av_video.h"
 #include "roilens/outputs/journal.h"
 #include "roilens/outputs/report.h"
+#include "roilens/outputs/rotating_sink.h"
 #include "roilens/outputs/sinks.h"
 #include "roilens/stages/pipeline.h"
 #include "roilens/stages/preprocess.h"
+#include "roilens/stages/reconnecting_source.h"
 #include "roilens/stages/source.h"
 
 namespace roilens::cli {
@@ -134,6 +137,13 @@ Status RemovePreviousOutputs(const fs::path& out, const OutputConfig& output) {
       if (fs::is_regular_file(path, ec) && !fs::remove(path, ec) && ec) {
         return InternalError("cannot remove '" + path.string() + "': " + ec.message());
       }
+    }
+  }
+  for (const auto& entry : fs::directory_iterator(out, ec)) {  // output.rotate's rolled files
+    const std::string name = entry.path().filename().string();
+    if (entry.is_regular_file() &&
+        (IsRotatedName(name, output.results) || IsRotatedName(name, output.video))) {
+      fs::remove(entry.path(), ec);
     }
   }
   fs::remove(out / kJournalName, ec);
@@ -298,7 +308,23 @@ RunOutcome RunStation(const RunFlags& flags) {
   auto opened = FrameSource::Open(flags.input, source_options);
   if (!opened.ok()) return Fail(kExitBadInput, opened.status().message());
   std::unique_ptr<FrameSource> source = std::move(*opened);
+  // Live mode on a stream or camera: a dropped camera is reconnected, forever (until a signal or
+  // --max-frames), and each outage becomes a "gap" record in results.jsonl.
+  ReconnectingSource* live_source = nullptr;
+  if (config.pipeline.mode == PipelineMode::kLive &&
+      (source->info().kind == SourceKind::kStream || source->info().kind == SourceKind::kCamera)) {
+    auto live = ReconnectingSource::Create(
+        [input = flags.input, source_options] { return FrameSource::Open(input, source_options); },
+        {}, std::move(source));
+    if (!live.ok()) return Fail(kExitBadInput, live.status().message());
+    live_source = live->get();
+    source = std::move(*live);
+  }
   const SourceInfo info = source->info();
+  const bool rotating = config.output.rotate.max_bytes > 0 || config.output.rotate.max_seconds > 0;
+  if (rotating && flags.resume) {
+    return Fail(kExitUsage, "output.rotate: a run with rotating outputs cannot be resumed");
+  }
   if (Status s = ValidateRoisForFrame(config, info.frame_size); !s.ok()) {
     return Fail(kExitBadConfig, flags.config_path + ": " + s.message());
   }
@@ -399,7 +425,8 @@ RunOutcome RunStation(const RunFlags& flags) {
   fs::create_directories(work_dir, ec);
   if (!info.video()) fs::create_directories(images_dir, ec);
 
-  auto results = ResultsWriter::Open(results_path, resuming ? resume_from.results_bytes : 0);
+  auto results = RotatingResultsWriter::Open(results_path, config.output.rotate, {},
+                                             resuming ? resume_from.results_bytes : 0);
   if (!results.ok()) return Fail(kExitBadInput, results.status().message());
   // Alarm events (raise/clear) as their own records; a resumed run appends to them.
   const std::string alarms_path = (out / config.output.alarms).string();
@@ -456,6 +483,26 @@ RunOutcome RunStation(const RunFlags& flags) {
   video_options.output = config.output;
   std::optional<SegmentedVideoWriter> video;
   if (info.video()) video.emplace(video_options);
+  std::optional<VideoRotator> video_rotator;
+  if (video && rotating) video_rotator.emplace(video_path, info.fps, config.output.rotate);
+
+  // Metrics (always counted; served with --metrics-port) and the source's outages, which the
+  // reader learns of and the writer puts in results.jsonl before the frame that followed them.
+  StationMetrics metrics;
+  metrics.SetInFlightProbe([&pipeline] { return pipeline->requests_in_flight(); });
+  if (live_source) metrics.SetStreamUpProbe([live_source] { return live_source->connected(); });
+  std::unique_ptr<MetricsServer> metrics_server;
+  if (flags.metrics_port) {
+    auto server = MetricsServer::Start(&metrics, *flags.metrics_port);
+    if (!server.ok()) return Fail(kExitUsage, server.status().message());
+    metrics_server = std::move(*server);
+    std::printf("roilens: metrics at http://127.0.0.1:%d/metrics (health: /healthz)\n",
+                metrics_server->port());
+    std::fflush(stdout);
+  }
+  std::mutex gaps_mu;
+  std::map<std::int64_t, SourceGap> gaps_before;  // by the index of the frame after the gap
+  std::int64_t outages = 0, missing_frames = 0;
 
   const std::int64_t first_frame = resuming ? resume_from.frames_done : 0;
   std::atomic<std::int64_t> written{0};
@@ -475,6 +522,7 @@ RunOutcome RunStation(const RunFlags& flags) {
   // Ctrl-C: cancel the calls in flight and drop unfinished frames; the frames already finished
   // are written and checkpointed below, so --resume redoes exactly the dropped ones.
   InterruptWatcher interrupt_watcher([&] {
+    if (live_source) live_source->Stop();  // a reader waiting to reconnect returns
     cancellable->Cancel();
     std::lock_guard lock(written_mu);
     written_cv.notify_all();
@@ -485,6 +533,11 @@ RunOutcome RunStation(const RunFlags& flags) {
     int segments = 0;
     if (video) {
       if (Status s = video->CloseSegment(); !s.ok()) return s;
+      if (video_rotator) {
+        if (auto rolled = video_rotator->MaybeRoll(video->Segments()); !rolled.ok()) {
+          return rolled.status();
+        }
+      }
       segments = static_cast<int>(video->Segments().size());
     }
     return (*journal)->Record({frames_done, (*results)->bytes(), segments});
@@ -494,6 +547,21 @@ RunOutcome RunStation(const RunFlags& flags) {
     std::int64_t frames_done = first_frame;
     std::int64_t since_checkpoint = 0;
     while (auto frame = pipeline->Take()) {
+      std::optional<SourceGap> gap;
+      {
+        std::lock_guard lock(gaps_mu);
+        if (auto it = gaps_before.find(frame->index); it != gaps_before.end()) {
+          gap = std::move(it->second);
+          gaps_before.erase(it);
+        }
+      }
+      if (gap) {
+        ++outages;
+        missing_frames += gap->missing_frames;
+        metrics.ObserveGap(gap->missing_frames);
+        if (write_error.ok()) write_error = (*results)->WriteFrame({gap->ToJson()});
+      }
+      metrics.ObserveFrame(*frame);
       if (write_error.ok()) {
         Status s = (*results)->WriteFrame(frame->results);
         if (s.ok() && !frame->alarms.empty()) s = (*alarms)->WriteFrame(frame->alarms);
@@ -579,6 +647,12 @@ RunOutcome RunStation(const RunFlags& flags) {
     }
     auto frame = source->Next();
     if (!frame) break;
+    if (live_source) {
+      if (auto gap = live_source->TakeGap()) {
+        std::lock_guard lock(gaps_mu);
+        gaps_before[frame->index] = std::move(*gap);
+      }
+    }
     if (Status s = pipeline->Submit(std::move(*frame)); !s.ok()) {
       writer_failed = !g_interrupted.load();  // kCancelled after an interrupt is the stop
       break;
@@ -588,6 +662,13 @@ RunOutcome RunStation(const RunFlags& flags) {
   if (g_interrupted.load()) pipeline->Cancel();  // also when the watcher has not run yet
   pipeline->Flush();
   writer.join();
+  if (auto open_gap = live_source ? live_source->TakeOpenGap() : std::nullopt; open_gap) {
+    // Stopped during an outage: it ends the results.
+    ++outages;
+    missing_frames += open_gap->missing_frames;
+    if (write_error.ok()) write_error = (*results)->WriteFrame({open_gap->ToJson()});
+    if (write_error.ok()) write_error = (*results)->Sync();
+  }
   progress.Finish(snapshot);
   if (writer_failed || !write_error.ok()) {
     return Fail(kExitFailure, "writing outputs failed: " + write_error.message());
@@ -598,9 +679,13 @@ RunOutcome RunStation(const RunFlags& flags) {
   const bool finished =
       !g_interrupted.load() && (flags.max_frames <= 0 || submitted < flags.max_frames);
   std::string video_method;
-  if (video && (finished || !video->Segments().empty())) {
+  // Rotation removes the segments it rolled: join only those left (maybe none).
+  const std::vector<std::string> segments_left =
+      video_rotator ? ExistingFiles(video->Segments()) : std::vector<std::string>{};
+  if (video && (finished || !video->Segments().empty()) &&
+      !(video_rotator && segments_left.empty())) {
     // An interrupted run may have finished no frame yet: then there is no video to join.
-    auto segments = video->Segments();
+    auto segments = video_rotator ? segments_left : video->Segments();
     if (Status s = ConcatSegments(segments, video_path, info.fps, &video_method); !s.ok()) {
       return Fail(kExitFailure, s.message());
     }
@@ -628,6 +713,15 @@ RunOutcome RunStation(const RunFlags& flags) {
   summary["count_objects"] = nlohmann::json::object();
   for (const RoiConfig& roi : config.rois) {
     if (roi.task == TaskKind::kCount) summary["count_objects"][roi.name] = roi.object;
+  }
+  if (live_source) {
+    summary["source_outages"] = outages;
+    summary["missing_frames"] = missing_frames;
+  }
+  if (rotating) {
+    summary["rotated_results"] = (*results)->rotated();  // the totals above cover the active file
+    summary["rotated_videos"] =
+        video_rotator ? video_rotator->rotated() : std::vector<std::string>{};
   }
   if (video) {
     summary["video"] = config.output.video;
@@ -736,6 +830,10 @@ const CommandRegistration kRunCommand("run", [](CLI::App& root, int& exit_code) 
   cmd->add_option("--change-threshold", flags->change_threshold,
                   "override every ROI's change_threshold (0 disables the change gate)")
       ->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--metrics-port", flags->metrics_port,
+                  "serve Prometheus text at /metrics and /healthz on 127.0.0.1:PORT (0: any free "
+                  "port, printed)")
+      ->check(CLI::Range(0, 65535));
   cmd->add_option("--segment-frames", flags->segment_frames,
                   "frames per resume checkpoint (default: about 10 s of video)")
       ->check(CLI::Range(1, 100000));

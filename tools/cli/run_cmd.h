@@ -27,6 +27,8 @@ struct RunFlags {
   int segment_frames = 0;       ///< frames per resume checkpoint (0: ~10 s of video)
   /// Overrides every ROI's change_threshold (bench: 0 disables the change gate).
   std::optional<double> change_threshold;
+  /// Serve Prometheus text at /metrics and /healthz on this port (0: a free one, logged).
+  std::optional<int> metrics_port;
 };
 
 struct RunOutcome {

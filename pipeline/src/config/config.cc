@@ -573,11 +573,25 @@ WebhookConfig ParseWebhook(const json& j, const std::string& path) {
   return w;
 }
 
+RotateConfig ParseRotate(const json& j, const std::string& path) {
+  RequireObject(j, path);
+  CheckKeys(j, path, {"max_bytes", "max_seconds"});
+  RotateConfig r;
+  if (double bytes = 0; Optional(j, path, "max_bytes", bytes, AsNumber)) {
+    RequireRange(bytes, 0, 1e15, Join(path, "max_bytes"));
+    r.max_bytes = static_cast<std::uint64_t>(bytes);
+  }
+  if (Optional(j, path, "max_seconds", r.max_seconds, AsNumber)) {
+    RequireRange(r.max_seconds, 0, 1e9, Join(path, "max_seconds"));
+  }
+  return r;
+}
+
 OutputConfig ParseOutput(const json& j, const std::string& path) {
   RequireObject(j, path);
   CheckKeys(j, path,
             {"video", "results", "summary", "report", "alarms", "mqtt", "webhook", "video_backend",
-             "video_encoder"});
+             "video_encoder", "rotate"});
   OutputConfig o;
   if (Optional(j, path, "video_backend", o.video_backend, AsString) &&
       o.video_backend != "ffmpeg" && o.video_backend != "opencv") {
@@ -591,6 +605,7 @@ OutputConfig ParseOutput(const json& j, const std::string& path) {
   if (auto it = j.find("webhook"); it != j.end()) {
     o.webhook = ParseWebhook(*it, Join(path, "webhook"));
   }
+  if (auto it = j.find("rotate"); it != j.end()) o.rotate = ParseRotate(*it, Join(path, "rotate"));
   for (auto [key, field] : {std::pair{"video", &o.video}, std::pair{"results", &o.results},
                             std::pair{"summary", &o.summary}, std::pair{"report", &o.report},
                             std::pair{"alarms", &o.alarms}}) {

@@ -97,6 +97,7 @@ StatusOr<PipelineSummary> SummarizeResultsFile(const std::string& path) {
       return Status(StatusCode::kDataLoss,
                     path + ":" + std::to_string(line_number) + ": not a JSON object");
     }
+    if (line.contains("type")) continue;  // a record (source gap, event), not a reading
     const std::int64_t frame = line.value("frame", std::int64_t{-1});
     if (!any || frame != last_frame) stats.AddFrame();
     any = true;
@@ -405,7 +406,7 @@ StatusOr<std::string> RenderHtmlReport(const ReportInputs& inputs) {
   while (std::getline(in, text)) {
     if (text.empty()) continue;
     auto line = nlohmann::json::parse(text, nullptr, false);
-    if (line.is_discarded() || !line.is_object()) continue;
+    if (line.is_discarded() || !line.is_object() || line.contains("type")) continue;
     const std::string roi = StringField(line, "roi");
     auto [it, inserted] = series.try_emplace(roi);
     Series& s = it->second;

@@ -176,6 +176,13 @@ struct WebhookConfig {
   double timeout_s = 10;
 };
 
+/// output.rotate: results.jsonl and the annotated video roll over when either limit is reached
+/// (0 = no limit; both 0 = never). Rolled files are named like "results-000001-<UTC start>.jsonl".
+struct RotateConfig {
+  std::uint64_t max_bytes = 0;  ///< size of the active file (video: its closed segments)
+  double max_seconds = 0;       ///< wall-clock age of the active file
+};
+
 struct OutputConfig {
   std::string video = "annotated.mp4";
   std::string video_backend = "ffmpeg";  ///< "ffmpeg" (libav) | "opencv" (cv::VideoWriter)
@@ -186,6 +193,7 @@ struct OutputConfig {
   std::string alarms = "alarms.jsonl";  ///< alarm raise/clear events, one JSON object a line
   MqttConfig mqtt;
   WebhookConfig webhook;
+  RotateConfig rotate;
 };
 
 struct StationConfig {

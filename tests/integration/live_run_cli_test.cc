@@ -1,0 +1,126 @@
+// `roilens run URL --mode live --metrics-port 0` end to end: a loopback MJPEG camera dies and
+// comes back; the run keeps going, /healthz and /metrics say so, results.jsonl holds a gap
+// record between the frames before and after, and SIGTERM ends it cleanly (exit 130).
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <signal.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <thread>
+
+#include "testing/cli_runner.h"
+#include "testing/mjpeg_server.h"
+#include "testing/paths.h"
+
+namespace roilens {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::MjpegServer;
+
+/// Polls `condition` until true or the safety timeout (a net, not an ordering device).
+bool WaitFor(const std::function<bool()>& condition) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (!condition()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return true;
+}
+
+double Metric(httplib::Client& client, const std::string& name) {
+  auto res = client.Get("/metrics");
+  if (!res || res->status != 200) return -1;
+  std::smatch m;
+  const std::regex re("\n" + name + " ([0-9.e+-]+)\n");
+  return std::regex_search(res->body, m, re) ? std::stod(m[1]) : -1;
+}
+
+TEST(LiveRunCliTest, CameraDiesAndComesBackRunContinuesAndSigtermStopsCleanly) {
+  const fs::path dir = testing::ScratchDir("live_run_cli");
+  auto camera = std::make_unique<MjpegServer>(cv::Scalar(255, 0, 0), 25, cv::Size(160, 120));
+  ASSERT_TRUE(camera->Start());
+  const int port = camera->port();
+  {
+    std::ofstream config(dir / "station.json");
+    config << R"({"rois": [{"name": "g", "rect": [0, 0, 80, 80], "task": "read_gauge",
+      "gauge": {"min_value": 0, "max_value": 10, "min_angle_deg": 225, "max_angle_deg": -45}}],
+      "pipeline": {"mode": "live"}})";
+  }
+  const std::string out_path = (dir / "stdout.txt").string();
+  const pid_t pid = testing::SpawnCli(
+      {"run", camera->url(), "--config", (dir / "station.json").string(), "--out",
+       (dir / "out").string(), "--coder", "echo", "--metrics-port", "0", "--quiet"},
+      out_path, (dir / "stderr.txt").string());
+  int metrics_port = 0;
+  ASSERT_TRUE(WaitFor([&] {
+    std::smatch m;
+    const std::string text = testing::ReadFileText(out_path);
+    static const std::regex re("metrics at http://127\\.0\\.0\\.1:([0-9]+)/metrics");
+    if (!std::regex_search(text, m, re)) return false;
+    metrics_port = std::stoi(m[1]);
+    return true;
+  })) << testing::ReadFileText((dir / "stderr.txt").string());
+  httplib::Client client("127.0.0.1", metrics_port);
+  ASSERT_TRUE(WaitFor([&] { return Metric(client, "roilens_frames_total") >= 5; }));
+
+  camera->Stop();  // the camera dies
+  ASSERT_TRUE(WaitFor([&] {
+    auto res = client.Get("/healthz");
+    return res && res->status == 503;
+  }));
+  EXPECT_EQ(Metric(client, "roilens_stream_up"), 0);
+  const double frames_before = Metric(client, "roilens_frames_total");
+
+  camera = std::make_unique<MjpegServer>(cv::Scalar(0, 0, 255), 25, cv::Size(160, 120));
+  ASSERT_TRUE(camera->Start(port));  // and comes back on the same address
+  ASSERT_TRUE(WaitFor([&] {
+    return Metric(client, "roilens_stream_outages_total") >= 1 &&
+           Metric(client, "roilens_frames_total") >= frames_before + 5;
+  }));
+  auto health = client.Get("/healthz");
+  ASSERT_TRUE(health);
+  EXPECT_EQ(health->status, 200);
+
+  ASSERT_EQ(kill(pid, SIGTERM), 0);
+  EXPECT_EQ(testing::WaitChild(pid), 130) << testing::ReadFileText((dir / "stderr.txt").string());
+  const std::string err = testing::ReadFileText((dir / "stderr.txt").string());
+  EXPECT_NE(err.find("lost after frame"), std::string::npos) << err;
+  EXPECT_NE(err.find("reconnected after"), std::string::npos) << err;
+
+  // results.jsonl: frame lines, then exactly one gap record, then frame lines, in order.
+  std::ifstream results(dir / "out" / "results.jsonl");
+  std::int64_t last_frame = -1, gap_after = -2, first_after_gap = -1;
+  int gaps = 0;
+  for (std::string text; std::getline(results, text);) {
+    const auto line = nlohmann::json::parse(text);
+    if (line.contains("type")) {
+      ASSERT_EQ(line["type"], "gap");
+      ++gaps;
+      gap_after = line["after_frame"].get<std::int64_t>();
+      EXPECT_EQ(gap_after, last_frame);
+      EXPECT_GE(line["missing_frames"].get<std::int64_t>(), 0);
+      EXPECT_GE(line["reconnect_attempts"].get<int>(), 1);
+      continue;
+    }
+    const std::int64_t frame = line["frame"].get<std::int64_t>();
+    EXPECT_EQ(frame, last_frame + 1);
+    if (gaps == 1 && first_after_gap < 0) first_after_gap = frame;
+    last_frame = frame;
+  }
+  EXPECT_EQ(gaps, 1);
+  EXPECT_EQ(first_after_gap, gap_after + 1);
+  EXPECT_GT(last_frame, first_after_gap);
+  const auto summary =
+      nlohmann::json::parse(testing::ReadFileText((dir / "out" / "summary.json").string()));
+  EXPECT_EQ(summary["source_outages"], 1);
+  EXPECT_EQ(summary["interrupted"], true);
+}
+
+}  // namespace
+}  // namespace roilens
