@@ -141,8 +141,21 @@ def segment(img):
         diam = 2.0 * math.sqrt(float(np.median(areas)) / math.pi)
         cell = int(np.clip(3.0 * diam, 16, max(16, min(h, w) // 2)))
         grow = max(1, int(round(diam / 5.0)))
-        fg = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1,) * 2))
+        # Whatever the foreground encloses stays out of the next background estimate too: the
+        # light centres of parts whose rims alone stood out, and the gaps inside clusters.
+        fg = cv2.dilate(enclosed(mask), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1,) * 2))
     return mask, dist, thr
+
+
+def enclosed(mask):
+    """The mask with every hole filled (all that the background outside cannot reach)."""
+    h, w = mask.shape
+    pad = np.zeros((h + 2, w + 2), np.uint8)
+    pad[1:-1, 1:-1] = mask > 0
+    reach = pad.copy()
+    ff = np.zeros((h + 4, w + 4), np.uint8)
+    cv2.floodFill(reach, ff, (0, 0), 2)
+    return (reach[1:-1, 1:-1] != 2).astype(np.uint8)
 
 
 def drop_soft_blobs(mask, dist):
@@ -250,6 +263,7 @@ def split_clusters(mask, raw):
     """Splits every component at the significant maxima of its distance transform (watershed
     from one marker per maximum). Returns a list of segments (region mask slices) as dicts."""
     dt = cv2.distanceTransform(mask, cv2.DIST_L2, 5)
+    dt_raw = cv2.distanceTransform((raw > 0).astype(np.uint8), cv2.DIST_L2, 5)
     n, lbl, stats, _ = cv2.connectedComponentsWithStats(mask, 8)
     markers = np.zeros(mask.shape, np.int32)
     info = {}
@@ -286,6 +300,7 @@ def split_clusters(mask, raw):
             continue
         ys, xs = np.nonzero(region)
         segs.append({"comp": info[lab_id][0], "area": a, "thick": float(dt[region].max()),
+                     "wall": float(dt_raw[region].max()),
                      "raw": int((region & (raw > 0)).sum()),
                      "box": (int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1),
                              int(ys.max() - ys.min() + 1)),
@@ -295,7 +310,11 @@ def split_clusters(mask, raw):
 
 def typical(segs):
     """Area and thickness of a typical single part: medians over the segments, then over those
-    within a factor of two of the first median (so clusters and specks do not drag it)."""
+    within a factor of two of the first median (so clusters and specks do not drag it). Parts
+    cut off by the border are left out when whole ones exist: they are not typical."""
+    whole = [s for s in segs if not s["on_border"]]
+    if whole:
+        segs = whole
     areas = np.array([s["area"] for s in segs], np.float64)
     a1 = float(np.median(areas))
     near = [s for s in segs if 0.5 * a1 <= s["area"] <= 2.0 * a1] or segs
@@ -329,19 +348,30 @@ def count_parts():
                              cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))) > 0).astype(np.uint8)
     segs, lbl, stats = split_clusters(mask, raw)
     segs = [s for s in segs if s["area"] >= 12]
+    edge = 2 + int(STRATEGY.get("smooth", 1.5))  # blur and opening eat an edge pixel or two
+    for s in segs:
+        x, y, bw, bh = s["box"]
+        s["on_border"] = x <= edge or y <= edge or x + bw >= w - edge or y + bh >= h - edge
+    if segs:
+        # Thin structures are not parts: scratches, tray rims and edges, cables. A part's
+        # thickest wall (inscribed radius of its unfilled shape: a ring's wall, a cut ring's
+        # arc, a bolt's head) is at least about a third of a typical part's.
+        walls = [s["wall"] for s in segs if not s["on_border"]] or [s["wall"] for s in segs]
+        w1 = float(np.median(walls))
+        segs = [s for s in segs if s["wall"] >= 0.35 * w1]
     objects = []
     evidence = {"ambiguous": 0, "splits": 0}
     if segs:
         a1, h1, r1 = typical(segs)
         for s in segs:
             x, y, bw, bh = s["box"]
-            edge = 2 + int(STRATEGY.get("smooth", 1.5))  # blur and opening eat an edge pixel or two
-            on_border = x <= edge or y <= edge or x + bw >= w - edge or y + bh >= h - edge
+            on_border = s["on_border"]
             # Border rule: a part cut off by the image border counts when at least half of a
             # typical part's area is visible (compared without filling holes, which a cut part
-            # no longer encloses); elsewhere anything above 15% of it counts (small kinds in a
+            # no longer encloses; 0.45: the cut outline loses a pixel or so to the blur that a
+            # whole part's does not); elsewhere anything above 15% of it counts (small kinds in a
             # mixed tray), smaller specks are noise.
-            if on_border and s["raw"] < 0.5 * r1:
+            if on_border and s["raw"] < 0.45 * r1:
                 continue
             if s["area"] < 0.15 * a1:
                 continue
@@ -352,7 +382,7 @@ def count_parts():
                 n = 1
             margin = abs(ratio + 0.3 - round(ratio + 0.3))  # distance to a decision boundary
             score = clamp01(0.5 + margin * 1.6) if n > 1 or ratio > 1.2 else 0.95
-            if on_border and s["raw"] < 0.7 * r1:
+            if on_border and s["raw"] < 0.65 * r1:
                 score = min(score, 0.6)
             if score < 0.8:
                 evidence["ambiguous"] += 1
