@@ -205,11 +205,13 @@ def shape_mask(mask, dist, thr):
 def fill_holes(mask, max_area):
     """Fills the holes of parts (nuts, washers): enclosed background that is small and round and
     convex. Gaps enclosed by several touching parts have concave sides and stay open, so that
-    the parts around them keep their necks."""
+    the parts around them keep their necks. Returns (filled mask, [(x, y)] centres of the round
+    holes: each is one holed part, however the parts around it touch)."""
     inv = (1 - mask).astype(np.uint8)
-    n, lbl, stats, _ = cv2.connectedComponentsWithStats(inv, 4)
+    n, lbl, stats, cents = cv2.connectedComponentsWithStats(inv, 4)
     h, w = mask.shape
     out = mask.copy()
+    holes = []
     for i in range(1, n):
         x, y, ww, hh, a = stats[i]
         if x <= 0 or y <= 0 or x + ww >= w or y + hh >= h or a > max_area:
@@ -221,8 +223,12 @@ def fill_holes(mask, max_area):
             hull = cv2.contourArea(cv2.convexHull(c))
             if hull > 0 and a / hull < 0.85:
                 continue
+            # round (not a sliver between parts): its area fills most of its enclosing circle
+            (_, _), rad = cv2.minEnclosingCircle(c)
+            if a >= 0.5 * math.pi * rad * rad:
+                holes.append((float(cents[i][0]), float(cents[i][1])))
         out[lbl == i] = 1
-    return out
+    return out, holes
 
 
 def dt_peaks(dt, min_rel, min_height=0.0):
@@ -259,11 +265,15 @@ def dt_peaks(dt, min_rel, min_height=0.0):
     return [(p[0], p[1], p[2]) for p in peaks if p[3]]
 
 
-def split_clusters(mask, raw):
+def split_clusters(mask, raw, dist):
     """Splits every component at the significant maxima of its distance transform (watershed
     from one marker per maximum). Returns a list of segments (region mask slices) as dicts."""
     dt = cv2.distanceTransform(mask, cv2.DIST_L2, 5)
     dt_raw = cv2.distanceTransform((raw > 0).astype(np.uint8), cv2.DIST_L2, 5)
+    gx = cv2.Sobel(dist, cv2.CV_32F, 1, 0)
+    gy = cv2.Sobel(dist, cv2.CV_32F, 0, 1)
+    grad = np.sqrt(gx * gx + gy * gy) / 8.0
+    outline = (mask > 0) & (cv2.erode(mask, np.ones((3, 3), np.uint8)) == 0)
     n, lbl, stats, _ = cv2.connectedComponentsWithStats(mask, 8)
     markers = np.zeros(mask.shape, np.int32)
     info = {}
@@ -293,15 +303,26 @@ def split_clusters(mask, raw):
         relief = cv2.normalize(-dt, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
         markers = cv2.watershed(cv2.merge([relief, relief, relief]), markers)
     segs = []
+    # pixels grouped by segment once (a full-image comparison per segment is slow on big trays)
+    flat = np.where(mask.ravel() > 0, markers.ravel(), 0)
+    order = np.argsort(flat, kind="stable")
+    bounds = np.searchsorted(flat[order], np.arange(2, nxt + 1))
+    rawf, dtf, dtrf, distf = raw.ravel() > 0, dt.ravel(), dt_raw.ravel(), dist.ravel()
+    outf, gradf = outline.ravel(), grad.ravel()
     for lab_id in range(2, nxt):
-        region = (markers == lab_id) & (mask > 0)
-        a = int(region.sum())
+        idx = order[bounds[lab_id - 2]:bounds[lab_id - 1]]
+        a = int(idx.size)
         if a == 0:
             continue
-        ys, xs = np.nonzero(region)
-        segs.append({"comp": info[lab_id][0], "area": a, "thick": float(dt[region].max()),
-                     "wall": float(dt_raw[region].max()),
-                     "raw": int((region & (raw > 0)).sum()),
+        ys, xs = np.divmod(idx, mask.shape[1])
+        # edge width (contrast / gradient on the sharpest fifth of the outline, px): a part's
+        # rim is as sharp as the optics, glare and shading fade over many pixels
+        rim = gradf[idx[outf[idx]]]
+        soft = (float(np.median(distf[idx])) / max(float(np.percentile(rim, 80)), 1e-6)
+                if rim.size else 0.0)
+        segs.append({"soft": soft, "comp": info[lab_id][0], "area": a,
+                     "thick": float(dtf[idx].max()), "wall": float(dtrf[idx].max()),
+                     "raw": int(rawf[idx].sum()),
                      "box": (int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1),
                              int(ys.max() - ys.min() + 1)),
                      "pts": np.stack([xs, ys], axis=1).astype(np.float32)})
@@ -321,7 +342,9 @@ def typical(segs):
     a1 = float(np.median([s["area"] for s in near]))
     h1 = float(np.median([s["thick"] for s in near]))
     r1 = float(np.median([s["raw"] for s in near]))
-    return a1, max(h1, 1.0), max(r1, 1.0)
+    # the larger single parts: in a mixed tray a bolt outweighs a nut without being two parts
+    a_hi = float(np.percentile([s["area"] for s in near], 75))
+    return a1, max(h1, 1.0), max(r1, 1.0), max(a_hi, a1)
 
 
 def count_parts():
@@ -343,10 +366,19 @@ def count_parts():
     if STRATEGY.get("split", True):
         mask = shape_mask(mask, dist, thr)
     raw = mask.copy()
-    mask = fill_holes(mask, 0.6 * prelim)
+    mask, holes = fill_holes(mask, 0.6 * prelim)
     mask = (cv2.morphologyEx(mask, cv2.MORPH_OPEN,
                              cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))) > 0).astype(np.uint8)
-    segs, lbl, stats = split_clusters(mask, raw)
+    segs, lbl, stats = split_clusters(mask, raw, dist)
+    seg_of = np.zeros(mask.shape, np.int32)
+    for k, sg in enumerate(segs):
+        sg["holes"] = 0
+        pts = sg["pts"].astype(int)
+        seg_of[pts[:, 1], pts[:, 0]] = k + 1
+    for (hx, hy) in holes:
+        k = seg_of[int(round(hy)), int(round(hx))]
+        if k:
+            segs[k - 1]["holes"] += 1
     segs = [s for s in segs if s["area"] >= 12]
     edge = 2 + int(STRATEGY.get("smooth", 1.5))  # blur and opening eat an edge pixel or two
     for s in segs:
@@ -362,7 +394,7 @@ def count_parts():
     objects = []
     evidence = {"ambiguous": 0, "splits": 0}
     if segs:
-        a1, h1, r1 = typical(segs)
+        a1, h1, r1, a_hi = typical(segs)
         for s in segs:
             x, y, bw, bh = s["box"]
             on_border = s["on_border"]
@@ -376,14 +408,19 @@ def count_parts():
             if s["area"] < 0.15 * a1:
                 continue
             scale = max(1.0, s["thick"] / h1)
-            ratio = s["area"] / (a1 * scale * scale)  # parts of this thickness the area holds
+            ratio = s["area"] / (a_hi * scale * scale)  # parts of this thickness the area holds
             n = max(1, int(math.floor(ratio + 0.3)))  # 1.7 typical areas make two parts
             if not STRATEGY.get("split", True):
                 n = 1
+            elif s["holes"] > n:
+                n = s["holes"]  # every round hole is a holed part: nuts and washers in a cluster
             margin = abs(ratio + 0.3 - round(ratio + 0.3))  # distance to a decision boundary
             score = clamp01(0.5 + margin * 1.6) if n > 1 or ratio > 1.2 else 0.95
-            if on_border and s["raw"] < 0.65 * r1:
-                score = min(score, 0.6)
+            if on_border and s["raw"] < 0.8 * r1:
+                score = min(score, 0.6)  # close to the border rule's decision
+            if s["soft"] > 9.0 * max(6.0, 0.2 * 2.0 * h1):
+                score = min(score, 0.6)  # a soft rim: glare or shading may have made it
+            s["score"] = score
             if score < 0.8:
                 evidence["ambiguous"] += 1
             if n > 1:
