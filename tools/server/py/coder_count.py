@@ -226,7 +226,7 @@ def fill_holes(mask, max_area):
             # round (not a sliver between parts): its area fills most of its enclosing circle
             (_, _), rad = cv2.minEnclosingCircle(c)
             if a >= 0.5 * math.pi * rad * rad:
-                holes.append((float(cents[i][0]), float(cents[i][1])))
+                holes.append((float(cents[i][0]), float(cents[i][1]), float(rad)))
         out[lbl == i] = 1
     return out, holes
 
@@ -375,10 +375,16 @@ def count_parts():
         sg["holes"] = 0
         pts = sg["pts"].astype(int)
         seg_of[pts[:, 1], pts[:, 0]] = k + 1
-    for (hx, hy) in holes:
-        k = seg_of[int(round(hy)), int(round(hx))]
-        if k:
-            segs[k - 1]["holes"] += 1
+    for (hx, hy, hr) in holes:
+        # the segment holding the ring around the hole (the filled hole itself may have become
+        # a segment of its own, or a watershed line may cross it)
+        ang = np.linspace(0, 2 * math.pi, 24, endpoint=False)
+        px = np.clip(np.round(hx + (hr + 2) * np.cos(ang)).astype(int), 0, w - 1)
+        py = np.clip(np.round(hy + (hr + 2) * np.sin(ang)).astype(int), 0, h - 1)
+        near = seg_of[py, px]
+        near = near[near > 0]
+        if near.size:
+            segs[int(np.bincount(near).argmax()) - 1]["holes"] += 1
     segs = [s for s in segs if s["area"] >= 12]
     edge = 2 + int(STRATEGY.get("smooth", 1.5))  # blur and opening eat an edge pixel or two
     for s in segs:
@@ -391,6 +397,8 @@ def count_parts():
         walls = [s["wall"] for s in segs if not s["on_border"]] or [s["wall"] for s in segs]
         w1 = float(np.median(walls))
         segs = [s for s in segs if s["wall"] >= 0.35 * w1]
+        # a piece that is mostly a filled hole is its neighbour's hole, not a part
+        segs = [s for s in segs if s["raw"] >= 0.25 * s["area"]]
     objects = []
     evidence = {"ambiguous": 0, "splits": 0}
     if segs:
