@@ -107,6 +107,22 @@ TEST(CoderAccuracyTest, TouchingClustersCountEachPart) {
   ExpectExactWithObjects(CountTray(tray), boxes, tray.size());
 }
 
+TEST(CoderAccuracyTest, TwoPartsBesideCutOffOnesCountTwo) {
+  // Regression: with few whole parts, the parts cut off by the border dragged the typical part's
+  // area down and every whole nut or washer counted as several (15 and 11 instead of 2).
+  for (const auto& [seed, kind] : {std::pair{7, 1}, std::pair{12, 2}}) {
+    TrayStyle style;
+    style.kind = kind;
+    style.border_parts = 3;
+    style.noise_sigma = 3;
+    cv::RNG rng(seed);
+    std::vector<cv::Rect> boxes;
+    const cv::Mat tray = RenderTray(2, style, rng, &boxes);
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    ExpectExactWithObjects(CountTray(tray), boxes, tray.size());
+  }
+}
+
 TEST(CoderAccuracyTest, UnevenLightCountsExactly) {
   TrayStyle style;
   style.kind = 3;

@@ -141,8 +141,21 @@ def segment(img):
         diam = 2.0 * math.sqrt(float(np.median(areas)) / math.pi)
         cell = int(np.clip(3.0 * diam, 16, max(16, min(h, w) // 2)))
         grow = max(1, int(round(diam / 5.0)))
-        fg = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1,) * 2))
+        # Whatever the foreground encloses stays out of the next background estimate too: the
+        # light centres of parts whose rims alone stood out, and the gaps inside clusters.
+        fg = cv2.dilate(enclosed(mask), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1,) * 2))
     return mask, dist, thr
+
+
+def enclosed(mask):
+    """The mask with every hole filled (all that the background outside cannot reach)."""
+    h, w = mask.shape
+    pad = np.zeros((h + 2, w + 2), np.uint8)
+    pad[1:-1, 1:-1] = mask > 0
+    reach = pad.copy()
+    ff = np.zeros((h + 4, w + 4), np.uint8)
+    cv2.floodFill(reach, ff, (0, 0), 2)
+    return (reach[1:-1, 1:-1] != 2).astype(np.uint8)
 
 
 def drop_soft_blobs(mask, dist):
@@ -192,11 +205,13 @@ def shape_mask(mask, dist, thr):
 def fill_holes(mask, max_area):
     """Fills the holes of parts (nuts, washers): enclosed background that is small and round and
     convex. Gaps enclosed by several touching parts have concave sides and stay open, so that
-    the parts around them keep their necks."""
+    the parts around them keep their necks. Returns (filled mask, [(x, y)] centres of the round
+    holes: each is one holed part, however the parts around it touch)."""
     inv = (1 - mask).astype(np.uint8)
-    n, lbl, stats, _ = cv2.connectedComponentsWithStats(inv, 4)
+    n, lbl, stats, cents = cv2.connectedComponentsWithStats(inv, 4)
     h, w = mask.shape
     out = mask.copy()
+    holes = []
     for i in range(1, n):
         x, y, ww, hh, a = stats[i]
         if x <= 0 or y <= 0 or x + ww >= w or y + hh >= h or a > max_area:
@@ -208,8 +223,12 @@ def fill_holes(mask, max_area):
             hull = cv2.contourArea(cv2.convexHull(c))
             if hull > 0 and a / hull < 0.85:
                 continue
+            # round (not a sliver between parts): its area fills most of its enclosing circle
+            (_, _), rad = cv2.minEnclosingCircle(c)
+            if a >= 0.5 * math.pi * rad * rad:
+                holes.append((float(cents[i][0]), float(cents[i][1]), float(rad)))
         out[lbl == i] = 1
-    return out
+    return out, holes
 
 
 def dt_peaks(dt, min_rel, min_height=0.0):
@@ -246,10 +265,15 @@ def dt_peaks(dt, min_rel, min_height=0.0):
     return [(p[0], p[1], p[2]) for p in peaks if p[3]]
 
 
-def split_clusters(mask, raw):
+def split_clusters(mask, raw, dist):
     """Splits every component at the significant maxima of its distance transform (watershed
     from one marker per maximum). Returns a list of segments (region mask slices) as dicts."""
     dt = cv2.distanceTransform(mask, cv2.DIST_L2, 5)
+    dt_raw = cv2.distanceTransform((raw > 0).astype(np.uint8), cv2.DIST_L2, 5)
+    gx = cv2.Sobel(dist, cv2.CV_32F, 1, 0)
+    gy = cv2.Sobel(dist, cv2.CV_32F, 0, 1)
+    grad = np.sqrt(gx * gx + gy * gy) / 8.0
+    outline = (mask > 0) & (cv2.erode(mask, np.ones((3, 3), np.uint8)) == 0)
     n, lbl, stats, _ = cv2.connectedComponentsWithStats(mask, 8)
     markers = np.zeros(mask.shape, np.int32)
     info = {}
@@ -279,14 +303,26 @@ def split_clusters(mask, raw):
         relief = cv2.normalize(-dt, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
         markers = cv2.watershed(cv2.merge([relief, relief, relief]), markers)
     segs = []
+    # pixels grouped by segment once (a full-image comparison per segment is slow on big trays)
+    flat = np.where(mask.ravel() > 0, markers.ravel(), 0)
+    order = np.argsort(flat, kind="stable")
+    bounds = np.searchsorted(flat[order], np.arange(2, nxt + 1))
+    rawf, dtf, dtrf, distf = raw.ravel() > 0, dt.ravel(), dt_raw.ravel(), dist.ravel()
+    outf, gradf = outline.ravel(), grad.ravel()
     for lab_id in range(2, nxt):
-        region = (markers == lab_id) & (mask > 0)
-        a = int(region.sum())
+        idx = order[bounds[lab_id - 2]:bounds[lab_id - 1]]
+        a = int(idx.size)
         if a == 0:
             continue
-        ys, xs = np.nonzero(region)
-        segs.append({"comp": info[lab_id][0], "area": a, "thick": float(dt[region].max()),
-                     "raw": int((region & (raw > 0)).sum()),
+        ys, xs = np.divmod(idx, mask.shape[1])
+        # edge width (contrast / gradient on the sharpest fifth of the outline, px): a part's
+        # rim is as sharp as the optics, glare and shading fade over many pixels
+        rim = gradf[idx[outf[idx]]]
+        soft = (float(np.median(distf[idx])) / max(float(np.percentile(rim, 80)), 1e-6)
+                if rim.size else 0.0)
+        segs.append({"soft": soft, "comp": info[lab_id][0], "area": a,
+                     "thick": float(dtf[idx].max()), "wall": float(dtrf[idx].max()),
+                     "raw": int(rawf[idx].sum()),
                      "box": (int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1),
                              int(ys.max() - ys.min() + 1)),
                      "pts": np.stack([xs, ys], axis=1).astype(np.float32)})
@@ -295,14 +331,20 @@ def split_clusters(mask, raw):
 
 def typical(segs):
     """Area and thickness of a typical single part: medians over the segments, then over those
-    within a factor of two of the first median (so clusters and specks do not drag it)."""
+    within a factor of two of the first median (so clusters and specks do not drag it). Parts
+    cut off by the border are left out when whole ones exist: they are not typical."""
+    whole = [s for s in segs if not s["on_border"]]
+    if whole:
+        segs = whole
     areas = np.array([s["area"] for s in segs], np.float64)
     a1 = float(np.median(areas))
     near = [s for s in segs if 0.5 * a1 <= s["area"] <= 2.0 * a1] or segs
     a1 = float(np.median([s["area"] for s in near]))
     h1 = float(np.median([s["thick"] for s in near]))
     r1 = float(np.median([s["raw"] for s in near]))
-    return a1, max(h1, 1.0), max(r1, 1.0)
+    # the larger single parts: in a mixed tray a bolt outweighs a nut without being two parts
+    a_hi = float(np.percentile([s["area"] for s in near], 75))
+    return a1, max(h1, 1.0), max(r1, 1.0), max(a_hi, a1)
 
 
 def count_parts():
@@ -324,36 +366,69 @@ def count_parts():
     if STRATEGY.get("split", True):
         mask = shape_mask(mask, dist, thr)
     raw = mask.copy()
-    mask = fill_holes(mask, 0.6 * prelim)
+    mask, holes = fill_holes(mask, 0.6 * prelim)
     mask = (cv2.morphologyEx(mask, cv2.MORPH_OPEN,
                              cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))) > 0).astype(np.uint8)
-    segs, lbl, stats = split_clusters(mask, raw)
+    segs, lbl, stats = split_clusters(mask, raw, dist)
+    seg_of = np.zeros(mask.shape, np.int32)
+    for k, sg in enumerate(segs):
+        sg["holes"] = 0
+        pts = sg["pts"].astype(int)
+        seg_of[pts[:, 1], pts[:, 0]] = k + 1
+    for (hx, hy, hr) in holes:
+        # the segment holding the ring around the hole (the filled hole itself may have become
+        # a segment of its own, or a watershed line may cross it)
+        ang = np.linspace(0, 2 * math.pi, 24, endpoint=False)
+        px = np.clip(np.round(hx + (hr + 2) * np.cos(ang)).astype(int), 0, w - 1)
+        py = np.clip(np.round(hy + (hr + 2) * np.sin(ang)).astype(int), 0, h - 1)
+        near = seg_of[py, px]
+        near = near[near > 0]
+        if near.size:
+            segs[int(np.bincount(near).argmax()) - 1]["holes"] += 1
     segs = [s for s in segs if s["area"] >= 12]
+    edge = 2 + int(STRATEGY.get("smooth", 1.5))  # blur and opening eat an edge pixel or two
+    for s in segs:
+        x, y, bw, bh = s["box"]
+        s["on_border"] = x <= edge or y <= edge or x + bw >= w - edge or y + bh >= h - edge
+    if segs:
+        # Thin structures are not parts: scratches, tray rims and edges, cables. A part's
+        # thickest wall (inscribed radius of its unfilled shape: a ring's wall, a cut ring's
+        # arc, a bolt's head) is at least about a third of a typical part's.
+        walls = [s["wall"] for s in segs if not s["on_border"]] or [s["wall"] for s in segs]
+        w1 = float(np.median(walls))
+        segs = [s for s in segs if s["wall"] >= 0.35 * w1]
+        # a piece that is mostly a filled hole is its neighbour's hole, not a part
+        segs = [s for s in segs if s["raw"] >= 0.25 * s["area"]]
     objects = []
     evidence = {"ambiguous": 0, "splits": 0}
     if segs:
-        a1, h1, r1 = typical(segs)
+        a1, h1, r1, a_hi = typical(segs)
         for s in segs:
             x, y, bw, bh = s["box"]
-            edge = 2 + int(STRATEGY.get("smooth", 1.5))  # blur and opening eat an edge pixel or two
-            on_border = x <= edge or y <= edge or x + bw >= w - edge or y + bh >= h - edge
+            on_border = s["on_border"]
             # Border rule: a part cut off by the image border counts when at least half of a
             # typical part's area is visible (compared without filling holes, which a cut part
-            # no longer encloses); elsewhere anything above 15% of it counts (small kinds in a
+            # no longer encloses; 0.45: the cut outline loses a pixel or so to the blur that a
+            # whole part's does not); elsewhere anything above 15% of it counts (small kinds in a
             # mixed tray), smaller specks are noise.
-            if on_border and s["raw"] < 0.5 * r1:
+            if on_border and s["raw"] < 0.45 * r1:
                 continue
             if s["area"] < 0.15 * a1:
                 continue
             scale = max(1.0, s["thick"] / h1)
-            ratio = s["area"] / (a1 * scale * scale)  # parts of this thickness the area holds
+            ratio = s["area"] / (a_hi * scale * scale)  # parts of this thickness the area holds
             n = max(1, int(math.floor(ratio + 0.3)))  # 1.7 typical areas make two parts
             if not STRATEGY.get("split", True):
                 n = 1
+            elif s["holes"] > n:
+                n = s["holes"]  # every round hole is a holed part: nuts and washers in a cluster
             margin = abs(ratio + 0.3 - round(ratio + 0.3))  # distance to a decision boundary
             score = clamp01(0.5 + margin * 1.6) if n > 1 or ratio > 1.2 else 0.95
-            if on_border and s["raw"] < 0.7 * r1:
-                score = min(score, 0.6)
+            if on_border and s["raw"] < 0.8 * r1:
+                score = min(score, 0.6)  # close to the border rule's decision
+            if s["soft"] > 9.0 * max(6.0, 0.2 * 2.0 * h1):
+                score = min(score, 0.6)  # a soft rim: glare or shading may have made it
+            s["score"] = score
             if score < 0.8:
                 evidence["ambiguous"] += 1
             if n > 1:
@@ -388,12 +463,19 @@ def count_parts():
         conf -= 0.25 * min(1.0, max(0.0, agree - 0.5))
         conf -= 0.5 * min(1.0, max(0.0, spread - 0.3))
         conf -= 0.12 * evidence["ambiguous"]
-        # every blob that had to be split into parts is a decision the count rests on
+        # every blob that had to be split into parts is a decision the count rests on: one
+        # split by area alone (no neck between the parts) weighs most; one at necks weighs
+        # little when every piece looks like a single part (area within 35% of the typical
+        # one), more when a piece is odd (a shaft, a half ring, a piece of glare)
         pieces = {}
         for s in segs:
-            pieces[s["comp"]] = pieces.get(s["comp"], 0) + 1
-        evidence["splits"] += sum(1 for v in pieces.values() if v > 1)
-        conf -= min(0.45, 0.12 * evidence["splits"])
+            pieces.setdefault(s["comp"], []).append(s)
+        necked = 0.0
+        for group in pieces.values():
+            if len(group) > 1:
+                clean = all(0.65 * a1 <= s["area"] <= 1.35 * a_hi for s in group)
+                necked += 0.07 if clean else 0.2
+        conf -= min(0.6, 0.22 * evidence["splits"] + necked)
         conf -= 0.3 * min(1.0, max(0.0, 2.0 - strength))
         conf = clamp01(conf)
     # boxes in the pixels of the loaded image (drawn), then of the input as sent (reported;
