@@ -559,7 +559,8 @@ RunOutcome RunStation(const RunFlags& flags) {
         ++outages;
         missing_frames += gap->missing_frames;
         metrics.ObserveGap(gap->missing_frames);
-        if (write_error.ok()) write_error = (*results)->WriteFrame({gap->ToJson()});
+        if (write_error.ok())
+          write_error = (*results)->WriteFrame(std::vector<nlohmann::json>{gap->ToJson()});
       }
       metrics.ObserveFrame(*frame);
       if (write_error.ok()) {
@@ -666,7 +667,8 @@ RunOutcome RunStation(const RunFlags& flags) {
     // Stopped during an outage: it ends the results.
     ++outages;
     missing_frames += open_gap->missing_frames;
-    if (write_error.ok()) write_error = (*results)->WriteFrame({open_gap->ToJson()});
+    if (write_error.ok())
+      write_error = (*results)->WriteFrame(std::vector<nlohmann::json>{open_gap->ToJson()});
     if (write_error.ok()) write_error = (*results)->Sync();
   }
   progress.Finish(snapshot);
