@@ -219,10 +219,11 @@ TEST(AnswerTest, ResultLineHasExactlyTheDocumentedKeys) {
   const nlohmann::json line = ResultLine(42, "cam.mp4", 1.4, instance, GaugeRoi(), a);
   std::vector<std::string> keys;
   for (const auto& [k, v] : line.items()) keys.push_back(k);
-  EXPECT_THAT(keys, ::testing::UnorderedElementsAre(
-                        "frame", "source", "time_s", "roi", "task", "rect", "status", "value",
-                        "unit", "count", "objects", "text", "confidence", "alarm", "error",
-                        "attempts", "latency_ms", "interaction_id", "usage"));
+  EXPECT_THAT(
+      keys, ::testing::UnorderedElementsAre(
+                "frame", "source", "time_s", "roi", "task", "rect", "status", "value", "raw_value",
+                "implausible_jump", "unit", "count", "objects", "text", "confidence", "alarm",
+                "error", "attempts", "latency_ms", "interaction_id", "usage"));
   EXPECT_EQ(line["frame"], 42);
   EXPECT_EQ(line["source"], "cam.mp4");
   EXPECT_EQ(line["time_s"], 1.4);

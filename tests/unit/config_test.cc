@@ -309,7 +309,8 @@ INSTANTIATE_TEST_SUITE_P(
 // clang-format on
 
 TEST(ConfigTest, VideoBackendAndEncoderOptions) {
-  const std::string rois = R"("rois": [{"name": "a", "rect": [0, 0, 4, 4], "task": "ask"}])";
+  const std::string rois =
+      R"("rois": [{"name": "a", "rect": [0, 0, 4, 4], "task": "ask", "prompt": "Which?"}])";
   auto defaults = ParseStationConfig("{" + rois + "}");
   ASSERT_TRUE(defaults.ok()) << defaults.status();
   EXPECT_EQ(defaults->output.video_backend, "ffmpeg");
