@@ -16,6 +16,8 @@ extern "C" {
 #include <mutex>
 #include <opencv2/videoio.hpp>
 
+#include "roilens/outputs/sinks.h"
+
 namespace roilens {
 namespace {
 
@@ -89,17 +91,11 @@ class OpenCvFrameWriter : public FrameWriter {
  public:
   static StatusOr<std::unique_ptr<FrameWriter>> Open(const std::string& path, cv::Size size,
                                                      double fps) {
-    for (const char* codec : {"avc1", "mp4v"}) {
-      auto writer = std::make_unique<cv::VideoWriter>();
-      if (writer->open(path, cv::CAP_FFMPEG,
-                       cv::VideoWriter::fourcc(codec[0], codec[1], codec[2], codec[3]), fps,
-                       size)) {
-        return std::unique_ptr<FrameWriter>(
-            new OpenCvFrameWriter(std::move(writer), std::string("opencv ") + codec));
-      }
-    }
-    return UnavailableError("cannot open a video writer for '" + path +
-                            "' (neither avc1 nor mp4v encoder is available)");
+    std::string fourcc;
+    auto writer = OpenMp4Writer(path, fps, size, &fourcc);
+    if (!writer.ok()) return writer.status();
+    return std::unique_ptr<FrameWriter>(
+        new OpenCvFrameWriter(std::move(*writer), "opencv " + fourcc));
   }
   Status Write(const cv::Mat& bgr) override {
     if (!writer_) return FailedPreconditionError("video writer is closed");
