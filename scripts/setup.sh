@@ -14,7 +14,7 @@ packages=(
   libmosquitto-dev mosquitto
   libavcodec-dev libavformat-dev libswscale-dev
   bubblewrap libseccomp-dev ffmpeg python3 python3-dev pybind11-dev python3-pybind11 python3-pytest
-  python3-numpy python3-opencv python3-matplotlib python3-pil python3-scipy
+  python3-numpy python3-opencv python3-matplotlib python3-pil python3-scipy python3-yaml
   nodejs npm
 )
 missing=()
@@ -33,7 +33,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
-if [ -f "$root/tests/conformance/package-lock.json" ]; then
+# ROILENS_SKIP_NPM=1 (the container build): the npm packages only serve the conformance tests.
+if [ -z "${ROILENS_SKIP_NPM:-}" ] && [ -f "$root/tests/conformance/package-lock.json" ]; then
   (cd "$root/tests/conformance" && { [ -d node_modules/@google/genai ] || npm ci --no-audit --no-fund --loglevel=error; })
 fi
 
