@@ -147,6 +147,7 @@ TEST(BatchCliTest, TwoShardsOneKilledResumedAndMergedHoldEveryFrameTimesRoiOnce)
   // Merge while shard 0 is incomplete: its unfinished files are partial or pending.
   auto early = RunCli({"merge", out.string()});
   ASSERT_EQ(early.exit_code, 0) << early.err;
+  EXPECT_EQ(RunCli({"merge", out.string(), "--require-complete"}).exit_code, 1);
   nlohmann::json summary = ReadJson(out / "summary.json");
   ASSERT_TRUE(summary.is_object());
   EXPECT_FALSE(summary["complete"].get<bool>());
@@ -168,7 +169,7 @@ TEST(BatchCliTest, TwoShardsOneKilledResumedAndMergedHoldEveryFrameTimesRoiOnce)
   const nlohmann::json killed_summary = ReadJson(killed_in / "summary.json");
   EXPECT_TRUE(killed_summary["resumed_from_frame"].is_number()) << killed_summary.dump();
 
-  auto merged = RunCli({"merge", out.string()});
+  auto merged = RunCli({"merge", out.string(), "--require-complete"});
   ASSERT_EQ(merged.exit_code, 0) << merged.err;
   summary = ReadJson(out / "summary.json");
   ASSERT_TRUE(summary["complete"].get<bool>()) << summary.dump(2);
