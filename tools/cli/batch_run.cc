@@ -132,7 +132,8 @@ int RunBatch(const RunFlags& flags) {
   }
 
   std::vector<std::pair<std::string, std::string>> failures;  // input, reason
-  bool interrupted = false, finished_with_errors = false;
+  bool interrupted = false;
+  std::size_t runs = 0, finished_with_errors = 0;
   for (std::size_t i = 0; i < mine.size(); ++i) {
     const BatchInput& input = *mine[i];
     const fs::path dir = root / input.folder;
@@ -150,6 +151,8 @@ int RunBatch(const RunFlags& flags) {
     file_flags.shard.clear();
     file_flags.input = input.path;
     file_flags.out_dir = dir.string();
+    file_flags.announce_backend = runs == 0;  // the same line for every file is noise
+    ++runs;
     const bool had_failed = fs::exists(dir / kFailedMarker, ec);
     fs::remove(dir / kDoneMarker, ec);
     fs::remove(dir / kFailedMarker, ec);
@@ -187,7 +190,7 @@ int RunBatch(const RunFlags& flags) {
     }
     if (finished && outcome.summary.is_object()) {
       record["status"] = "ok";
-      if (outcome.exit_code != kExitOk) finished_with_errors = true;
+      if (outcome.exit_code != kExitOk) ++finished_with_errors;
       continue;
     }
     const std::string reason =
@@ -224,7 +227,12 @@ int RunBatch(const RunFlags& flags) {
     }
     return kExitFailure;
   }
-  return finished_with_errors ? kExitFailure : kExitOk;
+  if (finished_with_errors > 0) {
+    std::fprintf(stderr, "roilens: %zu of %zu inputs finished with errors in some frame x ROI\n",
+                 finished_with_errors, mine.size());
+    return kExitFailure;
+  }
+  return kExitOk;
 }
 
 }  // namespace roilens::cli

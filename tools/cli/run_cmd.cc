@@ -464,11 +464,13 @@ RunOutcome RunStation(const RunFlags& flags) {
     pipeline_options.base_url = embedded->base_url();
     pipeline_options.api_key = "";  // never send a real key to the local emulator
     endpoint_label = embedded->base_url() + " (embedded, coder " + flags.coder + ")";
-    std::printf(
-        "roilens: no endpoint configured — using the embedded local backend at %s "
-        "(coder %s)\n",
-        embedded->base_url().c_str(), flags.coder.c_str());
-    std::fflush(stdout);
+    if (flags.announce_backend) {
+      std::printf(
+          "roilens: no endpoint configured — using the embedded local backend at %s "
+          "(coder %s)\n",
+          embedded->base_url().c_str(), flags.coder.c_str());
+      std::fflush(stdout);
+    }
   }
 
   auto created = Pipeline::Create(config, pipeline_options);

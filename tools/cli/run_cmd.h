@@ -25,6 +25,8 @@ struct RunFlags {
   /// Write into a non-empty --out, first removing a previous run's outputs (only those).
   bool overwrite = false;
   bool quiet = false;
+  /// Print the "using the embedded local backend" line (a batch prints it for its first file).
+  bool announce_backend = true;
   std::string coder = "cv";     ///< embedded backend only
   int latency_ms = 0;           ///< embedded backend only
   std::int64_t max_frames = 0;  ///< stop after this many frames (0: whole input)
