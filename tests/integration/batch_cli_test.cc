@@ -13,6 +13,7 @@
 #include <set>
 #include <thread>
 
+#include "roilens/backend/server.h"
 #include "roilens/samples.h"
 #include "testing/cli_runner.h"
 #include "testing/paths.h"
@@ -269,6 +270,64 @@ TEST(BatchCliTest, AFailingInputIsRecordedWhileTheOthersFinish) {
       {"run", videos.string(), "--config", Config(), "--out", out.string(), "--coder", "echo"});
   EXPECT_EQ(refused.exit_code, 2);
   EXPECT_NE(refused.err.find("--resume"), std::string::npos) << refused.err;
+}
+
+TEST(BatchCliTest, FilesFailedByARejectedKeyAreRedoneFromScratchOnResume) {
+  constexpr char kWrongKey[] = "AIzaSyWRONG-batch-test-key-00000000000";
+  constexpr char kRightKey[] = "AIzaSyRIGHT-batch-test-key-11111111111";
+  backend::BackendOptions options;
+  options.coder = "echo";
+  options.api_keys = {kRightKey};
+  auto backend = backend::LocalBackend::Start(options);
+  ASSERT_TRUE(backend.ok()) << backend.status();
+  const fs::path dir = testing::ScratchDir("rejected_key");
+  auto station = nlohmann::json::parse(ReadFileText(Config()));
+  station["backend"]["api_key_env"] = "ROILENS_BATCH_TEST_KEY";
+  std::ofstream(dir / "station.json") << station.dump();
+  const fs::path list = dir / "inputs.txt";
+  {
+    std::ofstream out(list);
+    auto it = Videos().begin();
+    out << it->first << "\n" << std::next(it)->first << "\n";
+  }
+  auto args = [&](bool resume) {
+    std::vector<std::string> a = {"run",
+                                  "--inputs",
+                                  list.string(),
+                                  "--config",
+                                  (dir / "station.json").string(),
+                                  "--out",
+                                  (dir / "out").string(),
+                                  "--endpoint",
+                                  (*backend)->base_url()};
+    if (resume) a.push_back("--resume");
+    return a;
+  };
+  ::setenv("ROILENS_BATCH_TEST_KEY", kWrongKey, 1);
+  auto rejected = RunCli(args(false));
+  ::setenv("ROILENS_BATCH_TEST_KEY", kRightKey, 1);
+  auto resumed = RunCli(args(true));
+  ::unsetenv("ROILENS_BATCH_TEST_KEY");
+
+  EXPECT_EQ(rejected.exit_code, 1) << rejected.out << rejected.err;
+  EXPECT_NE(rejected.err.find("2 of 2 inputs failed"), std::string::npos) << rejected.err;
+  EXPECT_NE(rejected.err.find("API key not valid"), std::string::npos) << rejected.err;
+  EXPECT_EQ(rejected.err.find(kWrongKey), std::string::npos);
+
+  // The failed runs finished (their journals say so) with error lines: --resume must redo them,
+  // not take "already finished" for done.
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.out << resumed.err;
+  const nlohmann::json summary = ReadJson(dir / "out" / "summary.json");
+  ASSERT_TRUE(summary["complete"].get<bool>()) << summary.dump(2);
+  EXPECT_EQ(summary["totals"]["ok"], 2);
+  EXPECT_EQ(summary["totals"]["errors"], 0);
+  EXPECT_EQ(summary.dump().find(kWrongKey), std::string::npos);
+  for (const auto& row : summary["files"]) {
+    const int frames = Videos().at(row["input"].get<std::string>());
+    const auto lines = ReadLines(dir / "out" / row["folder"].get<std::string>() / "results.jsonl");
+    EXPECT_EQ(lines.size(), static_cast<std::size_t>(frames * kRois)) << row.dump();
+    for (const auto& line : lines) EXPECT_NE(line["status"], "error") << line.dump();
+  }
 }
 
 TEST(BatchCliTest, GlobAndIndexedJobEnvironmentPickTheSameShardAsTheFlag) {

@@ -8,6 +8,7 @@
 #include "batch.h"
 #include "commands.h"
 #include "roilens/config/config.h"
+#include "roilens/outputs/journal.h"
 #include "run_cmd.h"
 
 namespace roilens::cli {
@@ -156,10 +157,13 @@ int RunBatch(const RunFlags& flags) {
     const bool had_failed = fs::exists(dir / kFailedMarker, ec);
     fs::remove(dir / kDoneMarker, ec);
     fs::remove(dir / kFailedMarker, ec);
-    // A failed file is redone from scratch; a folder the journal does not describe (the run was
-    // killed before it wrote one) is replaced; otherwise --resume continues after the journal.
-    const bool journal = fs::exists(dir / kJournalName, ec);
-    file_flags.resume = flags.resume && journal && !had_failed;
+    // --resume continues after the journal's last checkpoint while the journal says the run is
+    // unfinished (killed, interrupted, or failed part-way: a full disk). A run that finished and
+    // failed (a rejected key) is redone from scratch, and so is a folder no journal describes
+    // (the run was killed before it wrote one). A run that finished without a marker (killed
+    // just before it) is "resumed": RunStation returns its summary and the marker is written.
+    auto journal = Journal::Load((dir / kJournalName).string());
+    file_flags.resume = flags.resume && journal.ok() && !(journal->finished && had_failed);
     file_flags.overwrite = !file_flags.resume && HasEntries(dir);
     if (!flags.quiet) {
       std::printf("roilens: [%zu/%zu] %s -> %s%s\n", i + 1, mine.size(), input.path.c_str(),
