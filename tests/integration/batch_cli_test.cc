@@ -265,6 +265,13 @@ TEST(BatchCliTest, AFailingInputIsRecordedWhileTheOthersFinish) {
   EXPECT_EQ(again.exit_code, 1);
   EXPECT_NE(again.out.find("good1.mp4: already finished"), std::string::npos) << again.out;
   EXPECT_NE(again.err.find("broken.mp4"), std::string::npos);
+  // Another config in the same root is refused (its results would be mixed with these).
+  const fs::path edited = dir / "edited.json";
+  std::ofstream(edited) << ReadFileText(Config()) << "\n";
+  auto other_config = RunCli({"run", videos.string(), "--config", edited.string(), "--out",
+                              out.string(), "--coder", "echo", "--resume"});
+  EXPECT_EQ(other_config.exit_code, 2);
+  EXPECT_NE(other_config.err.find("another config"), std::string::npos) << other_config.err;
   // Without --resume a batch does not write into folders it already wrote.
   auto refused = RunCli(
       {"run", videos.string(), "--config", Config(), "--out", out.string(), "--coder", "echo"});

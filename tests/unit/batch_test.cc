@@ -189,6 +189,9 @@ TEST(BatchManifestTest, ShardsOfOneBatchAgreeAndAnotherBatchIsRefused) {
   BatchManifest other = manifest;
   other.inputs.pop_back();
   EXPECT_FALSE(WriteOrCheckManifest(root.string(), other).ok());
+  BatchManifest other_config = manifest;
+  other_config.config_digest = "0123456789abcdef";
+  EXPECT_FALSE(WriteOrCheckManifest(root.string(), other_config).ok());
   for (const auto& entry : fs::directory_iterator(root)) {
     EXPECT_EQ(entry.path().filename().string().find(".tmp"), std::string::npos)
         << "temporary file left: " << entry.path();

@@ -266,9 +266,10 @@ nlohmann::json BatchManifest::ToJson() const {
   for (const BatchInput& input : inputs) {
     files.push_back({{"input", input.path}, {"folder", input.folder}, {"bytes", input.bytes}});
   }
-  return {{"kind", "roilens batch"}, {"version", 1},          {"files", files},
-          {"summary", summary_name}, {"report", report_name}, {"results", results_name},
-          {"alarms", alarms_name}};
+  return {{"kind", "roilens batch"}, {"version", 1},
+          {"files", files},          {"summary", summary_name},
+          {"report", report_name},   {"results", results_name},
+          {"alarms", alarms_name},   {"config_digest", config_digest}};
 }
 
 StatusOr<BatchManifest> BatchManifest::FromJson(const nlohmann::json& json) {
@@ -284,6 +285,7 @@ StatusOr<BatchManifest> BatchManifest::FromJson(const nlohmann::json& json) {
     manifest.report_name = json.at("report").get<std::string>();
     manifest.results_name = json.at("results").get<std::string>();
     manifest.alarms_name = json.at("alarms").get<std::string>();
+    manifest.config_digest = json.value("config_digest", "");
     return manifest;
   } catch (const nlohmann::json::exception& e) {
     return InvalidArgumentError(std::string("malformed batch manifest: ") + e.what());
@@ -324,8 +326,8 @@ Status WriteOrCheckManifest(const std::string& out_root, const BatchManifest& ma
     if (existing == text) return OkStatus();
     return FailedPreconditionError(
         "'" + path.string() +
-        "' belongs to a batch over other inputs or outputs; use another --out, or the same "
-        "inputs and config in every shard");
+        "' belongs to a batch over other inputs or another config; use another --out, or the "
+        "same inputs and config in every shard");
   }
   fs::create_directories(out_root, ec);
   if (ec) return InternalError("cannot create output directory '" + out_root + "'");

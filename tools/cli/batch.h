@@ -84,6 +84,7 @@ struct BatchManifest {
   std::string report_name = "report.html";    ///< config output.report
   std::string results_name = "results.jsonl";
   std::string alarms_name = "alarms.jsonl";
+  std::string config_digest;  ///< Fnv1aHex of the config file's text: shards must share it
   nlohmann::json ToJson() const;
   static StatusOr<BatchManifest> FromJson(const nlohmann::json& json);
 };

@@ -4,6 +4,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 
 #include "batch.h"
 #include "commands.h"
@@ -84,6 +86,12 @@ int RunBatch(const RunFlags& flags) {
   manifest.report_name = config->output.report;
   manifest.results_name = config->output.results;
   manifest.alarms_name = config->output.alarms;
+  {
+    std::ifstream config_file(flags.config_path, std::ios::binary);
+    std::ostringstream text;
+    text << config_file.rdbuf();
+    manifest.config_digest = Fnv1aHex(text.str());
+  }
   const fs::path root(flags.out_dir);
   if (flags.overwrite) {
     std::error_code ec;
