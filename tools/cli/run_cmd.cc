@@ -160,7 +160,7 @@ Status RemovePreviousOutputs(const fs::path& out, const OutputConfig& output) {
 
 RunOutcome Fail(int code, const std::string& message) {
   std::fprintf(stderr, "roilens: %s\n", message.c_str());
-  return {code, nullptr};
+  return {code, nullptr, message};
 }
 
 std::string ReadText(const std::string& path) {
@@ -388,8 +388,10 @@ RunOutcome RunStation(const RunFlags& flags) {
       if (state->finished) {
         std::printf("roilens: the run in %s already finished; nothing to resume\n",
                     flags.out_dir.c_str());
-        return {kExitOk, nlohmann::json::parse(ReadText((out / config.output.summary).string()),
-                                               nullptr, false)};
+        return {
+            kExitOk,
+            nlohmann::json::parse(ReadText((out / config.output.summary).string()), nullptr, false),
+            ""};
       }
       header.segment_frames = state->header.segment_frames;
       if (info.video()) DropUnplayableSegments(work_dir, state->checkpoints);
@@ -462,11 +464,13 @@ RunOutcome RunStation(const RunFlags& flags) {
     pipeline_options.base_url = embedded->base_url();
     pipeline_options.api_key = "";  // never send a real key to the local emulator
     endpoint_label = embedded->base_url() + " (embedded, coder " + flags.coder + ")";
-    std::printf(
-        "roilens: no endpoint configured — using the embedded local backend at %s "
-        "(coder %s)\n",
-        embedded->base_url().c_str(), flags.coder.c_str());
-    std::fflush(stdout);
+    if (flags.announce_backend) {
+      std::printf(
+          "roilens: no endpoint configured — using the embedded local backend at %s "
+          "(coder %s)\n",
+          embedded->base_url().c_str(), flags.coder.c_str());
+      std::fflush(stdout);
+    }
   }
 
   auto created = Pipeline::Create(config, pipeline_options);
@@ -771,19 +775,21 @@ RunOutcome RunStation(const RunFlags& flags) {
   }
 
   int code = kExitOk;
+  std::string error;
   if (g_interrupted.load()) {
     code = kExitInterrupted;
   } else if (!fatal_error.empty()) {
     std::fprintf(stderr, "roilens: %s\n", fatal_error.c_str());
     code = kExitBackend;
+    error = fatal_error;
   } else if (calls > 0 && failed_calls == calls) {
-    std::fprintf(stderr, "roilens: every model call failed; first error: %s\n",
-                 first_call_error.c_str());
+    error = "every model call failed; first error: " + first_call_error;
+    std::fprintf(stderr, "roilens: %s\n", error.c_str());
     code = kExitBackend;
   } else if (totals->errors > 0) {
     code = kExitFailure;
   }
-  return {code, summary};
+  return {code, summary, error};
 }
 
 namespace {
@@ -794,8 +800,14 @@ const CommandRegistration kRunCommand("run", [](CLI::App& root, int& exit_code) 
       "run",
       "Run INPUT (video, image, folder of images, camera index or stream URL) through a "
       "station config; outputs go to --out");
-  cmd->add_option("input", flags->input, "video file, image, folder, camera index or URL")
-      ->required();
+  cmd->add_option("input", flags->input,
+                  "video file, image, folder, camera index or URL; a folder of videos or a quoted "
+                  "glob runs each file (a batch)");
+  cmd->add_option("--inputs", flags->inputs_list,
+                  "batch: a list file of inputs, one a line (# comments; relative to the list)");
+  cmd->add_option("--shard", flags->shard,
+                  "batch: run only shard K of N (K/N, 0-based; default from JOB_COMPLETION_INDEX "
+                  "and JOB_COMPLETIONS)");
   cmd->add_option("-c,--config", flags->config_path, "station config (JSON)")->required();
   cmd->add_option("-o,--out", flags->out_dir, "output directory")->required();
   cmd->add_option("--endpoint", flags->endpoint,
@@ -841,7 +853,14 @@ const CommandRegistration kRunCommand("run", [](CLI::App& root, int& exit_code) 
       ->check(CLI::Range(1, 100000));
   cmd->callback([flags, &exit_code] {
     try {
-      exit_code = RunStation(*flags).exit_code;
+      if (flags->input.empty() && flags->inputs_list.empty()) {
+        std::fprintf(stderr, "roilens: give INPUT or --inputs LIST\n");
+        exit_code = kExitUsage;
+      } else if (IsBatchRun(*flags)) {
+        exit_code = RunBatch(*flags);
+      } else {
+        exit_code = RunStation(*flags).exit_code;
+      }
 
     } catch (const std::exception& e) {
       std::fprintf(stderr, "roilens: internal error: %s\n", e.what());

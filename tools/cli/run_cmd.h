@@ -9,7 +9,11 @@
 namespace roilens::cli {
 
 struct RunFlags {
-  std::string input;
+  std::string input;  ///< one input; a folder of videos or a glob pattern makes it a batch
+  /// A list file of inputs (a batch): one a line, `#` comments, relative to the list's folder.
+  std::string inputs_list;
+  /// "K/N": run only shard K (0-based) of N of a batch (else JOB_COMPLETION_INDEX/JOB_COMPLETIONS).
+  std::string shard;
   std::string config_path;
   std::string out_dir;
   std::string endpoint;  ///< overrides config backend.endpoint
@@ -21,6 +25,8 @@ struct RunFlags {
   /// Write into a non-empty --out, first removing a previous run's outputs (only those).
   bool overwrite = false;
   bool quiet = false;
+  /// Print the "using the embedded local backend" line (a batch prints it for its first file).
+  bool announce_backend = true;
   std::string coder = "cv";     ///< embedded backend only
   int latency_ms = 0;           ///< embedded backend only
   std::int64_t max_frames = 0;  ///< stop after this many frames (0: whole input)
@@ -34,9 +40,18 @@ struct RunFlags {
 struct RunOutcome {
   int exit_code = 0;
   nlohmann::json summary;  ///< what summary.json holds (null if the run did not get that far)
+  std::string error;       ///< the one-line message printed on failure ("" when none)
 };
 
 /// Runs the whole job; prints one-line messages to stderr on failure.
 RunOutcome RunStation(const RunFlags& flags);
+
+/// True when the flags name many inputs: --inputs, --shard, a glob, or a folder of videos.
+bool IsBatchRun(const RunFlags& flags);
+
+/// Runs each input of a batch (this shard's share) through RunStation into its own folder under
+/// --out, records per-file failures without stopping, and writes the run-level summary
+/// (MergeBatch). Returns the exit code: non-zero when any file failed (named on stderr).
+int RunBatch(const RunFlags& flags);
 
 }  // namespace roilens::cli
