@@ -25,6 +25,7 @@
 #include "commands.h"
 #include "metrics_server.h"
 #include "progress.h"
+#include "remote_input.h"
 #include "roilens/backend/server.h"
 #include "roilens/config/config.h"
 #include "roilens/outputs/av_video.h"
@@ -45,6 +46,9 @@ using Clock = std::chrono::steady_clock;
 
 constexpr const char* kJournalName = ".roilens-journal";
 constexpr const char* kWorkDirName = ".roilens-work";
+/// An http(s):// input's scratch copy (remote_input.h): kept until the run finishes, so a rerun
+/// or --resume continues or reuses the download; not an output, so "--out is not empty" skips it.
+constexpr const char* kDownloadDirName = ".roilens-download";
 
 std::atomic<bool> g_interrupted{false};
 /// Posted by the signal handler (sem_post is async-signal-safe): wakes the InterruptWatcher.
@@ -120,10 +124,13 @@ std::string Str(const nlohmann::json& line, const char* key) {
   return it != line.end() && it->is_string() ? it->get<std::string>() : "";
 }
 
-/// True when `dir` exists and holds anything at all.
+/// True when `dir` exists and holds anything but a download's scratch folder.
 bool HasEntries(const fs::path& dir) {
   std::error_code ec;
-  return fs::is_directory(dir, ec) && fs::directory_iterator(dir, ec) != fs::directory_iterator();
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    if (entry.path().filename() != kDownloadDirName) return true;
+  }
+  return false;
 }
 
 /// --overwrite: removes what a run writes into `out` and nothing else: the files `output` names
@@ -305,7 +312,21 @@ RunOutcome RunStation(const RunFlags& flags) {
          /*overwrite=*/0);
   SourceOptions source_options;
   source_options.max_input_pixels = config.pipeline.max_input_pixels;
-  auto opened = FrameSource::Open(flags.input, source_options);
+  // An http(s):// input in batch mode is a recording on a server: downloaded first, to a scratch
+  // file in --out (see remote_input.h). In live mode the URL stays a stream.
+  std::string input_path = flags.input;
+  const bool remote = IsRemoteInput(flags.input) && config.pipeline.mode == PipelineMode::kBatch;
+  const std::string input_label = IsRemoteInput(flags.input) ? RedactUrl(flags.input) : flags.input;
+  if (remote) {
+    DownloadOptions download;
+    download.max_bytes = flags.max_download_mb * 1024 * 1024;
+    download.reuse_complete = flags.resume;
+    auto local = DownloadToFile(flags.input, (fs::path(flags.out_dir) / kDownloadDirName).string(),
+                                download);
+    if (!local.ok()) return Fail(kExitBadInput, local.status().message());
+    input_path = std::move(*local);
+  }
+  auto opened = FrameSource::Open(input_path, source_options);
   if (!opened.ok()) return Fail(kExitBadInput, opened.status().message());
   std::unique_ptr<FrameSource> source = std::move(*opened);
   // Live mode on a stream or camera: a dropped camera is reconnected, forever (until a signal or
@@ -360,7 +381,7 @@ RunOutcome RunStation(const RunFlags& flags) {
   const std::string images_dir = (out / "annotated").string();
 
   JournalHeader header;
-  header.input = flags.input;
+  header.input = input_label;  // a signed URL's query is a secret: not in the output folder
   header.config_digest =
       Fnv1aHex(ReadText(flags.config_path) + "|" + config.backend.model + "|" +
                std::to_string(static_cast<int>(config.pipeline.mode)) + "|" +
@@ -704,7 +725,7 @@ RunOutcome RunStation(const RunFlags& flags) {
   summary["fps"] = wall_s > 0 ? static_cast<double>(submitted) / wall_s : 0;
   summary["peak_rss_mib"] = PeakRssMib();
   summary["roilens_version"] = ROILENS_VERSION;
-  summary["input"] = flags.input;
+  summary["input"] = input_label;
   summary["mode"] = config.pipeline.mode == PipelineMode::kLive ? "live" : "batch";
   summary["endpoint"] = endpoint_label;
   summary["model"] = config.backend.model;
@@ -738,7 +759,7 @@ RunOutcome RunStation(const RunFlags& flags) {
   }
   ReportInputs report;
   report.config = &config;
-  report.title = fs::path(flags.input).filename().string();
+  report.title = fs::path(input_label).filename().string();
   report.results_path = results_path;
   report.summary = summary;
   report.crops = std::move(crops).crops();
@@ -750,6 +771,7 @@ RunOutcome RunStation(const RunFlags& flags) {
   if (finished) {
     (void)(*journal)->RecordFinished();
     fs::remove_all(work_dir, ec);
+    if (remote) fs::remove_all(out / kDownloadDirName, ec);
   }
 
   if (!flags.quiet) {
@@ -836,6 +858,9 @@ const CommandRegistration kRunCommand("run", [](CLI::App& root, int& exit_code) 
                   "serve Prometheus text at /metrics and /healthz on 127.0.0.1:PORT (0: any free "
                   "port, printed)")
       ->check(CLI::Range(0, 65535));
+  cmd->add_option("--max-download-mb", flags->max_download_mb,
+                  "http(s):// input: largest file downloaded, in MiB (default 4096)")
+      ->check(CLI::Range(std::int64_t{1}, std::int64_t{1} << 30));
   cmd->add_option("--segment-frames", flags->segment_frames,
                   "frames per resume checkpoint (default: about 10 s of video)")
       ->check(CLI::Range(1, 100000));
