@@ -5,6 +5,7 @@
 
 #include <semaphore.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -256,6 +257,13 @@ class CropPicker {
   std::map<std::string, int> taken_;
   std::vector<ReportCrop> crops_;
 };
+
+/// Whether backend.budget refused a call of this frame (see Pipeline::budget_spent).
+bool HasBudgetLine(const std::vector<RoiResult>& results) {
+  return std::any_of(results.begin(), results.end(), [](const RoiResult& r) {
+    return r.status == "error" && r.error.find(kBudgetNotCalled) != std::string::npos;
+  });
+}
 
 /// A checkpointed segment was fsynced before its checkpoint was written, but a crash of the
 /// machine, a full disk or a copy of the output folder can still leave it cut off. Walks back
@@ -564,6 +572,10 @@ RunOutcome RunStation(const RunFlags& flags) {
     return (*journal)->Record({frames_done, (*results)->bytes(), segments});
   };
 
+  // Frames from the first one with a call the budget refused: written (each frame x ROI has its
+  // line) but never checkpointed, so --resume redoes them with calls.
+  bool budget_hold = false;
+  std::int64_t budget_resume_frame = 0;
   auto write_outputs = [&] {
     std::int64_t frames_done = first_frame;
     std::int64_t since_checkpoint = 0;
@@ -584,9 +596,18 @@ RunOutcome RunStation(const RunFlags& flags) {
           write_error = (*results)->WriteFrame(std::vector<nlohmann::json>{gap->ToJson()});
       }
       metrics.ObserveFrame(*frame);
+      if (!budget_hold && HasBudgetLine(frame->results)) {
+        budget_hold = true;
+        budget_resume_frame = frames_done;
+        if (write_error.ok() && since_checkpoint > 0) write_error = checkpoint(frames_done);
+        since_checkpoint = 0;
+      }
       if (write_error.ok()) {
         Status s = (*results)->WriteFrame(frame->results);
-        if (s.ok() && !frame->alarms.empty()) s = (*alarms)->WriteFrame(frame->alarms);
+        // Held frames' alarm events would be appended again by the --resume that redoes them.
+        if (s.ok() && !frame->alarms.empty() && !budget_hold) {
+          s = (*alarms)->WriteFrame(frame->alarms);
+        }
         if (s.ok() && video) {
           s = video->Write(frame->annotated);
           if (s.ok() && !announced_codec && !video->encoder().empty()) {
@@ -606,7 +627,7 @@ RunOutcome RunStation(const RunFlags& flags) {
           }
         }
         ++frames_done;
-        if (s.ok() && ++since_checkpoint >= header.segment_frames) {
+        if (s.ok() && !budget_hold && ++since_checkpoint >= header.segment_frames) {
           s = checkpoint(frames_done);
           since_checkpoint = 0;
         }
@@ -634,6 +655,10 @@ RunOutcome RunStation(const RunFlags& flags) {
       progress.Update(snapshot);
     }
     if (write_error.ok() && since_checkpoint > 0) write_error = checkpoint(frames_done);
+    if (write_error.ok() && budget_hold) {  // durable and joinable, but not in the journal
+      write_error = (*results)->Sync();
+      if (write_error.ok() && video) write_error = video->CloseSegment();
+    }
     snapshot.frames_done = frames_done;
   };
   std::thread writer([&] {
@@ -667,6 +692,8 @@ RunOutcome RunStation(const RunFlags& flags) {
                           [&] { return submitted - written.load() < max_unwritten; });
       if (submitted - written.load() >= max_unwritten) continue;
     }
+    // backend.budget is spent: read no more; the frames already submitted are finished.
+    if (!pipeline->budget_spent().empty()) break;
     auto frame = source->Next();
     if (!frame) break;
     if (live_source) {
@@ -699,8 +726,12 @@ RunOutcome RunStation(const RunFlags& flags) {
 
   // --- Final outputs.
   // A run that stopped early (interrupt, --max-frames) keeps its segments for --resume.
-  const bool finished =
-      !g_interrupted.load() && (flags.max_frames <= 0 || submitted < flags.max_frames);
+  // Stopped by backend.budget: the frames from budget_resume_frame are for --resume (a live run
+  // may show the refusal on no frame: it resumes after the last one written).
+  const std::string budget_spent = pipeline->budget_spent();
+  if (!budget_spent.empty() && !budget_hold) budget_resume_frame = snapshot.frames_done;
+  const bool finished = !g_interrupted.load() && budget_spent.empty() &&
+                        (flags.max_frames <= 0 || submitted < flags.max_frames);
   std::string video_method;
   // Rotation removes the segments it rolled: join only those left (maybe none).
   const std::vector<std::string> segments_left =
@@ -731,6 +762,24 @@ RunOutcome RunStation(const RunFlags& flags) {
   summary["model"] = config.backend.model;
   summary["resumed_from_frame"] = resuming ? nlohmann::json(first_frame) : nlohmann::json(nullptr);
   summary["interrupted"] = g_interrupted.load();
+  if (!budget_spent.empty()) {
+    summary["stopped"] = {{"reason", "budget"},
+                          {"detail", "backend.budget " + budget_spent},
+                          {"resume_from_frame", budget_resume_frame}};
+  } else if (g_interrupted.load()) {
+    summary["stopped"] = {{"reason", "interrupted"}};
+  } else {
+    summary["stopped"] = nullptr;
+  }
+  // Calls and tokens behind the result lines kept (a resumed run's too); the cost at
+  // backend.prices[model] (null without an entry).
+  const auto cost = EstimateCost(config.backend, config.backend.model, totals->input_tokens,
+                                 totals->output_tokens);
+  summary["usage"] = {{"calls", totals->calls},
+                      {"input_tokens", totals->input_tokens},
+                      {"output_tokens", totals->output_tokens},
+                      {"total_tokens", totals->total_tokens},
+                      {"estimated_cost", cost ? nlohmann::json(*cost) : nlohmann::json(nullptr)}};
   // For `roilens export --coco`: the pixel space of rect/boxes and what each count ROI counts.
   summary["frame_size"] = {info.frame_size.width, info.frame_size.height};
   summary["count_objects"] = nlohmann::json::object();
@@ -795,6 +844,12 @@ RunOutcome RunStation(const RunFlags& flags) {
   int code = kExitOk;
   if (g_interrupted.load()) {
     code = kExitInterrupted;
+  } else if (!budget_spent.empty()) {
+    std::fprintf(stderr,
+                 "roilens: backend.budget %s: no further calls made; run again with --resume "
+                 "to continue from frame %lld (the budget applies per invocation)\n",
+                 budget_spent.c_str(), static_cast<long long>(budget_resume_frame));
+    code = kExitBudget;
   } else if (!fatal_error.empty()) {
     std::fprintf(stderr, "roilens: %s\n", fatal_error.c_str());
     code = kExitBackend;
