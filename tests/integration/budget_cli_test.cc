@@ -169,5 +169,16 @@ TEST(BudgetCliTest, MaxTokensStopsAfterTheAnswersReachIt) {
   EXPECT_LT(summary["usage"]["calls"].get<int>(), kFrames * kRois);
 }
 
+TEST(BudgetCliTest, ABudgetBelowOneFramesCallsSaysResumingCannotProgress) {
+  const fs::path dir = testing::ScratchDir("budget_small");
+  const fs::path config = WriteStation(dir, {{"max_calls", 2}});  // 3 ROIs call on frame 0
+  auto run = RunCli({"run", (dir / "station.mp4").string(), "--config", config.string(), "--out",
+                     (dir / "out").string(), "--coder", "echo", "--quiet"});
+  ASSERT_EQ(run.exit_code, 6) << run.out << run.err;
+  EXPECT_NE(run.err.find("raise backend.budget"), std::string::npos) << run.err;
+  const auto summary = nlohmann::json::parse(ReadFileText((dir / "out" / "summary.json").string()));
+  EXPECT_EQ(summary["stopped"]["resume_from_frame"], 0);
+}
+
 }  // namespace
 }  // namespace roilens

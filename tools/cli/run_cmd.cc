@@ -849,6 +849,11 @@ RunOutcome RunStation(const RunFlags& flags) {
                  "roilens: backend.budget %s: no further calls made; run again with --resume "
                  "to continue from frame %lld (the budget applies per invocation)\n",
                  budget_spent.c_str(), static_cast<long long>(budget_resume_frame));
+    if (budget_resume_frame == first_frame) {  // a resume would stop at the same frame again
+      std::fprintf(stderr,
+                   "roilens: no frame was finished within the budget: it must cover the calls of "
+                   "one frame (one per ROI); raise backend.budget\n");
+    }
     code = kExitBudget;
   } else if (!fatal_error.empty()) {
     std::fprintf(stderr, "roilens: %s\n", fatal_error.c_str());
