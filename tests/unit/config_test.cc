@@ -402,5 +402,66 @@ TEST(ConfigTest, FindSearchAreaIsChecked) {
               HasSubstr("roi 'dials' rect [0,0,800,100] extends outside"));
 }
 
+TEST(ConfigTest, BudgetAndPrices) {
+  auto parsed = ParseStationConfig(R"({"backend": {"model": "m-1",
+      "budget": {"max_calls": 40, "max_tokens": 5000000000},
+      "prices": {"m-1": {"input_per_million": 0.5, "output_per_million": 3}}},
+      "rois": [{"name": "a", "rect": [0,0,4,4], "task": "zoom"}]})");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->backend.budget.max_calls, 40);
+  EXPECT_EQ(parsed->backend.budget.max_tokens, 5000000000);  // past 2^31
+  ASSERT_EQ(parsed->backend.prices.size(), 1u);  // the config's table replaces the example
+  EXPECT_EQ(parsed->backend.prices.at("m-1").output_per_million, 3);
+
+  auto defaults =
+      ParseStationConfig(R"({"rois": [{"name": "a", "rect": [0,0,4,4], "task": "zoom"}]})");
+  ASSERT_TRUE(defaults.ok());
+  EXPECT_FALSE(defaults->backend.budget.enabled());
+  EXPECT_TRUE(defaults->backend.prices.count(defaults->backend.model));  // the example entry
+
+  auto only_tokens = ParseStationConfig(R"({"backend": {"budget": {"max_tokens": 10}},
+      "rois": [{"name": "a", "rect": [0,0,4,4], "task": "zoom"}]})");
+  ASSERT_TRUE(only_tokens.ok()) << only_tokens.status();
+  EXPECT_EQ(only_tokens->backend.budget.max_calls, 0);
+  EXPECT_TRUE(only_tokens->backend.budget.enabled());
+}
+
+TEST(ConfigTest, BadBudgetsAndPricesNameTheirPath) {
+  struct Case {
+    const char* backend;
+    const char* expected;
+  } cases[] = {
+      {R"("budget": {"max_calls": 0})", "backend.budget.max_calls: must be in [1, "},
+      {R"("budget": {"max_calls": 2.5})", "backend.budget.max_calls: must be an integer"},
+      {R"("budget": {"max_tokens": "many"})", "backend.budget.max_tokens: must be an integer"},
+      {R"("budget": {"max_call": 3})", "backend.budget.max_call: unknown key (did you mean"},
+      {R"("budget": 5)", "backend.budget: must be an object"},
+      {R"("prices": {"m": {"input_per_million": -1, "output_per_million": 1}})",
+       "backend.prices[\"m\"].input_per_million: must be in [0, "},
+      {R"("prices": {"m": {"input_per_million": 1}})",
+       "backend.prices[\"m\"].output_per_million: is required"},
+      {R"("prices": {"m": {"input_per_million": 1, "output_per_million": 1, "cached": 2}})",
+       "backend.prices[\"m\"].cached: unknown key"},
+      {R"("prices": [1])", "backend.prices: must be an object"},
+  };
+  for (const Case& c : cases) {
+    const std::string text = std::string(R"({"backend": {)") + c.backend +
+                             R"(}, "rois": [{"name": "a", "rect": [0,0,4,4], "task": "zoom"}]})";
+    auto parsed = ParseStationConfig(text, "bad.json");
+    ASSERT_FALSE(parsed.ok()) << c.backend;
+    EXPECT_THAT(parsed.status().message(), HasSubstr(c.expected)) << c.backend;
+  }
+}
+
+TEST(ConfigTest, EstimateCostUsesTheModelsPricePerMillionTokens) {
+  BackendConfig backend;
+  backend.prices = {{"m-1", {0.5, 3.0}}};
+  auto cost = EstimateCost(backend, "m-1", 2'000'000, 100'000);
+  ASSERT_TRUE(cost.has_value());
+  EXPECT_DOUBLE_EQ(*cost, 2 * 0.5 + 0.1 * 3.0);
+  EXPECT_DOUBLE_EQ(*EstimateCost(backend, "m-1", 0, 0), 0);
+  EXPECT_FALSE(EstimateCost(backend, "other-model", 10, 10).has_value());
+}
+
 }  // namespace
 }  // namespace roilens

@@ -30,6 +30,7 @@ enum ExitCode {
   kExitBadConfig = 3,  ///< config invalid (the JSON path is named)
   kExitBadInput = 4,   ///< input missing/corrupt
   kExitBackend = 5,    ///< backend unreachable / sandbox unavailable
+  kExitBudget = 6,     ///< backend.budget was reached: stopped cleanly, --resume continues
   kExitInterrupted = 130,
 };
 

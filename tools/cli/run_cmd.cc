@@ -5,6 +5,7 @@
 
 #include <semaphore.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -25,6 +26,7 @@
 #include "commands.h"
 #include "metrics_server.h"
 #include "progress.h"
+#include "remote_input.h"
 #include "roilens/backend/server.h"
 #include "roilens/config/config.h"
 #include "roilens/outputs/av_video.h"
@@ -45,6 +47,9 @@ using Clock = std::chrono::steady_clock;
 
 constexpr const char* kJournalName = ".roilens-journal";
 constexpr const char* kWorkDirName = ".roilens-work";
+/// An http(s):// input's scratch copy (remote_input.h): kept until the run finishes, so a rerun
+/// or --resume continues or reuses the download; not an output, so "--out is not empty" skips it.
+constexpr const char* kDownloadDirName = ".roilens-download";
 
 std::atomic<bool> g_interrupted{false};
 /// Posted by the signal handler (sem_post is async-signal-safe): wakes the InterruptWatcher.
@@ -120,10 +125,13 @@ std::string Str(const nlohmann::json& line, const char* key) {
   return it != line.end() && it->is_string() ? it->get<std::string>() : "";
 }
 
-/// True when `dir` exists and holds anything at all.
+/// True when `dir` exists and holds anything but a download's scratch folder.
 bool HasEntries(const fs::path& dir) {
   std::error_code ec;
-  return fs::is_directory(dir, ec) && fs::directory_iterator(dir, ec) != fs::directory_iterator();
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    if (entry.path().filename() != kDownloadDirName) return true;
+  }
+  return false;
 }
 
 /// --overwrite: removes what a run writes into `out` and nothing else: the files `output` names
@@ -250,6 +258,13 @@ class CropPicker {
   std::vector<ReportCrop> crops_;
 };
 
+/// Whether backend.budget refused a call of this frame (see Pipeline::budget_spent).
+bool HasBudgetLine(const std::vector<RoiResult>& results) {
+  return std::any_of(results.begin(), results.end(), [](const RoiResult& r) {
+    return r.status == "error" && r.error.find(kBudgetNotCalled) != std::string::npos;
+  });
+}
+
 /// A checkpointed segment was fsynced before its checkpoint was written, but a crash of the
 /// machine, a full disk or a copy of the output folder can still leave it cut off. Walks back
 /// from the last checkpoint while its segment is not a complete video or holds another number
@@ -305,7 +320,21 @@ RunOutcome RunStation(const RunFlags& flags) {
          /*overwrite=*/0);
   SourceOptions source_options;
   source_options.max_input_pixels = config.pipeline.max_input_pixels;
-  auto opened = FrameSource::Open(flags.input, source_options);
+  // An http(s):// input in batch mode is a recording on a server: downloaded first, to a scratch
+  // file in --out (see remote_input.h). In live mode the URL stays a stream.
+  std::string input_path = flags.input;
+  const bool remote = IsRemoteInput(flags.input) && config.pipeline.mode == PipelineMode::kBatch;
+  const std::string input_label = IsRemoteInput(flags.input) ? RedactUrl(flags.input) : flags.input;
+  if (remote) {
+    DownloadOptions download;
+    download.max_bytes = flags.max_download_mb * 1024 * 1024;
+    download.reuse_complete = flags.resume;
+    auto local = DownloadToFile(flags.input, (fs::path(flags.out_dir) / kDownloadDirName).string(),
+                                download);
+    if (!local.ok()) return Fail(kExitBadInput, local.status().message());
+    input_path = std::move(*local);
+  }
+  auto opened = FrameSource::Open(input_path, source_options);
   if (!opened.ok()) return Fail(kExitBadInput, opened.status().message());
   std::unique_ptr<FrameSource> source = std::move(*opened);
   // Live mode on a stream or camera: a dropped camera is reconnected, forever (until a signal or
@@ -360,7 +389,7 @@ RunOutcome RunStation(const RunFlags& flags) {
   const std::string images_dir = (out / "annotated").string();
 
   JournalHeader header;
-  header.input = flags.input;
+  header.input = input_label;  // a signed URL's query is a secret: not in the output folder
   header.config_digest =
       Fnv1aHex(ReadText(flags.config_path) + "|" + config.backend.model + "|" +
                std::to_string(static_cast<int>(config.pipeline.mode)) + "|" +
@@ -547,6 +576,10 @@ RunOutcome RunStation(const RunFlags& flags) {
     return (*journal)->Record({frames_done, (*results)->bytes(), segments});
   };
 
+  // Frames from the first one with a call the budget refused: written (each frame x ROI has its
+  // line) but never checkpointed, so --resume redoes them with calls.
+  bool budget_hold = false;
+  std::int64_t budget_resume_frame = 0;
   auto write_outputs = [&] {
     std::int64_t frames_done = first_frame;
     std::int64_t since_checkpoint = 0;
@@ -567,9 +600,18 @@ RunOutcome RunStation(const RunFlags& flags) {
           write_error = (*results)->WriteFrame(std::vector<nlohmann::json>{gap->ToJson()});
       }
       metrics.ObserveFrame(*frame);
+      if (!budget_hold && HasBudgetLine(frame->results)) {
+        budget_hold = true;
+        budget_resume_frame = frames_done;
+        if (write_error.ok() && since_checkpoint > 0) write_error = checkpoint(frames_done);
+        since_checkpoint = 0;
+      }
       if (write_error.ok()) {
         Status s = (*results)->WriteFrame(frame->results);
-        if (s.ok() && !frame->alarms.empty()) s = (*alarms)->WriteFrame(frame->alarms);
+        // Held frames' alarm events would be appended again by the --resume that redoes them.
+        if (s.ok() && !frame->alarms.empty() && !budget_hold) {
+          s = (*alarms)->WriteFrame(frame->alarms);
+        }
         if (s.ok() && video) {
           s = video->Write(frame->annotated);
           if (s.ok() && !announced_codec && !video->encoder().empty()) {
@@ -589,7 +631,7 @@ RunOutcome RunStation(const RunFlags& flags) {
           }
         }
         ++frames_done;
-        if (s.ok() && ++since_checkpoint >= header.segment_frames) {
+        if (s.ok() && !budget_hold && ++since_checkpoint >= header.segment_frames) {
           s = checkpoint(frames_done);
           since_checkpoint = 0;
         }
@@ -617,6 +659,10 @@ RunOutcome RunStation(const RunFlags& flags) {
       progress.Update(snapshot);
     }
     if (write_error.ok() && since_checkpoint > 0) write_error = checkpoint(frames_done);
+    if (write_error.ok() && budget_hold) {  // durable and joinable, but not in the journal
+      write_error = (*results)->Sync();
+      if (write_error.ok() && video) write_error = video->CloseSegment();
+    }
     snapshot.frames_done = frames_done;
   };
   std::thread writer([&] {
@@ -650,6 +696,8 @@ RunOutcome RunStation(const RunFlags& flags) {
                           [&] { return submitted - written.load() < max_unwritten; });
       if (submitted - written.load() >= max_unwritten) continue;
     }
+    // backend.budget is spent: read no more; the frames already submitted are finished.
+    if (!pipeline->budget_spent().empty()) break;
     auto frame = source->Next();
     if (!frame) break;
     if (live_source) {
@@ -682,8 +730,12 @@ RunOutcome RunStation(const RunFlags& flags) {
 
   // --- Final outputs.
   // A run that stopped early (interrupt, --max-frames) keeps its segments for --resume.
-  const bool finished =
-      !g_interrupted.load() && (flags.max_frames <= 0 || submitted < flags.max_frames);
+  // Stopped by backend.budget: the frames from budget_resume_frame are for --resume (a live run
+  // may show the refusal on no frame: it resumes after the last one written).
+  const std::string budget_spent = pipeline->budget_spent();
+  if (!budget_spent.empty() && !budget_hold) budget_resume_frame = snapshot.frames_done;
+  const bool finished = !g_interrupted.load() && budget_spent.empty() &&
+                        (flags.max_frames <= 0 || submitted < flags.max_frames);
   std::string video_method;
   // Rotation removes the segments it rolled: join only those left (maybe none).
   const std::vector<std::string> segments_left =
@@ -708,12 +760,30 @@ RunOutcome RunStation(const RunFlags& flags) {
   summary["fps"] = wall_s > 0 ? static_cast<double>(submitted) / wall_s : 0;
   summary["peak_rss_mib"] = PeakRssMib();
   summary["roilens_version"] = ROILENS_VERSION;
-  summary["input"] = flags.input;
+  summary["input"] = input_label;
   summary["mode"] = config.pipeline.mode == PipelineMode::kLive ? "live" : "batch";
   summary["endpoint"] = endpoint_label;
   summary["model"] = config.backend.model;
   summary["resumed_from_frame"] = resuming ? nlohmann::json(first_frame) : nlohmann::json(nullptr);
   summary["interrupted"] = g_interrupted.load();
+  if (!budget_spent.empty()) {
+    summary["stopped"] = {{"reason", "budget"},
+                          {"detail", "backend.budget " + budget_spent},
+                          {"resume_from_frame", budget_resume_frame}};
+  } else if (g_interrupted.load()) {
+    summary["stopped"] = {{"reason", "interrupted"}};
+  } else {
+    summary["stopped"] = nullptr;
+  }
+  // Calls and tokens behind the result lines kept (a resumed run's too); the cost at
+  // backend.prices[model] (null without an entry).
+  const auto cost = EstimateCost(config.backend, config.backend.model, totals->input_tokens,
+                                 totals->output_tokens);
+  summary["usage"] = {{"calls", totals->calls},
+                      {"input_tokens", totals->input_tokens},
+                      {"output_tokens", totals->output_tokens},
+                      {"total_tokens", totals->total_tokens},
+                      {"estimated_cost", cost ? nlohmann::json(*cost) : nlohmann::json(nullptr)}};
   // For `roilens export --coco`: the pixel space of rect/boxes and what each count ROI counts.
   summary["frame_size"] = {info.frame_size.width, info.frame_size.height};
   summary["count_objects"] = nlohmann::json::object();
@@ -742,7 +812,7 @@ RunOutcome RunStation(const RunFlags& flags) {
   }
   ReportInputs report;
   report.config = &config;
-  report.title = fs::path(flags.input).filename().string();
+  report.title = fs::path(input_label).filename().string();
   report.results_path = results_path;
   report.summary = summary;
   report.crops = std::move(crops).crops();
@@ -754,6 +824,7 @@ RunOutcome RunStation(const RunFlags& flags) {
   if (finished) {
     (void)(*journal)->RecordFinished();
     fs::remove_all(work_dir, ec);
+    if (remote) fs::remove_all(out / kDownloadDirName, ec);
   }
 
   if (!flags.quiet) {
@@ -778,6 +849,17 @@ RunOutcome RunStation(const RunFlags& flags) {
   std::string error;
   if (g_interrupted.load()) {
     code = kExitInterrupted;
+  } else if (!budget_spent.empty()) {
+    std::fprintf(stderr,
+                 "roilens: backend.budget %s: no further calls made; run again with --resume "
+                 "to continue from frame %lld (the budget applies per invocation)\n",
+                 budget_spent.c_str(), static_cast<long long>(budget_resume_frame));
+    if (budget_resume_frame == first_frame) {  // a resume would stop at the same frame again
+      std::fprintf(stderr,
+                   "roilens: no frame was finished within the budget: it must cover the calls of "
+                   "one frame (one per ROI); raise backend.budget\n");
+    }
+    code = kExitBudget;
   } else if (!fatal_error.empty()) {
     std::fprintf(stderr, "roilens: %s\n", fatal_error.c_str());
     code = kExitBackend;
@@ -848,6 +930,9 @@ const CommandRegistration kRunCommand("run", [](CLI::App& root, int& exit_code) 
                   "serve Prometheus text at /metrics and /healthz on 127.0.0.1:PORT (0: any free "
                   "port, printed)")
       ->check(CLI::Range(0, 65535));
+  cmd->add_option("--max-download-mb", flags->max_download_mb,
+                  "http(s):// input: largest file downloaded, in MiB (default 4096)")
+      ->check(CLI::Range(std::int64_t{1}, std::int64_t{1} << 30));
   cmd->add_option("--segment-frames", flags->segment_frames,
                   "frames per resume checkpoint (default: about 10 s of video)")
       ->check(CLI::Range(1, 100000));

@@ -35,6 +35,8 @@ struct RunFlags {
   std::optional<double> change_threshold;
   /// Serve Prometheus text at /metrics and /healthz on this port (0: a free one, logged).
   std::optional<int> metrics_port;
+  /// http(s):// input (batch mode): the largest file downloaded, in MiB.
+  std::int64_t max_download_mb = 4096;
 };
 
 struct RunOutcome {

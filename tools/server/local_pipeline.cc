@@ -20,6 +20,7 @@ class EmbeddedPipeline final : public Pipeline {
   PipelineSummary summary() const override { return pipeline_->summary(); }
   std::int64_t requests_in_flight() const override { return pipeline_->requests_in_flight(); }
   int frames_in_flight_limit() const override { return pipeline_->frames_in_flight_limit(); }
+  std::string budget_spent() const override { return pipeline_->budget_spent(); }
 
  private:
   std::unique_ptr<LocalBackend> backend_;

@@ -128,11 +128,49 @@ void RequireRange(double v, double lo, double hi, const std::string& path, bool 
   }
 }
 
+/// A whole number in [1, 1e15] (a token budget may pass 2^31).
+std::int64_t AsPositiveCount(const json& value, const std::string& path) {
+  if (!value.is_number()) Fail(path, std::string("must be an integer, got ") + value.type_name());
+  const double v = value.get<double>();
+  if (std::floor(v) != v) Fail(path, "must be an integer, got " + value.dump());
+  RequireRange(v, 1, 1e15, path);
+  return static_cast<std::int64_t>(v);
+}
+
+BudgetConfig ParseBudget(const json& j, const std::string& path) {
+  RequireObject(j, path);
+  CheckKeys(j, path, {"max_calls", "max_tokens"});
+  BudgetConfig b;
+  Optional(j, path, "max_calls", b.max_calls, AsPositiveCount);
+  Optional(j, path, "max_tokens", b.max_tokens, AsPositiveCount);
+  return b;
+}
+
+std::map<std::string, ModelPrice> ParsePrices(const json& j, const std::string& path) {
+  RequireObject(j, path);
+  std::map<std::string, ModelPrice> prices;
+  for (const auto& [model, entry] : j.items()) {
+    const std::string at = path + "[\"" + model + "\"]";
+    if (model.empty()) Fail(at, "a model name must not be empty");
+    RequireObject(entry, at);
+    CheckKeys(entry, at, {"input_per_million", "output_per_million"});
+    ModelPrice price;
+    for (auto [key, field] : {std::pair{"input_per_million", &price.input_per_million},
+                              std::pair{"output_per_million", &price.output_per_million}}) {
+      if (!entry.contains(key)) Fail(Join(at, key), "is required");
+      *field = AsNumber(entry[key], Join(at, key));
+      RequireRange(*field, 0, 1e6, Join(at, key));
+    }
+    prices[model] = price;
+  }
+  return prices;
+}
+
 BackendConfig ParseBackend(const json& j, const std::string& path) {
   RequireObject(j, path);
   CheckKeys(j, path,
             {"endpoint", "model", "api_key_env", "max_in_flight", "request_timeout_s",
-             "max_retries", "requests_per_minute"});
+             "max_retries", "requests_per_minute", "budget", "prices"});
   BackendConfig b;
   if (Optional(j, path, "endpoint", b.endpoint, AsString) && b.endpoint.empty()) {
     Fail(Join(path, "endpoint"), "must be \"local\" or a base URL, got an empty string");
@@ -158,6 +196,9 @@ BackendConfig ParseBackend(const json& j, const std::string& path) {
   if (Optional(j, path, "requests_per_minute", b.requests_per_minute, AsNumber)) {
     RequireRange(b.requests_per_minute, 0, 1e9, Join(path, "requests_per_minute"));
   }
+  Optional(j, path, "budget", b.budget, ParseBudget);
+  // A table in the config replaces the default example entry (prices are the user's to state).
+  Optional(j, path, "prices", b.prices, ParsePrices);
   return b;
 }
 
@@ -776,6 +817,15 @@ Status ValidateRoisForFrame(const StationConfig& config, cv::Size size) {
     }
   }
   return OkStatus();
+}
+
+std::optional<double> EstimateCost(const BackendConfig& backend, const std::string& model,
+                                   std::int64_t input_tokens, std::int64_t output_tokens) {
+  const auto it = backend.prices.find(model);
+  if (it == backend.prices.end()) return std::nullopt;
+  return (static_cast<double>(input_tokens) * it->second.input_per_million +
+          static_cast<double>(output_tokens) * it->second.output_per_million) /
+         1e6;
 }
 
 }  // namespace roilens

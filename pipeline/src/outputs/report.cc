@@ -228,6 +228,8 @@ constexpr SummaryField kSummaryFields[] = {
     {"input_tokens", "input tokens", "", 0},
     {"output_tokens", "output tokens", "", 0},
     {"total_tokens", "total tokens", "", 0},
+    {"usage", "usage and estimated cost", "", 0},
+    {"stopped", "stopped early", "", 0},
     {"wall_time_s", "wall time", "s", 1},
     {"fps", "throughput", "frames/s", 1},
     {"peak_rss_mib", "peak memory (RSS)", "MiB", 0},
@@ -251,6 +253,11 @@ std::string SummaryValue(const nlohmann::json& value, const char* unit, int deci
   if (value.is_boolean()) return value.get<bool>() ? "yes" : "no";
   if (value.is_string()) {
     text = value.get<std::string>();
+  } else if (value.is_object()) {  // "usage", "stopped": one "key: value" per entry
+    for (const auto& [key, item] : value.items()) {
+      if (!text.empty()) text += ", ";
+      text += key + ": " + SummaryValue(item, "", key == "estimated_cost" ? 4 : decimals);
+    }
   } else if (value.is_number_integer()) {
     text = std::to_string(value.get<std::int64_t>());
   } else if (value.is_number()) {

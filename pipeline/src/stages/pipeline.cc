@@ -105,9 +105,10 @@ struct CallRecord {
   Clock::time_point started;
   /// Built and not yet sent: held here while the first call checks the API key.
   std::optional<wire::InteractionRequest> request;
-  bool probe = false;     ///< the run's first call: the others wait for its answer
-  int reissues = 0;       ///< times the pipeline sent it again after the client gave up
-  bool not_sent = false;  ///< refused without a request (the key was rejected): not a call
+  bool probe = false;           ///< the run's first call: the others wait for its answer
+  int reissues = 0;             ///< times the pipeline sent it again after the client gave up
+  bool not_sent = false;        ///< refused without a request (the key was rejected): not a call
+  bool budget_counted = false;  ///< backend.budget counted it when the gate made it
   std::optional<StatusOr<wire::Interaction>> result;
 
   std::mutex mu;  ///< guards done/answer/waiters
@@ -266,6 +267,11 @@ class FlowPipeline final : public Pipeline {
 
   std::int64_t requests_in_flight() const override { return in_flight_.load(); }
   int frames_in_flight_limit() const override { return max_frames_; }
+  std::string budget_spent() const override {
+    if (!over_budget_.load()) return "";
+    std::lock_guard lock(key_mu_);
+    return budget_spent_;
+  }
 
  private:
   using PrepareNode = flow::function_node<JobPtr, JobPtr>;
@@ -452,7 +458,21 @@ class FlowPipeline final : public Pipeline {
       slot.answer = NotCalledAnswer(*job, slot);
       return;
     }
+    // Counted here, serially in frame order, so the budget goes to the earliest frames: the first
+    // frame a --resume redoes gets its calls (when max_calls covers one frame's ROIs).
+    std::string over_budget;
+    {
+      std::lock_guard lock(key_mu_);
+      if (!TakeBudget()) over_budget = budget_spent_;
+    }
+    if (!over_budget.empty()) {
+      slot.crop.release();
+      slot.answer = ErrorAnswer("roi '" + slot.roi.name + "' " + FrameLabel(*job) + ": " +
+                                kBudgetNotCalled + ": " + over_budget);
+      return;
+    }
     CallPtr call = NewCall(*job, slot);
+    call->budget_counted = true;
     call->waiters.push_back({job, index, true});
     ++job->outstanding;
     {
@@ -530,19 +550,24 @@ class FlowPipeline final : public Pipeline {
     bool refuse = false;
     {
       std::lock_guard lock(key_mu_);
-      switch (key_state_) {
-        case KeyState::kUnverified:
-          key_state_ = KeyState::kProbing;
-          call->probe = true;
-          break;
-        case KeyState::kProbing:
-          held_.push_back(call);
-          return;
-        case KeyState::kAccepted:
-          break;
-        case KeyState::kRejected:
-          refuse = true;
-          break;
+      if (!call->budget_counted && call->reissues == 0 && key_state_ != KeyState::kRejected &&
+          !TakeBudget()) {
+        refuse = true;  // over backend.budget (a re-sent call was counted when first sent)
+      } else {
+        switch (key_state_) {
+          case KeyState::kUnverified:
+            key_state_ = KeyState::kProbing;
+            call->probe = true;
+            break;
+          case KeyState::kProbing:
+            held_.push_back(call);
+            return;
+          case KeyState::kAccepted:
+            break;
+          case KeyState::kRejected:
+            refuse = true;
+            break;
+        }
       }
     }
     if (refuse) return Refuse(call, gateway);
@@ -578,6 +603,7 @@ class FlowPipeline final : public Pipeline {
           bool rejected = false;
           {
             std::lock_guard lock(key_mu_);
+            if (result.ok() && result->usage) tokens_used_ += result->usage->total_tokens;
             if (!result.ok() && IsKeyRejected(result.status())) {
               rejected = true;
               if (key_state_ != KeyState::kRejected) {
@@ -604,11 +630,40 @@ class FlowPipeline final : public Pipeline {
         std::move(options));
   }
 
-  /// Ends a call refused after the key was rejected: an error, and no request was made.
+  /// Ends a call refused after the key was rejected or the budget was spent: an error, and no
+  /// request was made.
   void Refuse(const CallPtr& call, CallNode::gateway_type& gateway) {
     call->not_sent = true;
     call->request.reset();
-    Complete(call, gateway, FailedPreconditionError("not called: " + FatalError()));
+    if (key_rejected_.load() || !over_budget_.load()) {
+      return Complete(call, gateway, FailedPreconditionError("not called: " + FatalError()));
+    }
+    std::string why;
+    {
+      std::lock_guard lock(key_mu_);
+      why = budget_spent_;
+    }
+    Complete(call, gateway,
+             Status(StatusCode::kResourceExhausted, std::string(kBudgetNotCalled) + ": " + why));
+  }
+
+  /// Counts a new call against backend.budget; false (and budget_spent_ set) when the budget
+  /// does not allow it. Tokens are those of the answers in so far. Requires key_mu_.
+  bool TakeBudget() {
+    const BudgetConfig& budget = config_.backend.budget;
+    if (!budget.enabled()) return true;
+    if (over_budget_.load()) return false;
+    if (budget.max_calls > 0 && calls_made_ >= budget.max_calls) {
+      budget_spent_ = "max_calls (" + std::to_string(budget.max_calls) + ") reached";
+    } else if (budget.max_tokens > 0 && tokens_used_ >= budget.max_tokens) {
+      budget_spent_ = "max_tokens (" + std::to_string(budget.max_tokens) +
+                      ") reached: " + std::to_string(tokens_used_) + " tokens used";
+    } else {
+      ++calls_made_;
+      return true;
+    }
+    over_budget_ = true;
+    return false;
   }
 
   void Complete(const CallPtr& call, CallNode::gateway_type& gateway,
@@ -813,6 +868,10 @@ class FlowPipeline final : public Pipeline {
   int sending_ = 0;       ///< Send calls handing a request to the client right now
   std::condition_variable sends_done_;
   std::atomic<bool> key_rejected_{false};
+  std::int64_t calls_made_ = 0;   ///< counted by TakeBudget (key_mu_)
+  std::int64_t tokens_used_ = 0;  ///< usage.total_tokens of the answers so far (key_mu_)
+  std::string budget_spent_;      ///< key_mu_; set once, with over_budget_
+  std::atomic<bool> over_budget_{false};
   std::atomic<std::int64_t> ok_answers_{0};  ///< calls answered without error so far
 
   std::mutex out_mu_;

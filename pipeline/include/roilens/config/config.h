@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <opencv2/core.hpp>
 #include <optional>
@@ -13,6 +14,22 @@
 
 namespace roilens {
 
+/// backend.budget: a cost guard for hosted runs, counted per `roilens run` invocation (a --resume
+/// gets the budget again). 0 means no limit. When a limit is reached no further call is made.
+struct BudgetConfig {
+  std::int64_t max_calls = 0;  ///< model calls made (a re-sent call counts once)
+  /// Tokens the answers reported (usage.total_tokens). Checked before each call: calls already
+  /// on the wire when it is reached still finish, so a run may overshoot by max_in_flight calls.
+  std::int64_t max_tokens = 0;
+  bool enabled() const { return max_calls > 0 || max_tokens > 0; }
+};
+
+/// backend.prices["<model>"]: US dollars per million tokens, for summary.json's estimated_cost.
+struct ModelPrice {
+  double input_per_million = 0;
+  double output_per_million = 0;
+};
+
 struct BackendConfig {
   /// "local" (embedded backend, started in-process) or a base URL.
   std::string endpoint = "local";
@@ -22,7 +39,16 @@ struct BackendConfig {
   double request_timeout_s = 120;
   int max_retries = 4;
   double requests_per_minute = 0;
+  BudgetConfig budget;
+  /// By model name. The default holds one example entry for the default model (see README):
+  /// illustrative figures, not a quote of current prices; set your own in the config.
+  std::map<std::string, ModelPrice> prices = {{"gemini-3-flash-preview", {0.50, 3.00}}};
 };
+
+/// The cost of `input_tokens` and `output_tokens` at `model`'s price in `backend.prices`, in the
+/// prices' currency; nullopt when the table has no entry for the model.
+std::optional<double> EstimateCost(const BackendConfig& backend, const std::string& model,
+                                   std::int64_t input_tokens, std::int64_t output_tokens);
 
 enum class PipelineMode { kBatch, kLive };
 

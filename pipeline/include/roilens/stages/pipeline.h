@@ -96,6 +96,13 @@ class Pipeline {
   /// How many frames Submit lets in before it blocks (batch mode): max_frames_in_flight, raised
   /// where needed so the frames waiting for answers can keep max_in_flight requests busy.
   virtual int frames_in_flight_limit() const = 0;
+  /// Why backend.budget stopped the calls ("max_calls (3) reached"), "" while it has not. Once
+  /// set no further call is made: each frame x ROI that needed one gets an `error` line whose
+  /// error contains kBudgetNotCalled. Thread-safe.
+  virtual std::string budget_spent() const { return ""; }
 };
+
+/// In the error of a result line whose call backend.budget did not allow (see budget_spent()).
+inline constexpr const char* kBudgetNotCalled = "not called: backend.budget is spent";
 
 }  // namespace roilens
