@@ -180,5 +180,63 @@ TEST(BudgetCliTest, ABudgetBelowOneFramesCallsSaysResumingCannotProgress) {
   EXPECT_EQ(summary["stopped"]["resume_from_frame"], 0);
 }
 
+TEST(BudgetCliTest, ABatchSpendsOneBudgetOverAllItsFilesAndResumesWhereItStopped) {
+  const fs::path dir = testing::ScratchDir("budget_batch");
+  const fs::path config = WriteStation(dir, {{"max_calls", 45}});
+  const fs::path videos = dir / "videos";
+  fs::create_directories(videos);
+  for (const char* name : {"a.mp4", "b.mp4", "c.mp4"}) {
+    fs::copy_file(dir / "station.mp4", videos / name);
+  }
+  const fs::path out = dir / "out";
+  // 36 calls a file (gate off): the first file fits, the second stops after 9 more calls and
+  // the third is not started, instead of each file getting 45 calls of its own.
+  std::vector<std::string> args = {"run",
+                                   videos.string(),
+                                   "--config",
+                                   config.string(),
+                                   "--out",
+                                   out.string(),
+                                   "--coder",
+                                   "echo",
+                                   "--change-threshold",
+                                   "0",
+                                   "--segment-frames",
+                                   "2",
+                                   "--quiet"};
+  auto first = RunCli(args);
+  ASSERT_EQ(first.exit_code, 6) << first.out << first.err;
+  EXPECT_NE(first.err.find("the batch stopped"), std::string::npos) << first.err;
+  const auto shard = nlohmann::json::parse(ReadFileText((out / "shards" / "0-of-1.json").string()));
+  EXPECT_EQ(shard["state"], "budget");
+  EXPECT_EQ(shard["usage"]["calls"], 45);
+  const auto summary = nlohmann::json::parse(ReadFileText((out / "summary.json").string()));
+  EXPECT_EQ(summary["totals"]["ok"], 1);
+  EXPECT_EQ(summary["totals"]["partial"], 1);
+  EXPECT_EQ(summary["totals"]["pending"], 1);
+  EXPECT_FALSE(fs::exists(out / "c" / "summary.json"));
+
+  // Each --resume gets the budget again and continues: b from its journal, then c.
+  args.push_back("--resume");
+  int runs = 1;
+  int code = 6;
+  while (code == 6 && runs < 6) {
+    code = RunCli(args).exit_code;
+    ++runs;
+  }
+  ASSERT_EQ(code, 0);
+  for (const char* name : {"a", "b", "c"}) {
+    const auto lines = ReadLines(out / name / "results.jsonl");
+    std::set<std::pair<std::int64_t, std::string>> seen;
+    for (const auto& line : lines) {
+      EXPECT_FALSE(IsBudgetLine(line)) << name << ": " << line;
+      const bool first_time =
+          seen.insert({line["frame"].get<std::int64_t>(), line["roi"].get<std::string>()}).second;
+      EXPECT_TRUE(first_time) << name << ": " << line;
+    }
+    EXPECT_EQ(seen.size(), static_cast<std::size_t>(kFrames * kRois)) << name;
+  }
+}
+
 }  // namespace
 }  // namespace roilens

@@ -346,5 +346,51 @@ TEST(RemoteInputTest, RunOnASignedUrlDownloadsAndKeepsTheSignatureOutOfEverythin
   EXPECT_EQ(missing.err.find("SECRET"), std::string::npos) << missing.err;
 }
 
+TEST(RemoteInputTest, ABatchOfSignedUrlsKeepsTheSignaturesOutOfEveryFileAndSizesTheShards) {
+  const fs::path dir = testing::ScratchDir("remote_batch");
+  SampleOptions samples;
+  samples.frames = 4;
+  ASSERT_TRUE(WriteSamples((dir / "samples").string(), samples).ok());
+  FileServer server;
+  const std::string video = ReadAll((dir / "samples" / "station.mp4").string());
+  server.files["/media/a.mp4"] = video;
+  server.files["/media/b.mp4"] = video + video;  // twice the bytes: a shard of its own
+  server.files["/media/c.mp4"] = video;
+  ASSERT_TRUE(server.Start());
+  {
+    std::ofstream list(dir / "list.txt");
+    for (const char* name : {"a", "b", "c"}) {
+      list << server.url(std::string("/media/") + name + ".mp4?X-Amz-Signature=SECRET-" + name)
+           << "\n";
+    }
+  }
+  const fs::path out = dir / "out";
+  for (const char* shard : {"0/2", "1/2"}) {
+    auto run = testing::RunCli({"run", "--inputs", (dir / "list.txt").string(), "--config",
+                                (dir / "samples" / "station.json").string(), "--out", out.string(),
+                                "--coder", "echo", "--shard", shard});
+    ASSERT_EQ(run.exit_code, 0) << run.out << run.err;
+    EXPECT_EQ(run.out.find("SECRET"), std::string::npos) << run.out;
+    EXPECT_EQ(run.err.find("SECRET"), std::string::npos) << run.err;
+  }
+  for (const auto& entry : fs::recursive_directory_iterator(out)) {
+    if (entry.is_regular_file()) {
+      EXPECT_EQ(ReadAll(entry.path().string()).find("SECRET"), std::string::npos) << entry.path();
+    }
+  }
+  // Balanced by the sizes the server reported: b (the largest) alone in shard 0.
+  const auto manifest = nlohmann::json::parse(ReadAll((out / "manifest.json").string()));
+  std::map<std::string, std::uintmax_t> bytes;
+  for (const auto& file : manifest["files"]) bytes[file["folder"]] = file["bytes"];
+  EXPECT_EQ(bytes["b"], 2 * video.size());
+  EXPECT_EQ(bytes["a"], video.size());
+  const auto shard0 = nlohmann::json::parse(ReadAll((out / "shards" / "0-of-2.json").string()));
+  ASSERT_EQ(shard0["files"].size(), 1u);
+  EXPECT_EQ(shard0["files"][0]["folder"], "b");
+  const auto summary = nlohmann::json::parse(ReadAll((out / "summary.json").string()));
+  EXPECT_EQ(summary["totals"]["ok"], 3);
+  EXPECT_EQ(summary["totals"]["frames"], 12);
+}
+
 }  // namespace
 }  // namespace roilens::cli

@@ -128,7 +128,7 @@ TEST(BatchShardTest, IndexedJobEnvironment) {
 
 std::vector<BatchInput> Inputs(const std::vector<std::pair<std::string, std::uintmax_t>>& sizes) {
   std::vector<BatchInput> inputs;
-  for (const auto& [path, bytes] : sizes) inputs.push_back({path, path, bytes});
+  for (const auto& [path, bytes] : sizes) inputs.push_back({path, path, path, bytes});
   return inputs;
 }
 

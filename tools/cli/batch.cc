@@ -15,6 +15,7 @@
 #include <sstream>
 #include <thread>
 
+#include "remote_input.h"
 #include "roilens/outputs/journal.h"
 #include "roilens/outputs/report.h"
 
@@ -179,13 +180,18 @@ StatusOr<std::vector<BatchInput>> PlanInputs(const std::vector<std::string>& pat
   for (const std::string& path : paths) {
     BatchInput input;
     input.path = path;
+    input.shown = IsRemoteInput(path) ? RedactUrl(path) : path;
     const std::string stem = Stem(path);
     input.folder = stem;
     if (stems[Lower(stem)] > 1 || Reserved(stem, defaults)) {
-      input.folder = (stem.empty() ? "input" : stem) + "-" + Fnv1aHex(path).substr(0, 8);
+      input.folder = (stem.empty() ? "input" : stem) + "-" + Fnv1aHex(input.shown).substr(0, 8);
     }
     std::error_code ec;
-    if (!IsUrl(path)) {
+    if (IsRemoteInput(path)) {
+      // Every shard asks the same server, so every shard plans with the same sizes.
+      const auto size = RemoteSize(path);
+      input.bytes = size.ok() ? static_cast<std::uintmax_t>(*size) : 0;
+    } else if (!IsUrl(path)) {
       const auto size = fs::file_size(path, ec);
       input.bytes = ec ? 0 : size;
     }
@@ -264,7 +270,7 @@ std::vector<int> AssignShards(const std::vector<BatchInput>& inputs, int count) 
 nlohmann::json BatchManifest::ToJson() const {
   nlohmann::json files = nlohmann::json::array();
   for (const BatchInput& input : inputs) {
-    files.push_back({{"input", input.path}, {"folder", input.folder}, {"bytes", input.bytes}});
+    files.push_back({{"input", input.shown}, {"folder", input.folder}, {"bytes", input.bytes}});
   }
   return {{"kind", "roilens batch"}, {"version", 1},
           {"files", files},          {"summary", summary_name},
@@ -277,9 +283,11 @@ StatusOr<BatchManifest> BatchManifest::FromJson(const nlohmann::json& json) {
     BatchManifest manifest;
     if (json.at("kind") != "roilens batch") return InvalidArgumentError("not a roilens batch");
     for (const auto& file : json.at("files")) {
-      manifest.inputs.push_back({file.at("input").get<std::string>(),
-                                 file.at("folder").get<std::string>(),
-                                 file.at("bytes").get<std::uintmax_t>()});
+      BatchInput input;
+      input.path = input.shown = file.at("input").get<std::string>();
+      input.folder = file.at("folder").get<std::string>();
+      input.bytes = file.at("bytes").get<std::uintmax_t>();
+      manifest.inputs.push_back(std::move(input));
     }
     manifest.summary_name = json.at("summary").get<std::string>();
     manifest.report_name = json.at("report").get<std::string>();
@@ -423,7 +431,7 @@ StatusOr<nlohmann::json> MergeBatch(const std::string& out_root) {
   }
   for (const BatchInput& input : manifest->inputs) {
     const fs::path dir = root / input.folder;
-    nlohmann::json row = {{"input", input.path},  {"folder", input.folder},
+    nlohmann::json row = {{"input", input.shown}, {"folder", input.folder},
                           {"bytes", input.bytes}, {"status", "pending"},
                           {"frames", 0},          {"roi_results", 0},
                           {"errors", 0},          {"alarms", 0},
@@ -454,7 +462,7 @@ StatusOr<nlohmann::json> MergeBatch(const std::string& out_root) {
         if (event.is_discarded() || event.value("event", "") != "raise") continue;
         ++raised;
         if (alarms.size() < kMaxListedAlarms) {
-          alarms.push_back({{"input", input.path},
+          alarms.push_back({{"input", input.shown},
                             {"folder", input.folder},
                             {"roi", event.value("roi", "")},
                             {"alarm", event.value("alarm", "")},
@@ -495,6 +503,7 @@ StatusOr<nlohmann::json> MergeBatch(const std::string& out_root) {
     shards.push_back({{"file", (fs::path(kShardsDir) / path.filename()).string()},
                       {"state", shard.value("state", "")},
                       {"files", shard.contains("files") ? shard["files"].size() : 0}});
+    if (shard.contains("stopped")) shards.back()["stopped"] = shard["stopped"];
   }
   nlohmann::json totals_json = nlohmann::json::object();
   for (const auto& [key, value] : totals) totals_json[key] = value;

@@ -21,9 +21,14 @@ namespace roilens::cli {
 
 /// One input of a batch and the folder (a single name under the output root) its outputs go to.
 struct BatchInput {
-  std::string path;          ///< as the run opens it (list entries resolved against the list)
-  std::string folder;        ///< unique, deterministic: the file stem, "-<hash>" when ambiguous
-  std::uintmax_t bytes = 0;  ///< file size (0 when it cannot be read: the run then records why)
+  std::string path;  ///< as the run opens it (list entries resolved against the list)
+  /// `path` as printed and stored (manifest, markers, summaries): a URL without the credentials
+  /// and query string a signed URL carries its secret in (RedactUrl); a local path unchanged.
+  std::string shown;
+  std::string folder;  ///< unique, deterministic: the file stem, "-<hash>" when ambiguous
+  /// File size; for an http(s) URL the server's (RemoteSize). 0 when it cannot be learnt: the
+  /// run then records why.
+  std::uintmax_t bytes = 0;
 };
 
 /// Reads a list file: one input a line, `#` starts a comment line, blank lines are skipped,

@@ -131,7 +131,7 @@ int RunBatch(const RunFlags& flags) {
                                  {"files", nlohmann::json::array()}};
   for (const BatchInput* input : mine) {
     shard_record["files"].push_back(
-        {{"input", input->path}, {"folder", input->folder}, {"status", "pending"}});
+        {{"input", input->shown}, {"folder", input->folder}, {"status", "pending"}});
   }
   (void)WriteFileAtomically(shard_path.string(), shard_record.dump(2) + "\n");
   if (!flags.quiet) {
@@ -143,15 +143,29 @@ int RunBatch(const RunFlags& flags) {
   std::vector<std::pair<std::string, std::string>> failures;  // input, reason
   bool interrupted = false;
   std::size_t runs = 0, finished_with_errors = 0;
+  // backend.budget is spent once per invocation over all of this shard's files: each file gets
+  // what the earlier ones left.
+  const BudgetConfig budget = config->backend.budget;
+  std::int64_t spent_calls = 0, spent_tokens = 0;
+  std::string budget_stop;  // why the batch stopped for the budget ("" while it has not)
   for (std::size_t i = 0; i < mine.size(); ++i) {
     const BatchInput& input = *mine[i];
     const fs::path dir = root / input.folder;
     auto& record = shard_record["files"][i];
+    if (budget.enabled() && !fs::exists(dir / kDoneMarker, ec)) {
+      const bool calls_out = budget.max_calls > 0 && spent_calls >= budget.max_calls;
+      const bool tokens_out = budget.max_tokens > 0 && spent_tokens >= budget.max_tokens;
+      if (calls_out || tokens_out) {
+        budget_stop = calls_out ? "max_calls (" + std::to_string(budget.max_calls) + ") reached"
+                                : "max_tokens (" + std::to_string(budget.max_tokens) + ") reached";
+        break;
+      }
+    }
     if (flags.resume && fs::exists(dir / kDoneMarker, ec)) {
       record["status"] = "ok";
       if (!flags.quiet) {
         std::printf("roilens: [%zu/%zu] %s: already finished\n", i + 1, mine.size(),
-                    input.path.c_str());
+                    input.shown.c_str());
       }
       continue;
     }
@@ -161,6 +175,11 @@ int RunBatch(const RunFlags& flags) {
     file_flags.input = input.path;
     file_flags.out_dir = dir.string();
     file_flags.announce_backend = runs == 0;  // the same line for every file is noise
+    if (budget.enabled()) {
+      file_flags.budget_left =
+          BudgetLeft{budget.max_calls > 0 ? budget.max_calls - spent_calls : 0,
+                     budget.max_tokens > 0 ? budget.max_tokens - spent_tokens : 0};
+    }
     ++runs;
     const bool had_failed = fs::exists(dir / kFailedMarker, ec);
     fs::remove(dir / kDoneMarker, ec);
@@ -174,7 +193,7 @@ int RunBatch(const RunFlags& flags) {
     file_flags.resume = flags.resume && journal.ok() && !(journal->finished && had_failed);
     file_flags.overwrite = !file_flags.resume && HasEntries(dir);
     if (!flags.quiet) {
-      std::printf("roilens: [%zu/%zu] %s -> %s%s\n", i + 1, mine.size(), input.path.c_str(),
+      std::printf("roilens: [%zu/%zu] %s -> %s%s\n", i + 1, mine.size(), input.shown.c_str(),
                   dir.string().c_str(), file_flags.resume ? " (resuming)" : "");
       std::fflush(stdout);
     }
@@ -185,9 +204,21 @@ int RunBatch(const RunFlags& flags) {
       outcome = {kExitFailure, nullptr, std::string("internal error: ") + e.what()};
     }
     std::fflush(stdout);
+    if (outcome.summary.is_object() && outcome.summary.contains("usage")) {
+      const auto& usage = outcome.summary["usage"].value("this_run", nlohmann::json::object());
+      spent_calls += usage.value("calls", std::int64_t{0});
+      spent_tokens += usage.value("total_tokens", std::int64_t{0});
+    }
     if (outcome.exit_code == kExitInterrupted) {
       record["status"] = "partial";
       interrupted = true;
+      break;
+    }
+    if (outcome.exit_code == kExitBudget) {  // resumable from the file's journal
+      record["status"] = "partial";
+      budget_stop = outcome.summary.is_object()
+                        ? outcome.summary["stopped"].value("detail", "backend.budget spent")
+                        : "backend.budget spent";
       break;
     }
     const bool finished = outcome.exit_code == kExitOk ||
@@ -197,7 +228,7 @@ int RunBatch(const RunFlags& flags) {
       fs::create_directories(dir, ec);
       Status s = WriteFileAtomically(
           (dir / kDoneMarker).string(),
-          nlohmann::json({{"input", input.path}, {"exit_code", outcome.exit_code}}).dump() + "\n");
+          nlohmann::json({{"input", input.shown}, {"exit_code", outcome.exit_code}}).dump() + "\n");
       if (!s.ok()) outcome = {kExitFailure, nullptr, s.message()};
     }
     if (finished && outcome.summary.is_object()) {
@@ -210,14 +241,19 @@ int RunBatch(const RunFlags& flags) {
     fs::create_directories(dir, ec);
     (void)WriteFileAtomically(
         (dir / kFailedMarker).string(),
-        nlohmann::json({{"input", input.path}, {"exit_code", outcome.exit_code}, {"error", reason}})
+        nlohmann::json(
+            {{"input", input.shown}, {"exit_code", outcome.exit_code}, {"error", reason}})
                 .dump() +
             "\n");
     record["status"] = "failed";
     record["error"] = reason;
-    failures.emplace_back(input.path, reason);
+    failures.emplace_back(input.shown, reason);
   }
-  shard_record["state"] = interrupted ? "interrupted" : "done";
+  shard_record["state"] = interrupted ? "interrupted" : !budget_stop.empty() ? "budget" : "done";
+  if (!budget_stop.empty()) {
+    shard_record["stopped"] = {{"reason", "budget"}, {"detail", budget_stop}};
+  }
+  shard_record["usage"] = {{"calls", spent_calls}, {"total_tokens", spent_tokens}};
   (void)WriteFileAtomically(shard_path.string(), shard_record.dump(2) + "\n");
 
   // The run-level summary from whatever every shard has finished so far; the last shard to end
@@ -232,6 +268,14 @@ int RunBatch(const RunFlags& flags) {
               static_cast<long long>(totals.value("partial", 0)),
               static_cast<long long>(totals.value("pending", 0)));
   if (interrupted) return kExitInterrupted;
+  if (!budget_stop.empty()) {
+    std::fprintf(stderr,
+                 "roilens: %s: the batch stopped (%lld calls, %lld tokens spent); run it again "
+                 "with --resume to continue (the budget applies per invocation)\n",
+                 budget_stop.c_str(), static_cast<long long>(spent_calls),
+                 static_cast<long long>(spent_tokens));
+    return kExitBudget;
+  }
   if (!failures.empty()) {
     std::fprintf(stderr, "roilens: %zu of %zu inputs failed:\n", failures.size(), mine.size());
     for (const auto& [path, reason] : failures) {

@@ -312,6 +312,10 @@ RunOutcome RunStation(const RunFlags& flags) {
   if (flags.change_threshold) {
     for (auto& roi : config.rois) roi.change_threshold = *flags.change_threshold;
   }
+  if (flags.budget_left) {
+    config.backend.budget.max_calls = flags.budget_left->calls;
+    config.backend.budget.max_tokens = flags.budget_left->tokens;
+  }
 
   // --- Input.
   // OpenCV's own decode limit, for image formats whose header roilens does not read (JPEG 2000):
@@ -784,6 +788,10 @@ RunOutcome RunStation(const RunFlags& flags) {
                       {"output_tokens", totals->output_tokens},
                       {"total_tokens", totals->total_tokens},
                       {"estimated_cost", cost ? nlohmann::json(*cost) : nlohmann::json(nullptr)}};
+  // What this invocation spent (what backend.budget counts; a batch carries it to its next file).
+  const PipelineSummary this_run = pipeline->summary();
+  summary["usage"]["this_run"] = {{"calls", this_run.calls},
+                                  {"total_tokens", this_run.total_tokens}};
   // For `roilens export --coco`: the pixel space of rect/boxes and what each count ROI counts.
   summary["frame_size"] = {info.frame_size.width, info.frame_size.height};
   summary["count_objects"] = nlohmann::json::object();

@@ -8,6 +8,12 @@
 
 namespace roilens::cli {
 
+/// What a batch has left of backend.budget after its earlier files (RunFlags::budget_left).
+struct BudgetLeft {
+  std::int64_t calls = 0;   ///< 0: no call limit
+  std::int64_t tokens = 0;  ///< 0: no token limit
+};
+
 struct RunFlags {
   std::string input;  ///< one input; a folder of videos or a glob pattern makes it a batch
   /// A list file of inputs (a batch): one a line, `#` comments, relative to the list's folder.
@@ -35,6 +41,9 @@ struct RunFlags {
   std::optional<double> change_threshold;
   /// Serve Prometheus text at /metrics and /healthz on this port (0: a free one, logged).
   std::optional<int> metrics_port;
+  /// Set by a batch: the budget this file may spend, replacing backend.budget's limits, so one
+  /// invocation spends backend.budget once over all its files.
+  std::optional<BudgetLeft> budget_left;
   /// http(s):// input (batch mode): the largest file downloaded, in MiB.
   std::int64_t max_download_mb = 4096;
 };
