@@ -300,7 +300,11 @@ INSTANTIATE_TEST_SUITE_P(
         BadConfig{"labels type", "{" + kRois + ", \"merge\": {\"labels\": \"yes\"}}", "merge.labels: must be true or false"},
         BadConfig{"output path", "{" + kRois + ", \"output\": {\"video\": \"../v.mp4\"}}", "output.video: must be a file name inside the output directory"},
         BadConfig{"output empty results", "{" + kRois + ", \"output\": {\"results\": \"\"}}", "output.results: must not be empty"},
-        BadConfig{"output typo", "{" + kRois + ", \"output\": {\"summery\": \"s.json\"}}", "output.summery: unknown key (did you mean 'summary'?)"}),
+        BadConfig{"output typo", "{" + kRois + ", \"output\": {\"summery\": \"s.json\"}}", "output.summery: unknown key (did you mean 'summary'?)"},
+        BadConfig{"audit without dir", "{" + kRois + ", \"output\": {\"audit\": {\"max_mb\": 10}}}", "output.audit.dir: is required"},
+        BadConfig{"audit as string", "{" + kRois + ", \"output\": {\"audit\": \"audit\"}}", "output.audit: must be an object"},
+        BadConfig{"audit size 0", "{" + kRois + ", \"output\": {\"audit\": {\"dir\": \"a\", \"max_mb\": 0}}}", "output.audit.max_mb: must be in (0"},
+        BadConfig{"audit typo", "{" + kRois + ", \"output\": {\"audit\": {\"dir\": \"a\", \"max_mbytes\": 5}}}", "output.audit.max_mbytes: unknown key"}),
     [](const ::testing::TestParamInfo<BadConfig>& info) {
       std::string name = info.param.label;
       for (char& ch : name) if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
@@ -316,6 +320,13 @@ TEST(ConfigTest, VideoBackendAndEncoderOptions) {
   EXPECT_EQ(defaults->output.video_backend, "ffmpeg");
   EXPECT_EQ(defaults->output.video_encoder.preset, "veryfast");
   EXPECT_EQ(defaults->output.video_encoder.crf, 23);
+  EXPECT_TRUE(defaults->output.audit.dir.empty());  // audit is off unless configured
+
+  auto audited =
+      ParseStationConfig("{" + rois + R"(, "output": {"audit": {"dir": "trail", "max_mb": 0.5}}})");
+  ASSERT_TRUE(audited.ok()) << audited.status();
+  EXPECT_EQ(audited->output.audit.dir, "trail");
+  EXPECT_DOUBLE_EQ(audited->output.audit.max_mb, 0.5);
 
   auto tuned = ParseStationConfig("{" + rois + R"(, "output": {"video_backend": "opencv",
       "video_encoder": {"codec": "libx264", "preset": "slow", "crf": 18, "bitrate_kbps": 0,

@@ -587,11 +587,24 @@ RotateConfig ParseRotate(const json& j, const std::string& path) {
   return r;
 }
 
+AuditConfig ParseAudit(const json& j, const std::string& path) {
+  RequireObject(j, path);
+  CheckKeys(j, path, {"dir", "max_mb"});
+  AuditConfig a;
+  if (!Optional(j, path, "dir", a.dir, AsString) || a.dir.empty()) {
+    Fail(Join(path, "dir"), "is required: the directory the audit trail is written to");
+  }
+  if (Optional(j, path, "max_mb", a.max_mb, AsNumber)) {
+    RequireRange(a.max_mb, 0, 1e9, Join(path, "max_mb"), /*lo_open=*/true);
+  }
+  return a;
+}
+
 OutputConfig ParseOutput(const json& j, const std::string& path) {
   RequireObject(j, path);
   CheckKeys(j, path,
             {"video", "results", "summary", "report", "alarms", "mqtt", "webhook", "video_backend",
-             "video_encoder", "rotate"});
+             "video_encoder", "rotate", "audit"});
   OutputConfig o;
   if (Optional(j, path, "video_backend", o.video_backend, AsString) &&
       o.video_backend != "ffmpeg" && o.video_backend != "opencv") {
@@ -606,6 +619,7 @@ OutputConfig ParseOutput(const json& j, const std::string& path) {
     o.webhook = ParseWebhook(*it, Join(path, "webhook"));
   }
   if (auto it = j.find("rotate"); it != j.end()) o.rotate = ParseRotate(*it, Join(path, "rotate"));
+  if (auto it = j.find("audit"); it != j.end()) o.audit = ParseAudit(*it, Join(path, "audit"));
   for (auto [key, field] : {std::pair{"video", &o.video}, std::pair{"results", &o.results},
                             std::pair{"summary", &o.summary}, std::pair{"report", &o.report},
                             std::pair{"alarms", &o.alarms}}) {

@@ -183,6 +183,17 @@ struct RotateConfig {
   double max_seconds = 0;       ///< wall-clock age of the active file
 };
 
+/// output.audit: every model call kept for later checks (`roilens replay`): the crop as sent, the
+/// prompt, the model's code, its stdout/stderr, returned images and the parsed answer, stored by
+/// SHA-256 so an unchanged crop or identical code is kept once (roilens/outputs/audit.h).
+struct AuditConfig {
+  /// "" = off. A relative path is inside the output directory (`roilens run --out`).
+  std::string dir;
+  /// Size bound of the whole audit directory (records + blobs), MiB: past it the oldest record
+  /// files and the blobs only they referenced are deleted. > 0.
+  double max_mb = 1024;
+};
+
 struct OutputConfig {
   std::string video = "annotated.mp4";
   std::string video_backend = "ffmpeg";  ///< "ffmpeg" (libav) | "opencv" (cv::VideoWriter)
@@ -194,6 +205,7 @@ struct OutputConfig {
   MqttConfig mqtt;
   WebhookConfig webhook;
   RotateConfig rotate;
+  AuditConfig audit;
 };
 
 struct StationConfig {
