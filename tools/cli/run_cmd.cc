@@ -353,6 +353,11 @@ RunOutcome RunStation(const RunFlags& flags) {
   fs::create_directories(flags.out_dir, ec);
   if (ec) return Fail(kExitBadInput, "cannot create output directory '" + flags.out_dir + "'");
   const fs::path out(flags.out_dir);
+  // output.audit: a relative directory lives in --out, like the other outputs. It is kept across
+  // --overwrite and --resume (a trail outlives runs; its size bound keeps it in check).
+  if (!config.output.audit.dir.empty() && fs::path(config.output.audit.dir).is_relative()) {
+    config.output.audit.dir = (out / config.output.audit.dir).string();
+  }
   const std::string journal_path = (out / kJournalName).string();
   const std::string work_dir = (out / kWorkDirName).string();
   const std::string results_path = (out / config.output.results).string();
@@ -452,6 +457,7 @@ RunOutcome RunStation(const RunFlags& flags) {
   } else {
     backend::BackendOptions backend_options;
     backend_options.coder = flags.coder;
+    pipeline_options.coder = flags.coder;
     backend_options.latency = std::chrono::milliseconds(flags.latency_ms);
     auto started_backend = backend::LocalBackend::Start(backend_options);
     if (!started_backend.ok()) {
