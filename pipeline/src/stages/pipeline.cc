@@ -577,9 +577,11 @@ class FlowPipeline final : public Pipeline {
   }
 
   /// Hands a finished call to output.audit (queued; see AuditLog::Record). Calls never sent (key
-  /// rejected, cancelled before the request was built) have nothing to audit.
+  /// rejected, cancelled before the request was built) or cancelled have nothing to audit.
   void Audit(CallRecord& call, const RoiAnswer& answer) {
     if (!audit_ || call.not_sent || call.audit_prompt.empty() || !call.result) return;
+    // Cancelled by Ctrl-C or shutdown: no answer to keep, nothing a replay could compare.
+    if (!call.result->ok() && call.result->status().code() == StatusCode::kCancelled) return;
     AuditCall record;
     record.frame = call.frame;
     record.time_s = call.frame_time_s;
