@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <cmath>
 #include <condition_variable>
 #include <csignal>
 #include <cstdio>
@@ -313,9 +314,15 @@ RunOutcome RunStation(const RunFlags& flags) {
   ReconnectingSource* live_source = nullptr;
   if (config.pipeline.mode == PipelineMode::kLive &&
       (source->info().kind == SourceKind::kStream || source->info().kind == SourceKind::kCamera)) {
+    ReconnectOptions reconnect;  // pipeline.reconnect, validated by the config parser
+    reconnect.initial_backoff = std::chrono::milliseconds(
+        std::max<std::int64_t>(1, std::llround(config.pipeline.reconnect.initial_delay_s * 1000)));
+    reconnect.max_backoff = std::chrono::milliseconds(
+        std::max<std::int64_t>(reconnect.initial_backoff.count(),
+                               std::llround(config.pipeline.reconnect.max_delay_s * 1000)));
     auto live = ReconnectingSource::Create(
         [input = flags.input, source_options] { return FrameSource::Open(input, source_options); },
-        {}, std::move(source));
+        std::move(reconnect), std::move(source));
     if (!live.ok()) return Fail(kExitBadInput, live.status().message());
     live_source = live->get();
     source = std::move(*live);

@@ -176,10 +176,29 @@ PreprocessConfig ParsePreprocess(const json& j, const std::string& path) {
   return p;
 }
 
+ReconnectConfig ParseReconnect(const json& j, const std::string& path) {
+  RequireObject(j, path);
+  CheckKeys(j, path, {"initial_delay_s", "max_delay_s"});
+  ReconnectConfig r;
+  if (Optional(j, path, "initial_delay_s", r.initial_delay_s, AsNumber)) {
+    RequireRange(r.initial_delay_s, 0, 3600, Join(path, "initial_delay_s"), /*lo_open=*/true);
+  }
+  if (Optional(j, path, "max_delay_s", r.max_delay_s, AsNumber)) {
+    RequireRange(r.max_delay_s, 0, 86400, Join(path, "max_delay_s"), /*lo_open=*/true);
+  }
+  if (r.max_delay_s < r.initial_delay_s) {
+    Fail(Join(path, "max_delay_s"), "must be at least initial_delay_s (" +
+                                        FormatNumber(r.initial_delay_s) + "), got " +
+                                        FormatNumber(r.max_delay_s));
+  }
+  return r;
+}
+
 PipelineConfig ParsePipeline(const json& j, const std::string& path) {
   RequireObject(j, path);
   CheckKeys(j, path,
-            {"mode", "every_n_frames", "max_frames_in_flight", "max_input_pixels", "preprocess"});
+            {"mode", "every_n_frames", "max_frames_in_flight", "max_input_pixels", "preprocess",
+             "reconnect"});
   PipelineConfig p;
   std::string mode;
   if (Optional(j, path, "mode", mode, AsString)) {
@@ -205,6 +224,9 @@ PipelineConfig ParsePipeline(const json& j, const std::string& path) {
   }
   if (auto it = j.find("preprocess"); it != j.end()) {
     p.preprocess = ParsePreprocess(*it, Join(path, "preprocess"));
+  }
+  if (auto it = j.find("reconnect"); it != j.end()) {
+    p.reconnect = ParseReconnect(*it, Join(path, "reconnect"));
   }
   return p;
 }

@@ -40,6 +40,13 @@ struct PreprocessConfig {
   double rotate_deg = 0;  ///< counter-clockwise, about the centre, same canvas size
 };
 
+/// pipeline.reconnect: how a live stream or camera that drops is reopened (roilens run --mode
+/// live; ReconnectOptions): the first wait, doubled per failed open (full jitter) up to the cap.
+struct ReconnectConfig {
+  double initial_delay_s = 0.5;  ///< (0, 3600]
+  double max_delay_s = 30;       ///< >= initial_delay_s, at most 86400
+};
+
 struct PipelineConfig {
   PipelineMode mode = PipelineMode::kBatch;
   int every_n_frames =
@@ -49,6 +56,7 @@ struct PipelineConfig {
   /// the file's header before decoding; 1..kMaxInputPixelsLimit.
   std::int64_t max_input_pixels = kDefaultMaxInputPixels;
   PreprocessConfig preprocess;
+  ReconnectConfig reconnect;
 };
 
 /// One point of a printed scale: the value written at a tick and the tick's angle.
