@@ -122,5 +122,53 @@ TEST(LiveRunCliTest, CameraDiesAndComesBackRunContinuesAndSigtermStopsCleanly) {
   EXPECT_EQ(summary["interrupted"], true);
 }
 
+TEST(LiveRunCliTest, ReconnectDelaysFollowPipelineReconnect) {
+  const fs::path dir = testing::ScratchDir("live_run_reconnect");
+  auto camera = std::make_unique<MjpegServer>(cv::Scalar(0, 255, 0), 25, cv::Size(160, 120));
+  ASSERT_TRUE(camera->Start());
+  {
+    // Waits of at most 80 ms; the default (0.5 s doubling to 30 s) would announce up to 1000 ms
+    // after the first failed attempt and up to 2000 ms after the second.
+    std::ofstream config(dir / "station.json");
+    config << R"({"rois": [{"name": "g", "rect": [0, 0, 80, 80], "task": "read_gauge",
+      "gauge": {"min_value": 0, "max_value": 10, "min_angle_deg": 225, "max_angle_deg": -45}}],
+      "pipeline": {"mode": "live", "reconnect": {"initial_delay_s": 0.04, "max_delay_s": 0.08}}})";
+  }
+  const std::string out_path = (dir / "stdout.txt").string();
+  const std::string err_path = (dir / "stderr.txt").string();
+  const pid_t pid = testing::SpawnCli(
+      {"run", camera->url(), "--config", (dir / "station.json").string(), "--out",
+       (dir / "out").string(), "--coder", "echo", "--metrics-port", "0", "--quiet"},
+      out_path, err_path);
+  int metrics_port = 0;
+  ASSERT_TRUE(WaitFor([&] {
+    std::smatch m;
+    const std::string text = testing::ReadFileText(out_path);
+    static const std::regex re("metrics at http://127\\.0\\.0\\.1:([0-9]+)/metrics");
+    if (!std::regex_search(text, m, re)) return false;
+    metrics_port = std::stoi(m[1]);
+    return true;
+  })) << testing::ReadFileText(err_path);
+  httplib::Client client("127.0.0.1", metrics_port);
+  ASSERT_TRUE(WaitFor([&] { return Metric(client, "roilens_frames_total") >= 2; }));
+
+  camera->Stop();  // and stays down
+  ASSERT_TRUE(WaitFor([&] {
+    return testing::ReadFileText(err_path).find("reconnect attempt 3 failed") != std::string::npos;
+  })) << testing::ReadFileText(err_path);
+  ASSERT_EQ(kill(pid, SIGTERM), 0);
+  EXPECT_EQ(testing::WaitChild(pid), 130);
+
+  const std::string err = testing::ReadFileText(err_path);
+  static const std::regex next_re("next in up to ([0-9]+) ms");
+  int announced = 0;
+  for (auto it = std::sregex_iterator(err.begin(), err.end(), next_re);
+       it != std::sregex_iterator(); ++it) {
+    EXPECT_LE(std::stoi((*it)[1]), 80) << err;
+    ++announced;
+  }
+  EXPECT_GE(announced, 3) << err;
+}
+
 }  // namespace
 }  // namespace roilens

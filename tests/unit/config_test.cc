@@ -300,7 +300,14 @@ INSTANTIATE_TEST_SUITE_P(
         BadConfig{"labels type", "{" + kRois + ", \"merge\": {\"labels\": \"yes\"}}", "merge.labels: must be true or false"},
         BadConfig{"output path", "{" + kRois + ", \"output\": {\"video\": \"../v.mp4\"}}", "output.video: must be a file name inside the output directory"},
         BadConfig{"output empty results", "{" + kRois + ", \"output\": {\"results\": \"\"}}", "output.results: must not be empty"},
-        BadConfig{"output typo", "{" + kRois + ", \"output\": {\"summery\": \"s.json\"}}", "output.summery: unknown key (did you mean 'summary'?)"}),
+        BadConfig{"output typo", "{" + kRois + ", \"output\": {\"summery\": \"s.json\"}}", "output.summery: unknown key (did you mean 'summary'?)"},
+        BadConfig{"reconnect delay 0", "{" + kRois + ", \"pipeline\": {\"reconnect\": {\"initial_delay_s\": 0}}}", "pipeline.reconnect.initial_delay_s: must be in (0, 3600], got 0"},
+        BadConfig{"reconnect cap below first", "{" + kRois + ", \"pipeline\": {\"reconnect\": {\"initial_delay_s\": 5, \"max_delay_s\": 2}}}", "pipeline.reconnect.max_delay_s: must be at least initial_delay_s (5), got 2"},
+        BadConfig{"reconnect typo", "{" + kRois + ", \"pipeline\": {\"reconnect\": {\"max_delay\": 2}}}", "pipeline.reconnect.max_delay: unknown key (did you mean 'max_delay_s'?)"},
+        BadConfig{"audit without dir", "{" + kRois + ", \"output\": {\"audit\": {\"max_mb\": 10}}}", "output.audit.dir: is required"},
+        BadConfig{"audit as string", "{" + kRois + ", \"output\": {\"audit\": \"audit\"}}", "output.audit: must be an object"},
+        BadConfig{"audit size 0", "{" + kRois + ", \"output\": {\"audit\": {\"dir\": \"a\", \"max_mb\": 0}}}", "output.audit.max_mb: must be in (0"},
+        BadConfig{"audit typo", "{" + kRois + ", \"output\": {\"audit\": {\"dir\": \"a\", \"max_mbytes\": 5}}}", "output.audit.max_mbytes: unknown key"}),
     [](const ::testing::TestParamInfo<BadConfig>& info) {
       std::string name = info.param.label;
       for (char& ch : name) if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
@@ -316,6 +323,20 @@ TEST(ConfigTest, VideoBackendAndEncoderOptions) {
   EXPECT_EQ(defaults->output.video_backend, "ffmpeg");
   EXPECT_EQ(defaults->output.video_encoder.preset, "veryfast");
   EXPECT_EQ(defaults->output.video_encoder.crf, 23);
+  EXPECT_TRUE(defaults->output.audit.dir.empty());  // audit is off unless configured
+  EXPECT_DOUBLE_EQ(defaults->pipeline.reconnect.initial_delay_s, 0.5);
+  EXPECT_DOUBLE_EQ(defaults->pipeline.reconnect.max_delay_s, 30);
+  auto reconnect = ParseStationConfig(
+      "{" + rois + R"(, "pipeline": {"reconnect": {"initial_delay_s": 2, "max_delay_s": 120}}})");
+  ASSERT_TRUE(reconnect.ok()) << reconnect.status();
+  EXPECT_DOUBLE_EQ(reconnect->pipeline.reconnect.initial_delay_s, 2);
+  EXPECT_DOUBLE_EQ(reconnect->pipeline.reconnect.max_delay_s, 120);
+
+  auto audited =
+      ParseStationConfig("{" + rois + R"(, "output": {"audit": {"dir": "trail", "max_mb": 0.5}}})");
+  ASSERT_TRUE(audited.ok()) << audited.status();
+  EXPECT_EQ(audited->output.audit.dir, "trail");
+  EXPECT_DOUBLE_EQ(audited->output.audit.max_mb, 0.5);
 
   auto tuned = ParseStationConfig("{" + rois + R"(, "output": {"video_backend": "opencv",
       "video_encoder": {"codec": "libx264", "preset": "slow", "crf": 18, "bitrate_kbps": 0,

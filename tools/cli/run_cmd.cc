@@ -9,6 +9,7 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <cmath>
 #include <condition_variable>
 #include <csignal>
 #include <cstdio>
@@ -346,9 +347,15 @@ RunOutcome RunStation(const RunFlags& flags) {
   ReconnectingSource* live_source = nullptr;
   if (config.pipeline.mode == PipelineMode::kLive &&
       (source->info().kind == SourceKind::kStream || source->info().kind == SourceKind::kCamera)) {
+    ReconnectOptions reconnect;  // pipeline.reconnect, validated by the config parser
+    reconnect.initial_backoff = std::chrono::milliseconds(
+        std::max<std::int64_t>(1, std::llround(config.pipeline.reconnect.initial_delay_s * 1000)));
+    reconnect.max_backoff = std::chrono::milliseconds(
+        std::max<std::int64_t>(reconnect.initial_backoff.count(),
+                               std::llround(config.pipeline.reconnect.max_delay_s * 1000)));
     auto live = ReconnectingSource::Create(
         [input = flags.input, source_options] { return FrameSource::Open(input, source_options); },
-        {}, std::move(source));
+        std::move(reconnect), std::move(source));
     if (!live.ok()) return Fail(kExitBadInput, live.status().message());
     live_source = live->get();
     source = std::move(*live);
@@ -386,6 +393,11 @@ RunOutcome RunStation(const RunFlags& flags) {
   fs::create_directories(flags.out_dir, ec);
   if (ec) return Fail(kExitBadInput, "cannot create output directory '" + flags.out_dir + "'");
   const fs::path out(flags.out_dir);
+  // output.audit: a relative directory lives in --out, like the other outputs. It is kept across
+  // --overwrite and --resume (a trail outlives runs; its size bound keeps it in check).
+  if (!config.output.audit.dir.empty() && fs::path(config.output.audit.dir).is_relative()) {
+    config.output.audit.dir = (out / config.output.audit.dir).string();
+  }
   const std::string journal_path = (out / kJournalName).string();
   const std::string work_dir = (out / kWorkDirName).string();
   const std::string results_path = (out / config.output.results).string();
@@ -487,6 +499,7 @@ RunOutcome RunStation(const RunFlags& flags) {
   } else {
     backend::BackendOptions backend_options;
     backend_options.coder = flags.coder;
+    pipeline_options.coder = flags.coder;
     backend_options.latency = std::chrono::milliseconds(flags.latency_ms);
     auto started_backend = backend::LocalBackend::Start(backend_options);
     if (!started_backend.ok()) {

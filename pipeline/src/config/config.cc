@@ -217,10 +217,29 @@ PreprocessConfig ParsePreprocess(const json& j, const std::string& path) {
   return p;
 }
 
+ReconnectConfig ParseReconnect(const json& j, const std::string& path) {
+  RequireObject(j, path);
+  CheckKeys(j, path, {"initial_delay_s", "max_delay_s"});
+  ReconnectConfig r;
+  if (Optional(j, path, "initial_delay_s", r.initial_delay_s, AsNumber)) {
+    RequireRange(r.initial_delay_s, 0, 3600, Join(path, "initial_delay_s"), /*lo_open=*/true);
+  }
+  if (Optional(j, path, "max_delay_s", r.max_delay_s, AsNumber)) {
+    RequireRange(r.max_delay_s, 0, 86400, Join(path, "max_delay_s"), /*lo_open=*/true);
+  }
+  if (r.max_delay_s < r.initial_delay_s) {
+    Fail(Join(path, "max_delay_s"), "must be at least initial_delay_s (" +
+                                        FormatNumber(r.initial_delay_s) + "), got " +
+                                        FormatNumber(r.max_delay_s));
+  }
+  return r;
+}
+
 PipelineConfig ParsePipeline(const json& j, const std::string& path) {
   RequireObject(j, path);
   CheckKeys(j, path,
-            {"mode", "every_n_frames", "max_frames_in_flight", "max_input_pixels", "preprocess"});
+            {"mode", "every_n_frames", "max_frames_in_flight", "max_input_pixels", "preprocess",
+             "reconnect"});
   PipelineConfig p;
   std::string mode;
   if (Optional(j, path, "mode", mode, AsString)) {
@@ -246,6 +265,9 @@ PipelineConfig ParsePipeline(const json& j, const std::string& path) {
   }
   if (auto it = j.find("preprocess"); it != j.end()) {
     p.preprocess = ParsePreprocess(*it, Join(path, "preprocess"));
+  }
+  if (auto it = j.find("reconnect"); it != j.end()) {
+    p.reconnect = ParseReconnect(*it, Join(path, "reconnect"));
   }
   return p;
 }
@@ -628,11 +650,24 @@ RotateConfig ParseRotate(const json& j, const std::string& path) {
   return r;
 }
 
+AuditConfig ParseAudit(const json& j, const std::string& path) {
+  RequireObject(j, path);
+  CheckKeys(j, path, {"dir", "max_mb"});
+  AuditConfig a;
+  if (!Optional(j, path, "dir", a.dir, AsString) || a.dir.empty()) {
+    Fail(Join(path, "dir"), "is required: the directory the audit trail is written to");
+  }
+  if (Optional(j, path, "max_mb", a.max_mb, AsNumber)) {
+    RequireRange(a.max_mb, 0, 1e9, Join(path, "max_mb"), /*lo_open=*/true);
+  }
+  return a;
+}
+
 OutputConfig ParseOutput(const json& j, const std::string& path) {
   RequireObject(j, path);
   CheckKeys(j, path,
             {"video", "results", "summary", "report", "alarms", "mqtt", "webhook", "video_backend",
-             "video_encoder", "rotate"});
+             "video_encoder", "rotate", "audit"});
   OutputConfig o;
   if (Optional(j, path, "video_backend", o.video_backend, AsString) &&
       o.video_backend != "ffmpeg" && o.video_backend != "opencv") {
@@ -647,6 +682,7 @@ OutputConfig ParseOutput(const json& j, const std::string& path) {
     o.webhook = ParseWebhook(*it, Join(path, "webhook"));
   }
   if (auto it = j.find("rotate"); it != j.end()) o.rotate = ParseRotate(*it, Join(path, "rotate"));
+  if (auto it = j.find("audit"); it != j.end()) o.audit = ParseAudit(*it, Join(path, "audit"));
   for (auto [key, field] : {std::pair{"video", &o.video}, std::pair{"results", &o.results},
                             std::pair{"summary", &o.summary}, std::pair{"report", &o.report},
                             std::pair{"alarms", &o.alarms}}) {

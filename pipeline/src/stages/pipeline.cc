@@ -15,6 +15,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdlib>
 #include <deque>
 #include <map>
 #include <mutex>
@@ -23,6 +24,7 @@
 #include "roilens/client/interactions_client.h"
 #include "roilens/client/retry.h"
 #include "roilens/outputs/alarm_sinks.h"
+#include "roilens/outputs/audit.h"
 #include "roilens/outputs/report.h"
 #include "roilens/stages/alarm.h"
 #include "roilens/stages/answer.h"
@@ -99,8 +101,9 @@ struct CallRecord {
   std::string key;
   int roi_index = 0;
   std::int64_t frame = 0;
-  cv::Mat crop;       ///< kept until the answer is final (a re-issue builds the request again)
-  cv::Mat thumbnail;  ///< reference for the change gate
+  cv::Rect frame_rect;  ///< the ROI in original frame pixels (for the audit trail)
+  cv::Mat crop;         ///< kept until the answer is final (a re-issue builds the request again)
+  cv::Mat thumbnail;    ///< reference for the change gate
   double frame_time_s = 0;
   Clock::time_point started;
   /// Built and not yet sent: held here while the first call checks the API key.
@@ -110,6 +113,8 @@ struct CallRecord {
   bool not_sent = false;        ///< refused without a request (the key was rejected): not a call
   bool budget_counted = false;  ///< backend.budget counted it when the gate made it
   std::optional<StatusOr<wire::Interaction>> result;
+  /// output.audit only: the prompt and the image block (base64) as first sent.
+  std::string audit_prompt, audit_crop_base64, audit_crop_mime_type;
 
   std::mutex mu;  ///< guards done/answer/waiters
   bool done = false;
@@ -166,13 +171,17 @@ enum class KeyState {
 class FlowPipeline final : public Pipeline {
  public:
   FlowPipeline(StationConfig config, std::unique_ptr<InteractionsClient> client,
-               std::string key_source, std::unique_ptr<AlarmDispatcher> alarm_sinks)
+               std::string key_source, std::unique_ptr<AlarmDispatcher> alarm_sinks,
+               std::unique_ptr<AuditLog> audit, std::string endpoint, std::string coder)
       : config_(std::move(config)),
         client_(std::move(client)),
         key_source_(std::move(key_source)),
         start_(Clock::now()),
         monitor_(config_),
-        alarm_sinks_(std::move(alarm_sinks)) {
+        alarm_sinks_(std::move(alarm_sinks)),
+        audit_(std::move(audit)),
+        endpoint_(std::move(endpoint)),
+        coder_(std::move(coder)) {
     // Frames in flight: each holds a decoded frame, its processed image and crops, so this is
     // what bounds memory on long inputs. It must also be large enough that the frames waiting for
     // answers can keep the client's max_in_flight transfers busy (a frame carries up to rois.size()
@@ -200,6 +209,7 @@ class FlowPipeline final : public Pipeline {
     }
     client_.reset();
     graph_.wait_for_all();
+    audit_.reset();  // writes what is still queued
     // Idle frame buffers are kept for the next frame; with no pipeline left to use them, a plugin
     // host gets that memory back. Frames still held by the caller return to the pool later.
     FramePool::Shared().Trim();
@@ -241,6 +251,7 @@ class FlowPipeline final : public Pipeline {
   void Flush() override {
     flushed_ = true;
     graph_.wait_for_all();
+    if (audit_) audit_->Drain();  // every call of the run is on disk once Flush returns
     std::lock_guard lock(out_mu_);
     drained_ = true;
     out_cv_.notify_all();
@@ -408,6 +419,7 @@ class FlowPipeline final : public Pipeline {
     call->key = slot.roi.name;
     call->roi_index = slot.roi.roi_index;
     call->frame = job.input.index;
+    call->frame_rect = slot.roi.frame_rect;
     call->crop = std::move(slot.crop);
     call->thumbnail = slot.thumbnail;
     call->frame_time_s = job.input.time_s;
@@ -535,6 +547,7 @@ class FlowPipeline final : public Pipeline {
     }
     try {
       call->request = BuildRoiRequest(rc, call->crop, config_.backend.model);
+      if (audit_ && call->audit_prompt.empty()) KeepForAudit(*call);
     } catch (const std::exception& e) {
       call->result.emplace(InternalError("building the request failed: " + std::string(e.what())));
     }
@@ -572,6 +585,50 @@ class FlowPipeline final : public Pipeline {
     }
     if (refuse) return Refuse(call, gateway);
     Send(call, gateway);
+  }
+
+  /// Copies what the request sends (prompt, crop bytes) for the audit record: a string copy
+  /// here; hashing and writing happen on the audit log's own thread.
+  static void KeepForAudit(CallRecord& call) {
+    const auto* blocks = std::get_if<std::vector<wire::ContentBlock>>(&call.request->input);
+    if (!blocks) return;
+    for (const wire::ContentBlock& block : *blocks) {
+      if (block.type == "text" && call.audit_prompt.empty()) call.audit_prompt = block.text;
+      if (block.type == "image" && call.audit_crop_base64.empty()) {
+        call.audit_crop_base64 = block.data;
+        call.audit_crop_mime_type = block.mime_type;
+      }
+    }
+  }
+
+  /// Hands a finished call to output.audit (queued; see AuditLog::Record). Calls never sent (key
+  /// rejected, cancelled before the request was built) or cancelled have nothing to audit.
+  void Audit(CallRecord& call, const RoiAnswer& answer) {
+    if (!audit_ || call.not_sent || call.audit_prompt.empty() || !call.result) return;
+    // Cancelled by Ctrl-C or shutdown: no answer to keep, nothing a replay could compare.
+    if (!call.result->ok() && call.result->status().code() == StatusCode::kCancelled) return;
+    AuditCall record;
+    record.frame = call.frame;
+    record.time_s = call.frame_time_s;
+    record.roi = call.key;
+    record.roi_index = call.roi_index;
+    record.rect = call.frame_rect;
+    record.roi_config = AuditRoiConfig(config_.rois[call.roi_index]);
+    record.model = config_.backend.model;
+    record.endpoint = endpoint_;
+    record.coder = coder_;
+    record.prompt = std::move(call.audit_prompt);
+    record.crop_base64 = std::move(call.audit_crop_base64);
+    record.crop_mime_type = std::move(call.audit_crop_mime_type);
+    if (call.result->ok()) {
+      record.interaction = std::move(**call.result);
+    } else {
+      record.status = call.result->status();
+    }
+    record.answer = AuditAnswerJson(answer);
+    record.latency_ms = answer.latency_ms;
+    record.reissues = call.reissues;
+    audit_->Record(std::move(record));
   }
 
   void Send(const CallPtr& call, CallNode::gateway_type& gateway) {
@@ -725,6 +782,7 @@ class FlowPipeline final : public Pipeline {
                   1e-3,
                   std::chrono::duration<double, std::milli>(Clock::now() - call->started).count());
     answer.answered_at_s = Now();
+    Audit(*call, answer);
     call->result.reset();
 
     std::vector<Waiter> waiters;
@@ -833,6 +891,9 @@ class FlowPipeline final : public Pipeline {
   const Clock::time_point start_;
   ReadingMonitor monitor_;                        ///< Deliver's only
   std::unique_ptr<AlarmDispatcher> alarm_sinks_;  ///< null when no output.mqtt/webhook
+  std::unique_ptr<AuditLog> audit_;               ///< null when output.audit is off
+  const std::string endpoint_;                    ///< base URL the client calls (audit records)
+  const std::string coder_;                       ///< PipelineOptions::coder (audit records)
   int max_frames_ = 8;
   bool live_ = false;
 
@@ -913,12 +974,34 @@ StatusOr<std::unique_ptr<Pipeline>> Pipeline::Create(StationConfig config,
           ? "check the key passed in PipelineOptions::api_key"
           : "put a valid key in the environment variable " + config.backend.api_key_env +
                 " (named by backend.api_key_env; GOOGLE_API_KEY is the fallback)";
+  const std::string endpoint = client_options.base_url;
+  // The audit log scrubs the key from everything it stores (the client resolves it the same way).
+  std::string key;
+  if (options.api_key) {
+    key = *options.api_key;
+  } else if (const char* env = std::getenv(config.backend.api_key_env.c_str()); env && *env) {
+    key = env;
+  } else if (const char* fallback = std::getenv("GOOGLE_API_KEY"); fallback && *fallback) {
+    key = fallback;
+  }
   auto client = InteractionsClient::Create(std::move(client_options));
   if (!client.ok()) return client.status();
   auto alarm_sinks = AlarmDispatcher::Create(config.output);
   if (!alarm_sinks.ok()) return alarm_sinks.status();
+  std::unique_ptr<AuditLog> audit;
+  if (!config.output.audit.dir.empty()) {
+    AuditOptions audit_options;
+    audit_options.dir = config.output.audit.dir;
+    audit_options.max_bytes = std::max<std::uint64_t>(
+        1, static_cast<std::uint64_t>(config.output.audit.max_mb * 1024 * 1024));
+    audit_options.redact = key;
+    auto opened = AuditLog::Open(std::move(audit_options));
+    if (!opened.ok()) return opened.status();
+    audit = std::move(*opened);
+  }
   return std::unique_ptr<Pipeline>(std::make_unique<FlowPipeline>(
-      std::move(config), std::move(*client), key_source, std::move(*alarm_sinks)));
+      std::move(config), std::move(*client), key_source, std::move(*alarm_sinks), std::move(audit),
+      endpoint, options.coder));
 }
 
 }  // namespace roilens

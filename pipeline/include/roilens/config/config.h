@@ -66,6 +66,13 @@ struct PreprocessConfig {
   double rotate_deg = 0;  ///< counter-clockwise, about the centre, same canvas size
 };
 
+/// pipeline.reconnect: how a live stream or camera that drops is reopened (roilens run --mode
+/// live; ReconnectOptions): the first wait, doubled per failed open (full jitter) up to the cap.
+struct ReconnectConfig {
+  double initial_delay_s = 0.5;  ///< (0, 3600]
+  double max_delay_s = 30;       ///< >= initial_delay_s, at most 86400
+};
+
 struct PipelineConfig {
   PipelineMode mode = PipelineMode::kBatch;
   int every_n_frames =
@@ -75,6 +82,7 @@ struct PipelineConfig {
   /// the file's header before decoding; 1..kMaxInputPixelsLimit.
   std::int64_t max_input_pixels = kDefaultMaxInputPixels;
   PreprocessConfig preprocess;
+  ReconnectConfig reconnect;
 };
 
 /// One point of a printed scale: the value written at a tick and the tick's angle.
@@ -209,6 +217,17 @@ struct RotateConfig {
   double max_seconds = 0;       ///< wall-clock age of the active file
 };
 
+/// output.audit: every model call kept for later checks (`roilens replay`): the crop as sent, the
+/// prompt, the model's code, its stdout/stderr, returned images and the parsed answer, stored by
+/// SHA-256 so an unchanged crop or identical code is kept once (roilens/outputs/audit.h).
+struct AuditConfig {
+  /// "" = off. A relative path is inside the output directory (`roilens run --out`).
+  std::string dir;
+  /// Size bound of the whole audit directory (records + blobs), MiB: past it the oldest record
+  /// files and the blobs only they referenced are deleted. > 0.
+  double max_mb = 1024;
+};
+
 struct OutputConfig {
   std::string video = "annotated.mp4";
   std::string video_backend = "ffmpeg";  ///< "ffmpeg" (libav) | "opencv" (cv::VideoWriter)
@@ -220,6 +239,7 @@ struct OutputConfig {
   MqttConfig mqtt;
   WebhookConfig webhook;
   RotateConfig rotate;
+  AuditConfig audit;
 };
 
 struct StationConfig {

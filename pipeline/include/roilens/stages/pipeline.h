@@ -59,6 +59,9 @@ struct PipelineOptions {
   std::string base_url;
   /// Explicit API key; otherwise the config's api_key_env is read.
   std::optional<std::string> api_key;
+  /// The embedded backend's coder ("cv", "echo") when the caller started one; written into
+  /// output.audit records only ("" = unknown).
+  std::string coder;
 };
 
 /// Thread-safety: Submit from one thread; TakeReady/Take from one thread (may differ from the
