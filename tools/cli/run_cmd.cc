@@ -305,6 +305,7 @@ RunOutcome RunStation(const RunFlags& flags) {
          /*overwrite=*/0);
   SourceOptions source_options;
   source_options.max_input_pixels = config.pipeline.max_input_pixels;
+  source_options.decoder = config.pipeline.decoder;
   auto opened = FrameSource::Open(flags.input, source_options);
   if (!opened.ok()) return Fail(kExitBadInput, opened.status().message());
   std::unique_ptr<FrameSource> source = std::move(*opened);
