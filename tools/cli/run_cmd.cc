@@ -729,6 +729,7 @@ RunOutcome RunStation(const RunFlags& flags) {
   if (video) {
     summary["video"] = config.output.video;
     summary["video_codec"] = video->encoder();
+    summary["video_decoder"] = info.decoder;
     summary["video_join"] = video_method;
   } else {
     summary["annotated_images"] = "annotated/";
