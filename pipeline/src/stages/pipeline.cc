@@ -381,7 +381,9 @@ class FlowPipeline final : public Pipeline {
               } else {
                 slot.transform = crop->transform;
                 slot.crop = std::move(crop->image);
-                slot.thumbnail = ChangeGate::Thumbnail(slot.crop);
+                // Threshold 0: every call frame calls, no crop is ever compared (Difference is
+                // never below 0), so the thumbnail would only cost a resize per crop.
+                if (rc.change_threshold > 0) slot.thumbnail = ChangeGate::Thumbnail(slot.crop);
               }
               job->slots.push_back(std::move(slot));
             }
