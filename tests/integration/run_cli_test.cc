@@ -152,6 +152,8 @@ TEST(RunCliTest, AnnotatedVideoPassesAnIndependentFfprobeCheck) {
       RunCli({"run", (Samples() / "station.mp4").string(), "--config",
               (Samples() / "station.json").string(), "--out", out.string(), "--coder", "echo"});
   ASSERT_EQ(result.exit_code, 0) << result.out << result.err;
+  const auto summary = nlohmann::json::parse(ReadFileText((out / "summary.json").string()));
+  EXPECT_EQ(summary.value("video_decoder", "").rfind("libav ", 0), 0u) << summary.dump();
   const std::string video = (out / "annotated.mp4").string();
   const auto streams = nlohmann::json::parse(
       ShellOutput("ffprobe -v error -select_streams v:0 -count_frames -show_entries "

@@ -10,6 +10,7 @@
 //   rss         peak RSS (VmHWM) of 300-frame and 3000-frame runs (child processes, medians of 3)
 //   live-rss    the RSS curve of a long live run in-process (100,000 frames, echo coder): flat?
 #include <spawn.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -59,6 +60,15 @@ struct BenchFlags {
 
 double Seconds(Clock::time_point since) {
   return std::chrono::duration<double>(Clock::now() - since).count();
+}
+
+/// CPU seconds (user + system, all threads) this process has used so far. On a shared machine
+/// the CPU a loop costs varies much less from run to run than its wall time.
+double CpuSeconds() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  auto seconds = [](const timeval& t) { return t.tv_sec + t.tv_usec / 1e6; };
+  return seconds(usage.ru_utime) + seconds(usage.ru_stime);
 }
 
 /// A synthetic gauge panel: `rois` dials on a grid whose needles turn every frame, plus noise,
@@ -320,6 +330,7 @@ bool BenchFps(const BenchFlags& b) {
   // Baseline: the floor any video job paid before, OpenCV decode + cv::VideoWriter encode
   // (x264 at its default preset).
   auto t0 = Clock::now();
+  double cpu0 = CpuSeconds();
   {
     cv::VideoCapture capture(input, cv::CAP_FFMPEG);
     std::string fourcc;
@@ -329,10 +340,12 @@ bool BenchFps(const BenchFlags& b) {
     if (writer.ok()) (*writer)->release();
   }
   const double opencv_fps = frames / Seconds(t0);
+  const double opencv_cpu = CpuSeconds() - cpu0;
   // The floor of today's reader and writer: the frame source the run opens (pipeline.decoder
   // default: libav), encoded by the libav writer with the settings the run uses
   // (output.video_encoder defaults).
   t0 = Clock::now();
+  cpu0 = CpuSeconds();
   std::string floor_decoder;
   {
     auto source = FrameSource::Open(input, SourceOptions{});
@@ -347,9 +360,12 @@ bool BenchFps(const BenchFlags& b) {
     if (writer.ok()) (void)(*writer)->Close();
   }
   const double libav_fps = frames / Seconds(t0);
+  const double libav_cpu = CpuSeconds() - cpu0;
   t0 = Clock::now();
+  cpu0 = CpuSeconds();
   auto run = Run(input, (dir / "config.json").string(), (dir / "out").string(), "echo", 0, 0.0);
   const double run_s = Seconds(t0);
+  const double run_cpu = CpuSeconds() - cpu0;
   if (!run.summary.is_object()) {
     std::printf("  roilens run failed (exit %d)\n", run.exit_code);
     return false;
@@ -365,6 +381,9 @@ bool BenchFps(const BenchFlags& b) {
   std::printf(
       "  floor, decode (%s) + libav writer loop: %.1f fps -> ratio %.2f (target >= 0.9): %s\n",
       floor_decoder.c_str(), libav_fps, vs_libav, vs_libav >= 0.9 ? "met" : "NOT met");
+  std::printf(
+      "  CPU seconds (all threads): run %.1f, OpenCV loop %.1f, floor %.1f -> floor/run %.2f\n",
+      run_cpu, opencv_cpu, libav_cpu, libav_cpu / run_cpu);
 
   // Peak RSS of the same run with the libav writer and with the OpenCV writer (the run before
   // the libav writer), each in a child process so that neither inherits the other's peak.

@@ -5,11 +5,9 @@
 extern "C" {
 #include <libavcodec/avcodec.h>
 #include <libavformat/avformat.h>
-#include <libavutil/pixdesc.h>
 #include <libswscale/swscale.h>
 }
 
-#include <cmath>
 #include <deque>
 
 #include "roilens/stages/frame_pool.h"
