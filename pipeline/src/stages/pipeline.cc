@@ -147,8 +147,9 @@ cv::Mat PooledCopy(const cv::Mat& image) {
 /// that kept the frame it submitted never sees it drawn on. Drawing in place saves a full-frame
 /// copy per frame (6 MB at 1080p) and a buffer in flight.
 cv::Mat TakeOrCopy(cv::Mat& image) {
-  const bool sole_owner = image.u != nullptr && image.u->refcount == 1 && image.isContinuous() &&
-                          image.data == image.datastart &&
+  // An atomic read: a caller may let go of its reference on another thread meanwhile.
+  const bool sole_owner = image.u != nullptr && CV_XADD(&image.u->refcount, 0) == 1 &&
+                          image.isContinuous() && image.data == image.datastart &&
                           image.dataend == image.datastart + image.total() * image.elemSize();
   if (!sole_owner) return PooledCopy(image);
   cv::Mat taken = std::move(image);
