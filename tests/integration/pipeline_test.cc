@@ -388,9 +388,12 @@ TEST(PipelineTest, FramesInFlightLimitLeavesRoomToKeepTheRequestsBusy) {
 TEST(PipelineTest, AnnotatedFramesOutliveThePipelineAndTheirBuffersAreRecycled) {
   auto server = StartEcho();
   ASSERT_TRUE(server);
-  // 640x360: frame-sized, so the annotated copies come from the shared FramePool.
+  // 640x360 frames from the shared FramePool, as the frame sources decode them: the annotated
+  // frames are drawn on those buffers, which go back to the pool when the caller lets go.
   auto large_frame = [](int level) {
-    cv::Mat frame(360, 640, CV_8UC3, cv::Scalar(30, 30, 30));
+    cv::Mat frame = FramePool::NewMat();
+    frame.create(360, 640, CV_8UC3);
+    frame.setTo(cv::Scalar(30, 30, 30));
     Frame(level, level).copyTo(frame(cv::Rect(0, 0, kWidth, kHeight)));
     return frame;
   };
@@ -420,6 +423,32 @@ TEST(PipelineTest, AnnotatedFramesOutliveThePipelineAndTheirBuffersAreRecycled) 
   const FramePool::Stats between = pool.stats();
   EXPECT_EQ(run(6).size(), 6u);
   EXPECT_GE(pool.stats().reused - between.reused, 6) << "the second run allocated fresh buffers";
+}
+
+TEST(PipelineTest, AnnotationsAreDrawnInPlaceUnlessTheCallerKeptTheFrame) {
+  auto server = StartEcho();
+  ASSERT_TRUE(server);
+  StationConfig config = TwoGaugeConfig();
+  config.merge.mode = MergeMode::kReplace;
+  config.merge.labels = true;
+  for (auto& roi : config.rois) roi.change_threshold = 0;  // both frames call: the same labels
+  auto pipeline = MakePipeline(config, server->base_url());
+  const cv::Mat kept = Frame(60, 90);  // the caller holds on to this one
+  const cv::Mat pristine = kept.clone();
+  cv::Mat handed = Frame(60, 90);  // this one is handed over
+  const uchar* handed_pixels = handed.data;
+  std::vector<FrameInput> inputs;
+  inputs.push_back(Input(0, kept));
+  inputs.push_back(Input(1, std::move(handed)));
+  auto outputs = RunAll(*pipeline, std::move(inputs));
+  ASSERT_EQ(outputs.size(), 2u);
+  EXPECT_EQ(cv::norm(kept, pristine, cv::NORM_INF), 0) << "a frame the caller kept was drawn on";
+  EXPECT_NE(outputs[0].annotated.data, kept.data);
+  EXPECT_GT(cv::norm(outputs[0].annotated, pristine, cv::NORM_INF), 0) << "no labels drawn";
+  // Before: every annotated frame was a copy (6 MB per frame at 1080p).
+  EXPECT_EQ(outputs[1].annotated.data, handed_pixels) << "drawn on a copy, not in place";
+  EXPECT_EQ(cv::norm(outputs[0].annotated, outputs[1].annotated, cv::NORM_INF), 0)
+      << "drawn differently in place than on a copy";
 }
 
 StationConfig ThreeGaugeConfig() {

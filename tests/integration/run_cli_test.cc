@@ -1,12 +1,14 @@
 // `roilens run` end to end, as a user runs it: the sample station video through the embedded
 // backend (cv coder: real Python in the sandbox), checked against the ground truth; bad inputs
 // an unreachable backend and a rejected API key; SIGKILL + --resume; Ctrl-C with thousands of
-// ROIs; oversized images; and a non-empty --out.
+// ROIs; oversized images; a non-empty --out; and the annotated video as ffprobe sees it.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
 
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -126,6 +128,52 @@ TEST(RunCliTest, SampleStationThroughTheEmbeddedBackendMatchesGroundTruth) {
   EXPECT_NE(html.find("<svg"), std::string::npos);
   EXPECT_NE(html.find("data:image/png;base64,"), std::string::npos);
   EXPECT_FALSE(fs::exists(out / ".roilens-work"));
+}
+
+/// stdout (and stderr) of a shell command; "" when it cannot start.
+std::string ShellOutput(const std::string& command) {
+  std::string out;
+  if (FILE* pipe = ::popen(command.c_str(), "r")) {
+    char buffer[4096];
+    while (std::size_t n = std::fread(buffer, 1, sizeof buffer, pipe)) out.append(buffer, n);
+    ::pclose(pipe);
+  }
+  return out;
+}
+
+TEST(RunCliTest, AnnotatedVideoPassesAnIndependentFfprobeCheck) {
+  // The in-process ProbeVideo reads the file with the same libraries that wrote it; ffprobe is
+  // the program a user (or a browser's demuxer) sees it through.
+  if (std::system("command -v ffprobe > /dev/null 2>&1") != 0) {
+    GTEST_SKIP() << "ffprobe not installed (Debian package: ffmpeg)";
+  }
+  const fs::path out = testing::ScratchDir("ffprobe");
+  auto result =
+      RunCli({"run", (Samples() / "station.mp4").string(), "--config",
+              (Samples() / "station.json").string(), "--out", out.string(), "--coder", "echo"});
+  ASSERT_EQ(result.exit_code, 0) << result.out << result.err;
+  const auto summary = nlohmann::json::parse(ReadFileText((out / "summary.json").string()));
+  EXPECT_EQ(summary.value("video_decoder", "").rfind("libav ", 0), 0u) << summary.dump();
+  const std::string video = (out / "annotated.mp4").string();
+  const auto streams = nlohmann::json::parse(
+      ShellOutput("ffprobe -v error -select_streams v:0 -count_frames -show_entries "
+                  "stream=codec_name,pix_fmt,nb_read_frames,duration -of json '" +
+                  video + "'"),
+      nullptr, false);
+  ASSERT_TRUE(streams.is_object() && streams.contains("streams") && streams["streams"].size() == 1)
+      << streams.dump();
+  const auto& stream = streams["streams"][0];
+  EXPECT_EQ(stream.value("codec_name", ""), "h264");
+  EXPECT_EQ(stream.value("pix_fmt", ""), "yuv420p");
+  EXPECT_EQ(stream.value("nb_read_frames", ""), std::to_string(kFrames)) << "frames = input's";
+  // 10 fps: kFrames / 10 seconds, within one frame.
+  EXPECT_NEAR(std::stod(stream.value("duration", "0")), kFrames / 10.0, 0.1) << stream.dump();
+  // Faststart: ffprobe's trace lists the top-level boxes in file order; the index comes first.
+  const std::string trace = ShellOutput("ffprobe -v trace '" + video + "' 2>&1");
+  const auto moov = trace.find("type:'moov'"), mdat = trace.find("type:'mdat'");
+  ASSERT_NE(moov, std::string::npos) << trace.substr(0, 2000);
+  ASSERT_NE(mdat, std::string::npos) << trace.substr(0, 2000);
+  EXPECT_LT(moov, mdat) << "moov after mdat: not faststart";
 }
 
 TEST(RunCliTest, FolderOfImagesGivesAnnotatedImagesAndNamesSources) {

@@ -24,7 +24,7 @@ constexpr const char* kFullConfig = R"({
               "max_in_flight": 3, "request_timeout_s": 7.5, "max_retries": 2,
               "requests_per_minute": 60},
   "pipeline": {"mode": "live", "every_n_frames": 5, "max_frames_in_flight": 4,
-               "max_input_pixels": 1e6,
+               "max_input_pixels": 1e6, "decoder": "opencv",
                "preprocess": {"max_width": 640, "clahe": true, "denoise": true, "rotate_deg": -3}},
   "rois": [
     {"name": "boiler", "rect": [10, 20, 100, 90], "task": "read_gauge", "zoom": 2,
@@ -61,6 +61,7 @@ TEST(ConfigTest, ParsesEveryField) {
   EXPECT_EQ(c.pipeline.every_n_frames, 5);
   EXPECT_EQ(c.pipeline.max_frames_in_flight, 4);
   EXPECT_EQ(c.pipeline.max_input_pixels, 1000000);
+  EXPECT_EQ(c.pipeline.decoder, "opencv");
   EXPECT_EQ(c.pipeline.preprocess.max_width, 640);
   EXPECT_TRUE(c.pipeline.preprocess.clahe);
   EXPECT_TRUE(c.pipeline.preprocess.denoise);
@@ -118,6 +119,7 @@ TEST(ConfigTest, MinimalConfigGetsDefaults) {
   EXPECT_EQ(parsed->pipeline.mode, PipelineMode::kBatch);
   EXPECT_EQ(parsed->pipeline.every_n_frames, 1);
   EXPECT_EQ(parsed->pipeline.max_input_pixels, 64 * 1024 * 1024);
+  EXPECT_EQ(parsed->pipeline.decoder, "auto");
   EXPECT_EQ(parsed->merge.mode, MergeMode::kReplace);
   EXPECT_TRUE(parsed->merge.labels);
   EXPECT_EQ(parsed->output.results, "results.jsonl");
@@ -233,6 +235,7 @@ INSTANTIATE_TEST_SUITE_P(
         BadConfig{"pixels past OpenCV's limit", "{" + kRois + ", \"pipeline\": {\"max_input_pixels\": 5e9}}", "pipeline.max_input_pixels: must be in [1, 1073741824]"},
         BadConfig{"fractional pixels", "{" + kRois + ", \"pipeline\": {\"max_input_pixels\": 1000.5}}", "pipeline.max_input_pixels: must be an integer"},
         BadConfig{"pixels as text", "{" + kRois + ", \"pipeline\": {\"max_input_pixels\": \"64MP\"}}", "pipeline.max_input_pixels: must be a number"},
+        BadConfig{"decoder", "{" + kRois + ", \"pipeline\": {\"decoder\": \"gstreamer\"}}", "pipeline.decoder: must be \"auto\", \"ffmpeg\" or \"opencv\", got \"gstreamer\""},
         BadConfig{"max_width tiny", "{" + kRois + ", \"pipeline\": {\"preprocess\": {\"max_width\": 3}}}", "pipeline.preprocess.max_width:"},
         BadConfig{"clahe type", "{" + kRois + ", \"pipeline\": {\"preprocess\": {\"clahe\": 1}}}", "pipeline.preprocess.clahe: must be true or false"},
         BadConfig{"rotate", "{" + kRois + ", \"pipeline\": {\"preprocess\": {\"rotate_deg\": 400}}}", "pipeline.preprocess.rotate_deg:"},

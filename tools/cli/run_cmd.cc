@@ -325,6 +325,7 @@ RunOutcome RunStation(const RunFlags& flags) {
          /*overwrite=*/0);
   SourceOptions source_options;
   source_options.max_input_pixels = config.pipeline.max_input_pixels;
+  source_options.decoder = config.pipeline.decoder;
   // An http(s):// input in batch mode is a recording on a server: downloaded first, to a scratch
   // file in --out (see remote_input.h). In live mode the URL stays a stream.
   std::string input_path = flags.input;
@@ -823,6 +824,7 @@ RunOutcome RunStation(const RunFlags& flags) {
   if (video) {
     summary["video"] = config.output.video;
     summary["video_codec"] = video->encoder();
+    summary["video_decoder"] = info.decoder;
     summary["video_join"] = video_method;
   } else {
     summary["annotated_images"] = "annotated/";

@@ -238,8 +238,8 @@ ReconnectConfig ParseReconnect(const json& j, const std::string& path) {
 PipelineConfig ParsePipeline(const json& j, const std::string& path) {
   RequireObject(j, path);
   CheckKeys(j, path,
-            {"mode", "every_n_frames", "max_frames_in_flight", "max_input_pixels", "preprocess",
-             "reconnect"});
+            {"mode", "every_n_frames", "max_frames_in_flight", "max_input_pixels", "decoder",
+             "preprocess", "reconnect"});
   PipelineConfig p;
   std::string mode;
   if (Optional(j, path, "mode", mode, AsString)) {
@@ -262,6 +262,11 @@ PipelineConfig ParsePipeline(const json& j, const std::string& path) {
     RequireRange(pixels, 1, static_cast<double>(kMaxInputPixelsLimit), key);
     if (std::floor(pixels) != pixels) Fail(key, "must be an integer, got " + FormatNumber(pixels));
     p.max_input_pixels = static_cast<std::int64_t>(pixels);
+  }
+  if (Optional(j, path, "decoder", p.decoder, AsString) && p.decoder != "auto" &&
+      p.decoder != "ffmpeg" && p.decoder != "opencv") {
+    Fail(Join(path, "decoder"),
+         "must be \"auto\", \"ffmpeg\" or \"opencv\", got \"" + p.decoder + "\"");
   }
   if (auto it = j.find("preprocess"); it != j.end()) {
     p.preprocess = ParsePreprocess(*it, Join(path, "preprocess"));

@@ -1,11 +1,13 @@
-// Frame sources on cv::VideoCapture (video, camera, stream) and cv::imread (images), with the
-// input pixel cap checked from image headers before anything is decoded.
+// Frame sources on libav (video files; av_source.cc), cv::VideoCapture (cameras, streams, video
+// files libav cannot open) and cv::imread (images), with the input pixel cap checked from image
+// headers before anything is decoded.
 #include "roilens/stages/source.h"
 
 #include <algorithm>
 #include <array>
 #include <cctype>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <deque>
@@ -16,11 +18,34 @@
 #include <sstream>
 
 #include "roilens/stages/frame_pool.h"
+#include "stages/av_source.h"
 
 namespace roilens {
+namespace internal {
+
+std::string TooLargeMessage(const std::string& name, std::int64_t width, std::int64_t height,
+                            std::int64_t max_pixels, const char* what) {
+  std::ostringstream text;
+  text.precision(3);
+  text << "input '" << name << "' " << what << " " << width << "x" << height << " pixels ("
+       << static_cast<double>(width) * static_cast<double>(height) / 1e6
+       << " MP), more than pipeline.max_input_pixels (" << max_pixels
+       << "); refused before decoding. Raise pipeline.max_input_pixels or shrink the input";
+  return text.str();
+}
+
+bool TooLarge(std::int64_t width, std::int64_t height, std::int64_t max_pixels) {
+  // Each side fits in 32 bits, so the product fits in 64.
+  return width > 0 && height > 0 && width * height > max_pixels;
+}
+
+}  // namespace internal
+
 namespace {
 
 namespace fs = std::filesystem;
+using internal::TooLarge;
+using internal::TooLargeMessage;
 
 std::string Lower(std::string s) {
   std::transform(s.begin(), s.end(), s.begin(),
@@ -107,24 +132,6 @@ std::optional<ImageHeader> TiffHeader(std::istream& in, bool little_endian) {
   }
   if (width == 0 || height == 0) return std::nullopt;
   return ImageHeader{"TIFF", width, height};
-}
-
-/// "input 'a.png' is 100000x100000 pixels (10000 MP), more than ..." (the error for a refused
-/// image or video).
-std::string TooLargeMessage(const std::string& name, std::int64_t width, std::int64_t height,
-                            std::int64_t max_pixels, const char* what) {
-  std::ostringstream text;
-  text.precision(3);
-  text << "input '" << name << "' " << what << " " << width << "x" << height << " pixels ("
-       << static_cast<double>(width) * static_cast<double>(height) / 1e6
-       << " MP), more than pipeline.max_input_pixels (" << max_pixels
-       << "); refused before decoding. Raise pipeline.max_input_pixels or shrink the input";
-  return text.str();
-}
-
-bool TooLarge(std::int64_t width, std::int64_t height, std::int64_t max_pixels) {
-  // Each side fits in 32 bits, so the product fits in 64.
-  return width > 0 && height > 0 && width * height > max_pixels;
 }
 
 /// Decodes one image file, refusing it before decoding when its header gives more than
@@ -271,6 +278,7 @@ StatusOr<std::unique_ptr<FrameSource>> OpenImages(const std::string& input,
   info.kind = kind;
   info.input = input;
   info.fps = 1;
+  info.decoder = "image";
   info.total_frames = static_cast<std::int64_t>(files.size());
   // The first usable image gives the frame size; the others become error lines later.
   Status first_error;
@@ -383,6 +391,13 @@ StatusOr<std::unique_ptr<FrameSource>> FrameSource::Open(const std::string& inpu
       return OpenImages(input, {fs::path(input)}, SourceKind::kImageFile, options.max_input_pixels);
     }
     info.kind = SourceKind::kVideoFile;
+    if (options.decoder != "opencv") {
+      bool may_fall_back = true;
+      auto av = internal::OpenAvFrameSource(input, options, &may_fall_back);
+      if (av.ok() || options.decoder == "ffmpeg" || !may_fall_back) return av;
+      std::fprintf(stderr, "roilens: %s; decoding it with OpenCV instead\n",
+                   av.status().message().c_str());
+    }
     if (!capture.open(input, cv::CAP_FFMPEG)) {
       return InvalidArgumentError("input '" + input + "': not a readable video or image");
     }
@@ -404,6 +419,7 @@ StatusOr<std::unique_ptr<FrameSource>> FrameSource::Open(const std::string& inpu
         TooLargeMessage(input, first.cols, first.rows, options.max_input_pixels, "has frames of"));
   }
   info.frame_size = first.size();
+  info.decoder = "opencv";
   info.fps = capture.get(cv::CAP_PROP_FPS);
   if (!(info.fps > 0 && info.fps < 1000)) info.fps = 25;  // unknown: a common camera rate
   if (info.kind == SourceKind::kVideoFile) {

@@ -81,6 +81,10 @@ struct PipelineConfig {
   /// Images and video frames with more pixels (width x height) than this are refused, read from
   /// the file's header before decoding; 1..kMaxInputPixelsLimit.
   std::int64_t max_input_pixels = kDefaultMaxInputPixels;
+  /// How video files are decoded: "auto" (libav, falling back to OpenCV for a file libav cannot
+  /// open), "ffmpeg" (libav only) or "opencv" (cv::VideoCapture). Cameras and stream URLs always
+  /// use cv::VideoCapture.
+  std::string decoder = "auto";
   PreprocessConfig preprocess;
   ReconnectConfig reconnect;
 };

@@ -20,6 +20,9 @@ struct SourceInfo {
   double fps = 0;                  ///< frames per second (images: 1, one frame per "second")
   std::int64_t total_frames = -1;  ///< -1 when unknown (camera, stream)
   cv::Size frame_size;             ///< size of the first frame
+  /// What decodes the frames, for logs and summary.json: "libav h264" (libavcodec/libavformat),
+  /// "opencv" (cv::VideoCapture) or "image" (cv::imread).
+  std::string decoder;
   /// True for video file / camera / stream (output is a video), false for images.
   bool video() const { return kind != SourceKind::kImageFile && kind != SourceKind::kImageFolder; }
 };
@@ -29,6 +32,12 @@ struct SourceOptions {
   /// the size comes from the file's header (ReadImageHeader) or the video's stream parameters.
   /// From the config's pipeline.max_input_pixels.
   std::int64_t max_input_pixels = kDefaultMaxInputPixels;
+  /// Video files: "auto" decodes with libavcodec/libavformat (threaded decode, time stamps from
+  /// the container) and falls back to cv::VideoCapture, with one line on stderr, for a file libav
+  /// cannot open; "ffmpeg" uses libav only (its error names the file); "opencv" uses
+  /// cv::VideoCapture (time_s = index / fps). Cameras and stream URLs always use
+  /// cv::VideoCapture. From the config's pipeline.decoder.
+  std::string decoder = "auto";
 };
 
 /// Not thread-safe: one reader.
@@ -45,7 +54,9 @@ class FrameSource {
   virtual ~FrameSource() = default;
 
   virtual const SourceInfo& info() const = 0;
-  /// The next frame (index = position in the source, from 0); nullopt at the end. A frame that
+  /// The next frame (index = position in the source, from 0); nullopt at the end. `time_s` of a
+  /// video file's frame is its presentation time stamp relative to the stream's start (libav;
+  /// variable frame-rate inputs keep their true times) or index / fps (OpenCV). A frame that
   /// cannot be decoded in the middle of the input comes back with an empty `bgr` (the pipeline
   /// turns it into error lines) and reading continues.
   virtual std::optional<FrameInput> Next() = 0;
