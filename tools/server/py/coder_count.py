@@ -231,6 +231,46 @@ def fill_holes(mask, max_area):
     return out, holes
 
 
+def holed_parts(mask, raw, holes):
+    """One part per round hole, bounded by its own rim: a disc around the hole out to where the
+    part ends (the lower third of the rim distances along 32 rays, so that neighbours touching
+    on up to two thirds of the rim do not widen it; x1.15 takes in a nut's corners). Returns
+    (pseudo-segments, the mask without those discs) so that parts without a hole touching
+    holed ones (bolts) are still found in what is left."""
+    h, w = mask.shape
+    rest = mask.copy()
+    dt = cv2.distanceTransform(mask, cv2.DIST_L2, 5)
+    dt_raw = cv2.distanceTransform((raw > 0).astype(np.uint8), cv2.DIST_L2, 5)
+    ang = np.linspace(0, 2 * math.pi, 32, endpoint=False)
+    ca, sa = np.cos(ang), np.sin(ang)
+    segs = []
+    for (hx, hy, hr) in holes:
+        reach = []
+        for c, s in zip(ca, sa):
+            r = hr + 1.0
+            while r < 8.0 * hr + 10:
+                x, y = int(round(hx + r * c)), int(round(hy + r * s))
+                if x < 0 or y < 0 or x >= w or y >= h or mask[y, x] == 0:
+                    break
+                r += 0.5
+            reach.append(r)
+        rad = 1.15 * float(np.percentile(reach, 33))
+        disc = np.zeros_like(mask)
+        cv2.circle(disc, (int(round(hx)), int(round(hy))), int(math.ceil(rad)), 1, -1)
+        part = (disc > 0) & (mask > 0)
+        ys, xs = np.nonzero(part)
+        if xs.size == 0:
+            continue
+        rest[disc > 0] = 0
+        segs.append({"soft": 0.0, "comp": -1 - len(segs), "area": int(xs.size),
+                     "thick": float(dt[part].max()), "wall": float(dt_raw[part].max()),
+                     "raw": int((raw[part] > 0).sum()), "holes": 1, "holed": True,
+                     "box": (int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1),
+                             int(ys.max() - ys.min() + 1)),
+                     "pts": np.stack([xs, ys], axis=1).astype(np.float32)})
+    return segs, rest
+
+
 def dt_peaks(dt, min_rel, min_height=0.0):
     """Significant maxima of a component's distance transform: a maximum counts when it rises
     above the saddle joining it to a higher one by at least `min_rel` of its height (and 1.5 px),
@@ -369,23 +409,16 @@ def count_parts():
     mask, holes = fill_holes(mask, 0.6 * prelim)
     mask = (cv2.morphologyEx(mask, cv2.MORPH_OPEN,
                              cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))) > 0).astype(np.uint8)
-    segs, lbl, stats = split_clusters(mask, raw, dist)
-    seg_of = np.zeros(mask.shape, np.int32)
-    for k, sg in enumerate(segs):
+    # every round hole is one holed part (nuts, washers), however its neighbours touch it; the
+    # rest of the mask (parts without a hole) is split at the necks of its distance transform
+    holed, rest = (holed_parts(mask, raw, holes) if STRATEGY.get("split", True) else ([], mask))
+    rest = (cv2.morphologyEx(rest, cv2.MORPH_OPEN,
+                             cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))) > 0).astype(np.uint8)
+    segs, lbl, stats = split_clusters(rest, raw, dist)
+    for sg in segs:
         sg["holes"] = 0
-        pts = sg["pts"].astype(int)
-        seg_of[pts[:, 1], pts[:, 0]] = k + 1
-    for (hx, hy, hr) in holes:
-        # the segment holding the ring around the hole (the filled hole itself may have become
-        # a segment of its own, or a watershed line may cross it)
-        ang = np.linspace(0, 2 * math.pi, 24, endpoint=False)
-        px = np.clip(np.round(hx + (hr + 2) * np.cos(ang)).astype(int), 0, w - 1)
-        py = np.clip(np.round(hy + (hr + 2) * np.sin(ang)).astype(int), 0, h - 1)
-        near = seg_of[py, px]
-        near = near[near > 0]
-        if near.size:
-            segs[int(np.bincount(near).argmax()) - 1]["holes"] += 1
-    segs = [s for s in segs if s["area"] >= 12]
+        sg["holed"] = False
+    segs = [s for s in segs if s["area"] >= 12] + holed
     edge = 2 + int(STRATEGY.get("smooth", 1.5))  # blur and opening eat an edge pixel or two
     for s in segs:
         x, y, bw, bh = s["box"]
@@ -396,9 +429,9 @@ def count_parts():
         # arc, a bolt's head) is at least about a third of a typical part's.
         walls = [s["wall"] for s in segs if not s["on_border"]] or [s["wall"] for s in segs]
         w1 = float(np.median(walls))
-        segs = [s for s in segs if s["wall"] >= 0.35 * w1]
+        segs = [s for s in segs if s["holed"] or s["wall"] >= 0.35 * w1]
         # a piece that is mostly a filled hole is its neighbour's hole, not a part
-        segs = [s for s in segs if s["raw"] >= 0.25 * s["area"]]
+        segs = [s for s in segs if s["holed"] or s["raw"] >= 0.25 * s["area"]]
     objects = []
     evidence = {"ambiguous": 0, "splits": 0}
     if segs:
@@ -418,10 +451,8 @@ def count_parts():
             scale = max(1.0, s["thick"] / h1)
             ratio = s["area"] / (a_hi * scale * scale)  # parts of this thickness the area holds
             n = max(1, int(math.floor(ratio + 0.3)))  # 1.7 typical areas make two parts
-            if not STRATEGY.get("split", True):
-                n = 1
-            elif s["holes"] > n:
-                n = s["holes"]  # every round hole is a holed part: nuts and washers in a cluster
+            if not STRATEGY.get("split", True) or s["holed"]:
+                n = 1  # a holed part is one part (its disc was cut to its own rim)
             margin = abs(ratio + 0.3 - round(ratio + 0.3))  # distance to a decision boundary
             score = clamp01(0.5 + margin * 1.6) if n > 1 or ratio > 1.2 else 0.95
             if on_border and s["raw"] < 0.8 * r1:
