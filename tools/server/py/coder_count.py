@@ -369,6 +369,57 @@ def split_clusters(mask, raw, dist):
     return segs, lbl, stats
 
 
+def merge_fragments(segs, shape, a1, a_hi):
+    """A piece that the distance transform cut off a larger blob and that is less than half a
+    typical part (a bolt's shaft beside its head, the tail of a part under glare) is no part of
+    its own: it joins the piece of the same blob it shares most boundary with, when the two
+    together are no larger than a large single part. Parts on their
+    own (a blob of one piece) are not touched, so small kinds in a mixed tray still count."""
+    lab = np.zeros(shape, np.int32)
+    for k, sg in enumerate(segs):
+        p = sg["pts"].astype(int)
+        lab[p[:, 1], p[:, 0]] = k + 1
+    alive = [True] * len(segs)
+    k3 = np.ones((5, 5), np.uint8)
+    while True:
+        small = [k for k, sg in enumerate(segs) if alive[k] and not sg["holed"]
+                 and sg["area"] < 0.5 * a1]
+        merged = False
+        for k in sorted(small, key=lambda k: segs[k]["area"]):
+            sg = segs[k]
+            x, y, bw, bh = sg["box"]
+            x0, y0 = max(0, x - 3), max(0, y - 3)
+            win = lab[y0:y + bh + 3, x0:x + bw + 3]
+            me = (win == k + 1).astype(np.uint8)
+            ring = (cv2.dilate(me, k3) > 0) & (me == 0)
+            nb = win[ring]
+            nb = nb[nb > 0] - 1
+            # only into a piece that stays within one large part's area with it: a fragment
+            # between two whole parts is not one of them
+            nb = [j for j in nb if alive[j] and segs[j]["comp"] == sg["comp"] and not segs[j]["holed"]
+                  and segs[j]["area"] + sg["area"] <= 1.3 * a_hi]
+            if not nb:
+                continue
+            j = int(np.bincount(nb).argmax())
+            o = segs[j]
+            bx0, by0 = min(o["box"][0], x), min(o["box"][1], y)
+            bx1 = max(o["box"][0] + o["box"][2], x + bw)
+            by1 = max(o["box"][1] + o["box"][3], y + bh)
+            o.update({"area": o["area"] + sg["area"], "raw": o["raw"] + sg["raw"],
+                      "thick": max(o["thick"], sg["thick"]), "wall": max(o["wall"], sg["wall"]),
+                      "soft": min(o["soft"], sg["soft"]), "box": (bx0, by0, bx1 - bx0, by1 - by0),
+                      "pts": np.concatenate([o["pts"], sg["pts"]]),
+                      "merged": o.get("merged", 0) + 1})
+            p = sg["pts"].astype(int)
+            lab[p[:, 1], p[:, 0]] = j + 1
+            alive[k] = False
+            merged = True
+            break
+        if not merged:
+            break
+    return [sg for k, sg in enumerate(segs) if alive[k]]
+
+
 def typical(segs):
     """Area and thickness of a typical single part: medians over the segments, then over those
     within a factor of two of the first median (so clusters and specks do not drag it). Parts
@@ -436,6 +487,9 @@ def count_parts():
     evidence = {"ambiguous": 0, "splits": 0}
     if segs:
         a1, h1, r1, a_hi = typical(segs)
+        if STRATEGY.get("split", True):
+            segs = merge_fragments(segs, mask.shape, a1, a_hi)
+            a1, h1, r1, a_hi = typical(segs)
         for s in segs:
             x, y, bw, bh = s["box"]
             on_border = s["on_border"]
