@@ -231,7 +231,17 @@ def fill_holes(mask, max_area):
     return out, holes
 
 
-def holed_parts(mask, raw, holes):
+def rim_softness(dist, grad, outline, sel):
+    """Edge width in px of the pixels `sel`: their median contrast over the gradient on the
+    sharpest fifth of their outline. A part's rim is as sharp as the optics, glare and shading
+    fade over many pixels."""
+    rim = grad[sel & outline]
+    if not rim.size:
+        return 0.0
+    return float(np.median(dist[sel])) / max(float(np.percentile(rim, 80)), 1e-6)
+
+
+def holed_parts(mask, raw, holes, dist):
     """One part per round hole, bounded by its own rim: a disc around the hole out to where the
     part ends (the lower third of the rim distances along 32 rays, so that neighbours touching
     on up to two thirds of the rim do not widen it; x1.15 takes in a nut's corners). Returns
@@ -243,6 +253,10 @@ def holed_parts(mask, raw, holes):
     dt_raw = cv2.distanceTransform((raw > 0).astype(np.uint8), cv2.DIST_L2, 5)
     ang = np.linspace(0, 2 * math.pi, 32, endpoint=False)
     ca, sa = np.cos(ang), np.sin(ang)
+    gx = cv2.Sobel(dist, cv2.CV_32F, 1, 0)
+    gy = cv2.Sobel(dist, cv2.CV_32F, 0, 1)
+    grad = np.sqrt(gx * gx + gy * gy) / 8.0
+    outline = (mask > 0) & (cv2.erode(mask, np.ones((3, 3), np.uint8)) == 0)
     segs = []
     for (hx, hy, hr) in holes:
         reach = []
@@ -262,7 +276,7 @@ def holed_parts(mask, raw, holes):
         if xs.size == 0:
             continue
         rest[disc > 0] = 0
-        segs.append({"soft": 0.0, "comp": -1 - len(segs), "area": int(xs.size),
+        segs.append({"soft": rim_softness(dist, grad, outline, part), "comp": -1 - len(segs), "area": int(xs.size),
                      "thick": float(dt[part].max()), "wall": float(dt_raw[part].max()),
                      "raw": int((raw[part] > 0).sum()), "holes": 1, "holed": True,
                      "box": (int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1),
@@ -462,7 +476,7 @@ def count_parts():
                              cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))) > 0).astype(np.uint8)
     # every round hole is one holed part (nuts, washers), however its neighbours touch it; the
     # rest of the mask (parts without a hole) is split at the necks of its distance transform
-    holed, rest = (holed_parts(mask, raw, holes) if STRATEGY.get("split", True) else ([], mask))
+    holed, rest = (holed_parts(mask, raw, holes, dist) if STRATEGY.get("split", True) else ([], mask))
     rest = (cv2.morphologyEx(rest, cv2.MORPH_OPEN,
                              cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))) > 0).astype(np.uint8)
     segs, lbl, stats = split_clusters(rest, raw, dist)
@@ -483,6 +497,11 @@ def count_parts():
         segs = [s for s in segs if s["holed"] or s["wall"] >= 0.35 * w1]
         # a piece that is mostly a filled hole is its neighbour's hole, not a part
         segs = [s for s in segs if s["holed"] or s["raw"] >= 0.25 * s["area"]]
+        # Glare and light pools fade out over many pixels while every part in one image has a
+        # rim as sharp as the same optics make it: a piece whose edge is more than twice as wide
+        # as the median piece's (and wider than 4 px) is lighting, not a part.
+        soft_med = float(np.median([s["soft"] for s in segs])) if segs else 0.0
+        segs = [s for s in segs if not (s["soft"] > 2.0 * soft_med and s["soft"] > 4.0)]
     objects = []
     evidence = {"ambiguous": 0, "splits": 0}
     if segs:
@@ -511,7 +530,7 @@ def count_parts():
             score = clamp01(0.5 + margin * 1.6) if n > 1 or ratio > 1.2 else 0.95
             if on_border and s["raw"] < 0.8 * r1:
                 score = min(score, 0.6)  # close to the border rule's decision
-            if s["soft"] > 9.0 * max(6.0, 0.2 * 2.0 * h1):
+            if s["soft"] > 1.5 * soft_med and s["soft"] > 4.0:
                 score = min(score, 0.6)  # a soft rim: glare or shading may have made it
             s["score"] = score
             if score < 0.8:
