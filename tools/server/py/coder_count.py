@@ -228,6 +228,11 @@ def fill_holes(mask, max_area):
             if a >= 0.5 * math.pi * rad * rad:
                 holes.append((float(cents[i][0]), float(cents[i][1]), float(rad)))
         out[lbl == i] = 1
+    # a gap between three touching parts can pass for a small round hole: a part's hole is not
+    # much smaller than the typical hole (area under a third of the median hole's is a gap)
+    if len(holes) >= 3:
+        med = float(np.median([r for (_, _, r) in holes]))
+        holes = [hl for hl in holes if hl[2] >= 0.58 * med]
     return out, holes
 
 
