@@ -526,13 +526,18 @@ def count_parts():
                 continue
             if s["area"] < 0.15 * a1:
                 continue
-            scale = max(1.0, s["thick"] / h1)
+            # a thicker piece is a larger part of its kind (its area scales with the square),
+            # but only beyond the spread of one kind's thickness: two parts lying across each
+            # other are a little thicker where they cross and still two parts
+            scale = max(1.0, s["thick"] / (1.15 * h1))
             ratio = s["area"] / (a_hi * scale * scale)  # parts of this thickness the area holds
             n = max(1, int(math.floor(ratio + 0.3)))  # 1.7 typical areas make two parts
             if not STRATEGY.get("split", True) or s["holed"]:
                 n = 1  # a holed part is one part (its disc was cut to its own rim)
             margin = abs(ratio + 0.3 - round(ratio + 0.3))  # distance to a decision boundary
-            score = clamp01(0.5 + margin * 1.6) if n > 1 or ratio > 1.2 else 0.95
+            # within a fifth of a part's area of the decision: the spread of single parts' areas
+            # could tip it either way
+            score = clamp01(0.5 + margin * 1.0) if n > 1 or ratio > 1.2 else 0.95
             if on_border and s["raw"] < 0.8 * r1:
                 score = min(score, 0.6)  # close to the border rule's decision
             if s["soft"] > 1.5 * soft_med and s["soft"] > 4.0:
