@@ -439,6 +439,23 @@ def merge_fragments(segs, shape, a1, a_hi):
     return [sg for k, sg in enumerate(segs) if alive[k]]
 
 
+def elongation(sg):
+    """Length over width of a piece's minimum-area rectangle."""
+    (_, _), (a, b), _ = cv2.minAreaRect(sg["pts"])
+    return max(a, b) / max(1.0, min(a, b))
+
+
+def similar(s, t):
+    """Two pieces alike in area (25%), thickness (20%) and elongation (25%): the same kind."""
+    if "elong" not in s:
+        s["elong"] = elongation(s)
+    if "elong" not in t:
+        t["elong"] = elongation(t)
+    return (abs(s["area"] - t["area"]) <= 0.25 * max(s["area"], t["area"])
+            and abs(s["thick"] - t["thick"]) <= 0.2 * max(s["thick"], t["thick"])
+            and abs(s["elong"] - t["elong"]) <= 0.25 * max(s["elong"], t["elong"]))
+
+
 def typical(segs):
     """Area and thickness of a typical single part: medians over the segments, then over those
     within a factor of two of the first median (so clusters and specks do not drag it). Parts
@@ -532,12 +549,22 @@ def count_parts():
             scale = max(1.0, s["thick"] / (1.15 * h1))
             ratio = s["area"] / (a_hi * scale * scale)  # parts of this thickness the area holds
             n = max(1, int(math.floor(ratio + 0.3)))  # 1.7 typical areas make two parts
+            kin = 0
             if not STRATEGY.get("split", True) or s["holed"]:
                 n = 1  # a holed part is one part (its disc was cut to its own rim)
+            elif n > 1:
+                # a large piece without a neck is a larger kind of part when the tray holds
+                # others like it (same area, thickness and elongation): in a mixed tray a bolt
+                # is not two nuts
+                kin = sum(1 for t in segs if t is not s and similar(s, t))
+                if kin:
+                    n = 1
             margin = abs(ratio + 0.3 - round(ratio + 0.3))  # distance to a decision boundary
             # within a fifth of a part's area of the decision: the spread of single parts' areas
             # could tip it either way
             score = clamp01(0.5 + margin * 1.0) if n > 1 or ratio > 1.2 else 0.95
+            if kin:
+                score = 0.9 if kin >= 2 else 0.7  # one look-alike could be a second cluster
             if on_border and s["raw"] < 0.8 * r1:
                 score = min(score, 0.6)  # close to the border rule's decision
             if s["soft"] > 1.5 * soft_med and s["soft"] > 4.0:
