@@ -456,6 +456,14 @@ def similar(s, t):
             and abs(s["elong"] - t["elong"]) <= 0.25 * max(s["elong"], t["elong"]))
 
 
+def hull_area(sg):
+    """Area of a piece's convex hull (px): what a part covers, its hole or the notch a border
+    cut leaves in it included."""
+    if "hull" not in sg:
+        sg["hull"] = float(cv2.contourArea(cv2.convexHull(sg["pts"]))) + 0.5 * len(sg["pts"]) ** 0.5
+    return sg["hull"]
+
+
 def typical(segs):
     """Area and thickness of a typical single part: medians over the segments, then over those
     within a factor of two of the first median (so clusters and specks do not drag it). Parts
@@ -523,14 +531,25 @@ def count_parts():
         # rim as sharp as the same optics make it: a piece whose edge is more than twice as wide
         # as the median piece's (and wider than 4 px) is lighting, not a part.
         soft_med = float(np.median([s["soft"] for s in segs])) if segs else 0.0
+        glare = [s for s in segs if s["soft"] > 2.0 * soft_med and s["soft"] > 4.0]
         segs = [s for s in segs if not (s["soft"] > 2.0 * soft_med and s["soft"] > 4.0)]
     objects = []
-    evidence = {"ambiguous": 0, "splits": 0}
+    # decisions the count rests on: close ones lower the confidence, whichever way they went
+    evidence = {"ambiguous": 0, "splits": 0, "near_miss": 0}
+    if segs:
+        # a part-sized piece dropped as glare with a rim not far beyond the limit may be a part
+        # under a highlight
+        a_med = float(np.median([s["area"] for s in segs]))
+        evidence["near_miss"] += sum(1 for s in glare
+                                     if s["soft"] <= 3.0 * soft_med and s["area"] >= 0.5 * a_med)
     if segs:
         a1, h1, r1, a_hi = typical(segs)
         if STRATEGY.get("split", True):
             segs = merge_fragments(segs, mask.shape, a1, a_hi)
             a1, h1, r1, a_hi = typical(segs)
+        whole = [t for t in segs if not t["on_border"]] or segs
+        c1 = float(np.median([hull_area(t) for t in whole if 0.5 * a1 <= t["area"] <= 2.0 * a1]
+                             or [hull_area(t) for t in whole]))
         for s in segs:
             x, y, bw, bh = s["box"]
             on_border = s["on_border"]
@@ -539,7 +558,12 @@ def count_parts():
             # no longer encloses; 0.45: the cut outline loses a pixel or so to the blur that a
             # whole part's does not); elsewhere anything above 15% of it counts (small kinds in a
             # mixed tray), smaller specks are noise.
-            if on_border and s["raw"] < 0.45 * r1:
+            # (or its convex hull at least half a typical one's: a cut nut or washer loses more
+            # of its ring than of its cover, its hole being open to the border)
+            seen = max(s["raw"] / (0.9 * r1), hull_area(s) / c1) if on_border else 1.0
+            if seen < 0.5:
+                if seen >= 0.33:
+                    evidence["near_miss"] += 1  # close to the border rule's decision
                 continue
             if s["area"] < 0.15 * a1:
                 continue
@@ -564,8 +588,10 @@ def count_parts():
             # could tip it either way
             score = clamp01(0.5 + margin * 1.0) if n > 1 or ratio > 1.2 else 0.95
             if kin:
-                score = 0.9 if kin >= 2 else 0.7  # one look-alike could be a second cluster
-            if on_border and s["raw"] < 0.8 * r1:
+                score = 0.7  # look-alikes could be clusters like it
+            if s.get("merged") and s["area"] > 1.1 * a1:
+                score = min(score, 0.7)  # fragments joined into more than a typical part
+            if seen < 0.85:
                 score = min(score, 0.6)  # close to the border rule's decision
             if s["soft"] > 1.5 * soft_med and s["soft"] > 4.0:
                 score = min(score, 0.6)  # a soft rim: glare or shading may have made it
@@ -603,7 +629,7 @@ def count_parts():
         conf = 0.97
         conf -= 0.25 * min(1.0, max(0.0, agree - 0.5))
         conf -= 0.5 * min(1.0, max(0.0, spread - 0.3))
-        conf -= 0.12 * evidence["ambiguous"]
+        conf -= 0.12 * (evidence["ambiguous"] + evidence["near_miss"])
         # every blob that had to be split into parts is a decision the count rests on: one
         # split by area alone (no neck between the parts) weighs most; one at necks weighs
         # little when every piece looks like a single part (area within 35% of the typical
