@@ -513,7 +513,14 @@ def count_in(work):
     """One read of the (working size) image: returns (objects, confidence)."""
     h, w = work.shape[:2]
     mask, dist, thr = segment(work)
+    before = mask
     mask = drop_soft_blobs(mask, dist)
+    # a part-sized blob dropped for its soft rim may be a part inside a glare spot: a decision
+    # the count rests on
+    _, _, st_d, _ = cv2.connectedComponentsWithStats(((before > 0) & (mask == 0)).astype(np.uint8), 8)
+    _, _, st_k, _ = cv2.connectedComponentsWithStats(mask, 8)
+    kept = st_k[1:, cv2.CC_STAT_AREA]
+    soft_drops = int((st_d[1:, cv2.CC_STAT_AREA] >= 0.5 * float(np.median(kept))).sum()) if len(kept) else 0
     n0, _, st0, _ = cv2.connectedComponentsWithStats(mask, 8)
     comp_areas = st0[1:, cv2.CC_STAT_AREA]
     big = comp_areas[comp_areas >= 20]
@@ -555,7 +562,7 @@ def count_in(work):
         segs = [s for s in segs if not (s["soft"] > 2.0 * soft_med and s["soft"] > 4.0)]
     objects = []
     # decisions the count rests on: close ones lower the confidence, whichever way they went
-    evidence = {"ambiguous": 0, "splits": 0, "near_miss": 0}
+    evidence = {"ambiguous": 0, "splits": 0, "near_miss": 0, "soft_drops": soft_drops}
     if segs:
         # a part-sized piece dropped as glare with a rim not far beyond the limit may be a part
         # under a highlight
@@ -650,6 +657,7 @@ def count_in(work):
         conf -= 0.25 * min(1.0, max(0.0, agree - 0.5))
         conf -= 0.5 * min(1.0, max(0.0, spread - 0.3))
         conf -= 0.12 * (evidence["ambiguous"] + evidence["near_miss"])
+        conf -= 0.2 * evidence["soft_drops"]  # a part under glare would be lost whole
         # every blob that had to be split into parts is a decision the count rests on: one
         # split by area alone (no neck between the parts) weighs most; one at necks weighs
         # little when every piece looks like a single part (area within 35% of the typical
