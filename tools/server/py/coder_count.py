@@ -228,7 +228,66 @@ def fill_holes(mask, max_area):
             if a >= 0.5 * math.pi * rad * rad:
                 holes.append((float(cents[i][0]), float(cents[i][1]), float(rad)))
         out[lbl == i] = 1
+    # a gap between three touching parts can pass for a small round hole: a part's hole is not
+    # much smaller than the typical hole (area under a third of the median hole's is a gap)
+    if len(holes) >= 3:
+        med = float(np.median([r for (_, _, r) in holes]))
+        holes = [hl for hl in holes if hl[2] >= 0.58 * med]
     return out, holes
+
+
+def rim_softness(dist, grad, outline, sel):
+    """Edge width in px of the pixels `sel`: their median contrast over the gradient on the
+    sharpest fifth of their outline. A part's rim is as sharp as the optics, glare and shading
+    fade over many pixels."""
+    rim = grad[sel & outline]
+    if not rim.size:
+        return 0.0
+    return float(np.median(dist[sel])) / max(float(np.percentile(rim, 80)), 1e-6)
+
+
+def holed_parts(mask, raw, holes, dist):
+    """One part per round hole, bounded by its own rim: a disc around the hole out to where the
+    part ends (the lower third of the rim distances along 32 rays, so that neighbours touching
+    on up to two thirds of the rim do not widen it; x1.15 takes in a nut's corners). Returns
+    (pseudo-segments, the mask without those discs) so that parts without a hole touching
+    holed ones (bolts) are still found in what is left."""
+    h, w = mask.shape
+    rest = mask.copy()
+    dt = cv2.distanceTransform(mask, cv2.DIST_L2, 5)
+    dt_raw = cv2.distanceTransform((raw > 0).astype(np.uint8), cv2.DIST_L2, 5)
+    ang = np.linspace(0, 2 * math.pi, 32, endpoint=False)
+    ca, sa = np.cos(ang), np.sin(ang)
+    gx = cv2.Sobel(dist, cv2.CV_32F, 1, 0)
+    gy = cv2.Sobel(dist, cv2.CV_32F, 0, 1)
+    grad = np.sqrt(gx * gx + gy * gy) / 8.0
+    outline = (mask > 0) & (cv2.erode(mask, np.ones((3, 3), np.uint8)) == 0)
+    segs = []
+    for (hx, hy, hr) in holes:
+        reach = []
+        for c, s in zip(ca, sa):
+            r = hr + 1.0
+            while r < 8.0 * hr + 10:
+                x, y = int(round(hx + r * c)), int(round(hy + r * s))
+                if x < 0 or y < 0 or x >= w or y >= h or mask[y, x] == 0:
+                    break
+                r += 0.5
+            reach.append(r)
+        rad = 1.15 * float(np.percentile(reach, 33))
+        disc = np.zeros_like(mask)
+        cv2.circle(disc, (int(round(hx)), int(round(hy))), int(math.ceil(rad)), 1, -1)
+        part = (disc > 0) & (mask > 0)
+        ys, xs = np.nonzero(part)
+        if xs.size == 0:
+            continue
+        rest[disc > 0] = 0
+        segs.append({"soft": rim_softness(dist, grad, outline, part), "comp": -1 - len(segs), "area": int(xs.size),
+                     "thick": float(dt[part].max()), "wall": float(dt_raw[part].max()),
+                     "raw": int((raw[part] > 0).sum()), "holes": 1, "holed": True,
+                     "box": (int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1),
+                             int(ys.max() - ys.min() + 1)),
+                     "pts": np.stack([xs, ys], axis=1).astype(np.float32)})
+    return segs, rest
 
 
 def dt_peaks(dt, min_rel, min_height=0.0):
@@ -329,6 +388,82 @@ def split_clusters(mask, raw, dist):
     return segs, lbl, stats
 
 
+def merge_fragments(segs, shape, a1, a_hi):
+    """A piece that the distance transform cut off a larger blob and that is less than half a
+    typical part (a bolt's shaft beside its head, the tail of a part under glare) is no part of
+    its own: it joins the piece of the same blob it shares most boundary with, when the two
+    together are no larger than a large single part. Parts on their
+    own (a blob of one piece) are not touched, so small kinds in a mixed tray still count."""
+    lab = np.zeros(shape, np.int32)
+    for k, sg in enumerate(segs):
+        p = sg["pts"].astype(int)
+        lab[p[:, 1], p[:, 0]] = k + 1
+    alive = [True] * len(segs)
+    k3 = np.ones((5, 5), np.uint8)
+    while True:
+        small = [k for k, sg in enumerate(segs) if alive[k] and not sg["holed"]
+                 and sg["area"] < 0.5 * a1]
+        merged = False
+        for k in sorted(small, key=lambda k: segs[k]["area"]):
+            sg = segs[k]
+            x, y, bw, bh = sg["box"]
+            x0, y0 = max(0, x - 3), max(0, y - 3)
+            win = lab[y0:y + bh + 3, x0:x + bw + 3]
+            me = (win == k + 1).astype(np.uint8)
+            ring = (cv2.dilate(me, k3) > 0) & (me == 0)
+            nb = win[ring]
+            nb = nb[nb > 0] - 1
+            # only into a piece that stays within one large part's area with it: a fragment
+            # between two whole parts is not one of them
+            nb = [j for j in nb if alive[j] and segs[j]["comp"] == sg["comp"] and not segs[j]["holed"]
+                  and segs[j]["area"] + sg["area"] <= 1.3 * a_hi]
+            if not nb:
+                continue
+            j = int(np.bincount(nb).argmax())
+            o = segs[j]
+            bx0, by0 = min(o["box"][0], x), min(o["box"][1], y)
+            bx1 = max(o["box"][0] + o["box"][2], x + bw)
+            by1 = max(o["box"][1] + o["box"][3], y + bh)
+            o.update({"area": o["area"] + sg["area"], "raw": o["raw"] + sg["raw"],
+                      "thick": max(o["thick"], sg["thick"]), "wall": max(o["wall"], sg["wall"]),
+                      "soft": min(o["soft"], sg["soft"]), "box": (bx0, by0, bx1 - bx0, by1 - by0),
+                      "pts": np.concatenate([o["pts"], sg["pts"]]),
+                      "merged": o.get("merged", 0) + 1})
+            p = sg["pts"].astype(int)
+            lab[p[:, 1], p[:, 0]] = j + 1
+            alive[k] = False
+            merged = True
+            break
+        if not merged:
+            break
+    return [sg for k, sg in enumerate(segs) if alive[k]]
+
+
+def elongation(sg):
+    """Length over width of a piece's minimum-area rectangle."""
+    (_, _), (a, b), _ = cv2.minAreaRect(sg["pts"])
+    return max(a, b) / max(1.0, min(a, b))
+
+
+def similar(s, t):
+    """Two pieces alike in area (25%), thickness (20%) and elongation (25%): the same kind."""
+    if "elong" not in s:
+        s["elong"] = elongation(s)
+    if "elong" not in t:
+        t["elong"] = elongation(t)
+    return (abs(s["area"] - t["area"]) <= 0.25 * max(s["area"], t["area"])
+            and abs(s["thick"] - t["thick"]) <= 0.2 * max(s["thick"], t["thick"])
+            and abs(s["elong"] - t["elong"]) <= 0.25 * max(s["elong"], t["elong"]))
+
+
+def hull_area(sg):
+    """Area of a piece's convex hull (px): what a part covers, its hole or the notch a border
+    cut leaves in it included."""
+    if "hull" not in sg:
+        sg["hull"] = float(cv2.contourArea(cv2.convexHull(sg["pts"]))) + 0.5 * len(sg["pts"]) ** 0.5
+    return sg["hull"]
+
+
 def typical(segs):
     """Area and thickness of a typical single part: medians over the segments, then over those
     within a factor of two of the first median (so clusters and specks do not drag it). Parts
@@ -356,9 +491,36 @@ def count_parts():
         work = cv2.resize(img, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
     else:
         work = img
+    objects, conf = count_in(work)
+    # A second read: the same image smoothed 1.4 times as much (another effective zoom). The
+    # count is the first read's; when the two disagree, it rests on details that smoothing
+    # changes and is not trustworthy.
+    if STRATEGY.get("split", True) and STRATEGY.get("second_read", True):
+        first = dict(STRATEGY)
+        STRATEGY["smooth"] = 1.4 * float(first.get("smooth", 1.5))
+        try:
+            other, _ = count_in(work)
+        finally:
+            STRATEGY.clear()
+            STRATEGY.update(first)
+        if len(other) != len(objects):
+            conf = min(conf, 0.5)
+    count = len(objects)
+    finish(img, name, f, objects, count, conf)
+
+
+def count_in(work):
+    """One read of the (working size) image: returns (objects, confidence)."""
     h, w = work.shape[:2]
     mask, dist, thr = segment(work)
+    before = mask
     mask = drop_soft_blobs(mask, dist)
+    # a part-sized blob dropped for its soft rim may be a part inside a glare spot: a decision
+    # the count rests on
+    _, _, st_d, _ = cv2.connectedComponentsWithStats(((before > 0) & (mask == 0)).astype(np.uint8), 8)
+    _, _, st_k, _ = cv2.connectedComponentsWithStats(mask, 8)
+    kept = st_k[1:, cv2.CC_STAT_AREA]
+    soft_drops = int((st_d[1:, cv2.CC_STAT_AREA] >= 0.5 * float(np.median(kept))).sum()) if len(kept) else 0
     n0, _, st0, _ = cv2.connectedComponentsWithStats(mask, 8)
     comp_areas = st0[1:, cv2.CC_STAT_AREA]
     big = comp_areas[comp_areas >= 20]
@@ -369,23 +531,16 @@ def count_parts():
     mask, holes = fill_holes(mask, 0.6 * prelim)
     mask = (cv2.morphologyEx(mask, cv2.MORPH_OPEN,
                              cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))) > 0).astype(np.uint8)
-    segs, lbl, stats = split_clusters(mask, raw, dist)
-    seg_of = np.zeros(mask.shape, np.int32)
-    for k, sg in enumerate(segs):
+    # every round hole is one holed part (nuts, washers), however its neighbours touch it; the
+    # rest of the mask (parts without a hole) is split at the necks of its distance transform
+    holed, rest = (holed_parts(mask, raw, holes, dist) if STRATEGY.get("split", True) else ([], mask))
+    rest = (cv2.morphologyEx(rest, cv2.MORPH_OPEN,
+                             cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))) > 0).astype(np.uint8)
+    segs, lbl, stats = split_clusters(rest, raw, dist)
+    for sg in segs:
         sg["holes"] = 0
-        pts = sg["pts"].astype(int)
-        seg_of[pts[:, 1], pts[:, 0]] = k + 1
-    for (hx, hy, hr) in holes:
-        # the segment holding the ring around the hole (the filled hole itself may have become
-        # a segment of its own, or a watershed line may cross it)
-        ang = np.linspace(0, 2 * math.pi, 24, endpoint=False)
-        px = np.clip(np.round(hx + (hr + 2) * np.cos(ang)).astype(int), 0, w - 1)
-        py = np.clip(np.round(hy + (hr + 2) * np.sin(ang)).astype(int), 0, h - 1)
-        near = seg_of[py, px]
-        near = near[near > 0]
-        if near.size:
-            segs[int(np.bincount(near).argmax()) - 1]["holes"] += 1
-    segs = [s for s in segs if s["area"] >= 12]
+        sg["holed"] = False
+    segs = [s for s in segs if s["area"] >= 12] + holed
     edge = 2 + int(STRATEGY.get("smooth", 1.5))  # blur and opening eat an edge pixel or two
     for s in segs:
         x, y, bw, bh = s["box"]
@@ -396,13 +551,32 @@ def count_parts():
         # arc, a bolt's head) is at least about a third of a typical part's.
         walls = [s["wall"] for s in segs if not s["on_border"]] or [s["wall"] for s in segs]
         w1 = float(np.median(walls))
-        segs = [s for s in segs if s["wall"] >= 0.35 * w1]
+        segs = [s for s in segs if s["holed"] or s["wall"] >= 0.35 * w1]
         # a piece that is mostly a filled hole is its neighbour's hole, not a part
-        segs = [s for s in segs if s["raw"] >= 0.25 * s["area"]]
+        segs = [s for s in segs if s["holed"] or s["raw"] >= 0.25 * s["area"]]
+        # Glare and light pools fade out over many pixels while every part in one image has a
+        # rim as sharp as the same optics make it: a piece whose edge is more than twice as wide
+        # as the median piece's (and wider than 4 px) is lighting, not a part.
+        soft_med = float(np.median([s["soft"] for s in segs])) if segs else 0.0
+        glare = [s for s in segs if s["soft"] > 2.0 * soft_med and s["soft"] > 4.0]
+        segs = [s for s in segs if not (s["soft"] > 2.0 * soft_med and s["soft"] > 4.0)]
     objects = []
-    evidence = {"ambiguous": 0, "splits": 0}
+    # decisions the count rests on: close ones lower the confidence, whichever way they went
+    evidence = {"ambiguous": 0, "splits": 0, "near_miss": 0, "soft_drops": soft_drops}
+    if segs:
+        # a part-sized piece dropped as glare with a rim not far beyond the limit may be a part
+        # under a highlight
+        a_med = float(np.median([s["area"] for s in segs]))
+        evidence["near_miss"] += sum(1 for s in glare
+                                     if s["soft"] <= 3.0 * soft_med and s["area"] >= 0.5 * a_med)
     if segs:
         a1, h1, r1, a_hi = typical(segs)
+        if STRATEGY.get("split", True):
+            segs = merge_fragments(segs, mask.shape, a1, a_hi)
+            a1, h1, r1, a_hi = typical(segs)
+        whole = [t for t in segs if not t["on_border"]] or segs
+        c1 = float(np.median([hull_area(t) for t in whole if 0.5 * a1 <= t["area"] <= 2.0 * a1]
+                             or [hull_area(t) for t in whole]))
         for s in segs:
             x, y, bw, bh = s["box"]
             on_border = s["on_border"]
@@ -411,22 +585,42 @@ def count_parts():
             # no longer encloses; 0.45: the cut outline loses a pixel or so to the blur that a
             # whole part's does not); elsewhere anything above 15% of it counts (small kinds in a
             # mixed tray), smaller specks are noise.
-            if on_border and s["raw"] < 0.45 * r1:
+            # (or its convex hull at least half a typical one's: a cut nut or washer loses more
+            # of its ring than of its cover, its hole being open to the border)
+            seen = max(s["raw"] / (0.9 * r1), hull_area(s) / c1) if on_border else 1.0
+            if seen < 0.5:
+                if seen >= 0.33:
+                    evidence["near_miss"] += 1  # close to the border rule's decision
                 continue
             if s["area"] < 0.15 * a1:
                 continue
-            scale = max(1.0, s["thick"] / h1)
+            # a thicker piece is a larger part of its kind (its area scales with the square),
+            # but only beyond the spread of one kind's thickness: two parts lying across each
+            # other are a little thicker where they cross and still two parts
+            scale = max(1.0, s["thick"] / (1.15 * h1))
             ratio = s["area"] / (a_hi * scale * scale)  # parts of this thickness the area holds
             n = max(1, int(math.floor(ratio + 0.3)))  # 1.7 typical areas make two parts
-            if not STRATEGY.get("split", True):
-                n = 1
-            elif s["holes"] > n:
-                n = s["holes"]  # every round hole is a holed part: nuts and washers in a cluster
+            kin = 0
+            if not STRATEGY.get("split", True) or s["holed"]:
+                n = 1  # a holed part is one part (its disc was cut to its own rim)
+            elif n > 1:
+                # a large piece without a neck is a larger kind of part when the tray holds
+                # others like it (same area, thickness and elongation): in a mixed tray a bolt
+                # is not two nuts
+                kin = sum(1 for t in segs if t is not s and similar(s, t))
+                if kin:
+                    n = 1
             margin = abs(ratio + 0.3 - round(ratio + 0.3))  # distance to a decision boundary
-            score = clamp01(0.5 + margin * 1.6) if n > 1 or ratio > 1.2 else 0.95
-            if on_border and s["raw"] < 0.8 * r1:
+            # within a fifth of a part's area of the decision: the spread of single parts' areas
+            # could tip it either way
+            score = clamp01(0.5 + margin * 1.0) if n > 1 or ratio > 1.2 else 0.95
+            if kin:
+                score = 0.7  # look-alikes could be clusters like it
+            if s.get("merged") and s["area"] > 1.1 * a1:
+                score = min(score, 0.7)  # fragments joined into more than a typical part
+            if seen < 0.85:
                 score = min(score, 0.6)  # close to the border rule's decision
-            if s["soft"] > 9.0 * max(6.0, 0.2 * 2.0 * h1):
+            if s["soft"] > 1.5 * soft_med and s["soft"] > 4.0:
                 score = min(score, 0.6)  # a soft rim: glare or shading may have made it
             s["score"] = score
             if score < 0.8:
@@ -462,7 +656,8 @@ def count_parts():
         conf = 0.97
         conf -= 0.25 * min(1.0, max(0.0, agree - 0.5))
         conf -= 0.5 * min(1.0, max(0.0, spread - 0.3))
-        conf -= 0.12 * evidence["ambiguous"]
+        conf -= 0.12 * (evidence["ambiguous"] + evidence["near_miss"])
+        conf -= 0.2 * evidence["soft_drops"]  # a part under glare would be lost whole
         # every blob that had to be split into parts is a decision the count rests on: one
         # split by area alone (no neck between the parts) weighs most; one at necks weighs
         # little when every piece looks like a single part (area within 35% of the typical
@@ -478,6 +673,12 @@ def count_parts():
         conf -= min(0.6, 0.22 * evidence["splits"] + necked)
         conf -= 0.3 * min(1.0, max(0.0, 2.0 - strength))
         conf = clamp01(conf)
+    return objects, conf
+
+
+def finish(img, name, f, objects, count, conf):
+    """Boxes back to the input's pixels, the annotated image and the answer line."""
+    H, W = img.shape[:2]
     # boxes in the pixels of the loaded image (drawn), then of the input as sent (reported;
     # load_input may have shrunk it)
     for o in objects:
