@@ -91,23 +91,6 @@ std::vector<std::string> Differences(const json& recorded, const json& today, do
   return out;
 }
 
-/// What the sandbox run gives back as a code_execution_result (the local backend's form):
-/// stdout, and on failure stderr and the reason.
-std::string ResultText(const backend::SandboxResult& r) {
-  std::string text = r.stdout_text;
-  if (!r.ok) {
-    if (!r.stderr_text.empty()) {
-      if (!text.empty() && text.back() != '\n') text += "\n";
-      text += r.stderr_text;
-    }
-    if (!r.error.empty()) {
-      if (!text.empty() && text.back() != '\n') text += "\n";
-      text += "Error: " + r.error;
-    }
-  }
-  return text;
-}
-
 /// The last line of `text` that parses as a JSON object (the answer line code prints).
 std::optional<json> LastJsonLine(const std::string& text) {
   std::istringstream in(text);

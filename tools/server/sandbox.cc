@@ -998,6 +998,21 @@ print(json.dumps(r))
 
 }  // namespace
 
+std::string ResultText(const SandboxResult& r) {
+  std::string text = r.stdout_text;
+  if (!r.ok) {
+    if (!r.stderr_text.empty()) {
+      if (!text.empty() && text.back() != '\n') text += "\n";
+      text += r.stderr_text;
+    }
+    if (!r.error.empty()) {
+      if (!text.empty() && text.back() != '\n') text += "\n";
+      text += "Error: " + r.error;
+    }
+  }
+  return text;
+}
+
 StatusOr<std::unique_ptr<Sandbox>> Sandbox::Create(SandboxOptions options) {
   if (options.wall_limit.count() <= 0 || options.memory_limit_bytes < (64 << 20) ||
       options.job_dir_limit_bytes < 4096 || options.output_limit_bytes < 1024 ||

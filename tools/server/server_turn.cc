@@ -143,21 +143,6 @@ std::string Truncate(const std::string& s, std::size_t n) {
   return s.size() <= n ? s : s.substr(0, n) + "...";
 }
 
-std::string ResultText(const SandboxResult& r) {
-  std::string text = r.stdout_text;
-  if (!r.ok) {
-    if (!r.stderr_text.empty()) {
-      if (!text.empty() && text.back() != '\n') text += "\n";
-      text += r.stderr_text;
-    }
-    if (!r.error.empty()) {
-      if (!text.empty() && text.back() != '\n') text += "\n";
-      text += "Error: " + r.error;
-    }
-  }
-  return text;
-}
-
 }  // namespace
 
 StatusOr<ParsedRequest> ParseCreateRequest(const Json& body, InteractionStore& store) {

@@ -55,6 +55,10 @@ struct SandboxResult {
   double elapsed_ms = 0;
 };
 
+/// The text a code_execution_result carries for `result`: stdout, and when the run failed its
+/// stderr and "Error: <reason>" on lines of their own (what the model, and a replay, compares).
+std::string ResultText(const SandboxResult& result);
+
 /// Thread-safe: Run may be called from many threads at once; jobs run concurrently up to the
 /// number of warm workers plus cold starts. Every sandbox process runs under a seccomp filter
 /// (libseccomp, applied by bwrap) that refuses namespace creation, mounts, ptrace, keyrings, BPF,
