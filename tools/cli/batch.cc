@@ -408,7 +408,9 @@ std::string RenderBatchReport(const nlohmann::json& summary, const BatchManifest
     html << "<tr><td>" << HtmlEscape(alarm.value("input", "")) << "</td><td>"
          << HtmlEscape(alarm.value("roi", "")) << "</td><td>"
          << HtmlEscape(alarm.value("alarm", "")) << "</td><td>" << Int(alarm, "frame")
-         << "</td><td>" << (alarm["value"].is_number() ? alarm["value"].dump() : "")
+         << "</td><td>"
+         << (alarm.contains("value") && alarm.at("value").is_number() ? alarm.at("value").dump()
+                                                                      : "")
          << "</td></tr>";
   }
   html << "</table></body></html>\n";
@@ -452,7 +454,10 @@ StatusOr<nlohmann::json> MergeBatch(const std::string& out_root) {
           totals[key] += Int(summary, key);
         }
         row["elapsed_s"] = summary.value("wall_time_s", 0.0);
-        if (summary["fatal_error"].is_string()) row["error"] = summary["fatal_error"];
+        // find(), not operator[]: on a const json a missing key is undefined behaviour.
+        if (auto it = summary.find("fatal_error"); it != summary.end() && it->is_string()) {
+          row["error"] = *it;
+        }
       }
       std::ifstream events(dir / manifest->alarms_name);
       std::string line;
