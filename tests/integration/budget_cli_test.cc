@@ -26,13 +26,7 @@ constexpr int kFrames = 12;
 constexpr int kRois = 3;  // the sample station's
 
 std::vector<nlohmann::json> ReadLines(const fs::path& path) {
-  std::vector<nlohmann::json> lines;
-  std::ifstream in(path);
-  std::string text;
-  while (std::getline(in, text)) {
-    if (!text.empty()) lines.push_back(nlohmann::json::parse(text));
-  }
-  return lines;
+  return testing::ReadJsonLines(path.string());
 }
 
 bool IsBudgetLine(const nlohmann::json& line) {

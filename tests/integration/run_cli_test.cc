@@ -51,13 +51,7 @@ const fs::path& Samples() {
 }
 
 std::vector<nlohmann::json> ReadLines(const fs::path& path) {
-  std::vector<nlohmann::json> lines;
-  std::ifstream in(path);
-  std::string text;
-  while (std::getline(in, text)) {
-    if (!text.empty()) lines.push_back(nlohmann::json::parse(text));
-  }
-  return lines;
+  return testing::ReadJsonLines(path.string());
 }
 
 /// Every frame x ROI exactly once, frames in order, ROIs in config order within a frame.

@@ -24,6 +24,16 @@ std::string ReadFileText(const std::string& path) {
   return s.str();
 }
 
+std::vector<nlohmann::json> ReadJsonLines(const std::string& path) {
+  std::vector<nlohmann::json> lines;
+  std::ifstream in(path);
+  std::string text;
+  while (std::getline(in, text)) {
+    if (!text.empty()) lines.push_back(nlohmann::json::parse(text));
+  }
+  return lines;
+}
+
 namespace {
 // `roilens ARGS...` for exec: the strings, and the NULL-terminated pointers into them.
 struct CliArgv {

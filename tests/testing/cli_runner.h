@@ -3,6 +3,7 @@
 
 #include <sys/types.h>
 
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -29,5 +30,9 @@ int WaitChild(pid_t pid);
 
 /// Whole file as text ("" when missing).
 std::string ReadFileText(const std::string& path);
+
+/// A JSON-lines file (results.jsonl, alarms.jsonl), one value per non-empty line; throws on a
+/// line that is not JSON. Empty when the file is missing.
+std::vector<nlohmann::json> ReadJsonLines(const std::string& path);
 
 }  // namespace roilens::testing
