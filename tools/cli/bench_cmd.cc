@@ -28,7 +28,7 @@
 
 #include "commands.h"
 #include "live_soak.h"
-#include "roilens/backend/server.h"
+#include "roilens/backend/local_pipeline.h"
 #include "roilens/client/interactions_client.h"
 #include "roilens/config/config.h"
 #include "roilens/outputs/av_video.h"
@@ -232,9 +232,9 @@ bool BenchThroughput(const BenchFlags& b) {
   backend::BackendOptions options;
   options.coder = "echo";
   options.latency = std::chrono::milliseconds(1000);
-  auto server = backend::LocalBackend::Start(options);
+  auto server = backend::StartEmbeddedBackend(options);
   if (!server.ok()) {
-    std::printf("  baseline backend failed: %s\n", server.status().message().c_str());
+    std::printf("  baseline: %s\n", server.status().message().c_str());
     return false;
   }
   auto config = LoadStationConfig((dir / "config.json").string());

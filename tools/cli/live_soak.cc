@@ -6,7 +6,7 @@
 #include <opencv2/imgproc.hpp>
 
 #include "metrics_server.h"
-#include "roilens/backend/server.h"
+#include "roilens/backend/local_pipeline.h"
 #include "roilens/config/config.h"
 #include "roilens/outputs/rotating_sink.h"
 #include "roilens/stages/pipeline.h"
@@ -45,12 +45,7 @@ StatusOr<std::vector<RssSample>> RunLiveSoak(const LiveSoakOptions& options) {
 
   backend::BackendOptions backend_options;
   backend_options.coder = "echo";
-  auto backend = backend::LocalBackend::Start(backend_options);
-  if (!backend.ok()) return backend.status();
-  PipelineOptions pipeline_options;
-  pipeline_options.base_url = (*backend)->base_url();
-  pipeline_options.api_key = "";
-  auto pipeline = Pipeline::Create(*config, pipeline_options);
+  auto pipeline = backend::CreatePipeline(*config, {}, backend_options);
   if (!pipeline.ok()) return pipeline.status();
 
   std::unique_ptr<RotatingResultsWriter> results;
