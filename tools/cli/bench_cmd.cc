@@ -37,6 +37,7 @@
 #include "roilens/stages/prompt.h"
 #include "roilens/stages/source.h"
 #include "run_cmd.h"
+#include "synthetic_station.h"
 
 extern char** environ;
 
@@ -105,27 +106,6 @@ Status WriteSyntheticVideo(const std::string& path, cv::Size size, int frames, i
   }
   (*writer)->release();
   return OkStatus();
-}
-
-std::string SyntheticConfig(const std::vector<cv::Rect>& rects, int max_in_flight) {
-  json rois = json::array();
-  for (std::size_t i = 0; i < rects.size(); ++i) {
-    const cv::Rect& r = rects[i];
-    rois.push_back({{"name", "dial" + std::to_string(i)},
-                    {"rect", {r.x, r.y, r.width, r.height}},
-                    {"task", "read_gauge"},
-                    {"gauge",
-                     {{"min_value", 0},
-                      {"max_value", 10},
-                      {"min_angle_deg", 225},
-                      {"max_angle_deg", -45},
-                      {"unit", "bar"}}}});
-  }
-  json config = {{"backend", {{"endpoint", "local"}, {"max_in_flight", max_in_flight}}},
-                 {"pipeline", {{"mode", "batch"}}},
-                 {"rois", rois},
-                 {"merge", {{"mode", "replace"}, {"labels", true}}}};
-  return config.dump(2);
 }
 
 Status WriteFile(const std::string& path, const std::string& text) {
