@@ -108,6 +108,15 @@ Status WriteSyntheticVideo(const std::string& path, cv::Size size, int frames, i
   return OkStatus();
 }
 
+/// The bench's runs: batch mode, annotated video with labels.
+std::string BenchConfig(const std::vector<cv::Rect>& dials, int max_in_flight) {
+  return SyntheticGaugeConfig({.dials = dials,
+                               .max_in_flight = max_in_flight,
+                               .mode = "batch",
+                               .merge_labels = true})
+      .dump(2);
+}
+
 Status WriteFile(const std::string& path, const std::string& text) {
   std::ofstream out(path, std::ios::binary);
   out << text;
@@ -194,7 +203,7 @@ bool BenchThroughput(const BenchFlags& b) {
     std::printf("  failed: %s\n", s.message().c_str());
     return false;
   }
-  (void)WriteFile((dir / "config.json").string(), SyntheticConfig(rects, kMaxInFlight));
+  (void)WriteFile((dir / "config.json").string(), BenchConfig(rects, kMaxInFlight));
   const auto start = Clock::now();
   auto run = Run((dir / "in.mp4").string(), (dir / "config.json").string(), (dir / "out").string(),
                  "echo", 1000, 0.0);
@@ -301,7 +310,7 @@ bool BenchFps(const BenchFlags& b) {
     std::printf("  failed: %s\n", s.message().c_str());
     return false;
   }
-  const std::string config_text = SyntheticConfig(rects, 16);
+  const std::string config_text = BenchConfig(rects, 16);
   (void)WriteFile((dir / "config.json").string(), config_text);
   auto opencv_config = json::parse(config_text);
   opencv_config["output"]["video_backend"] = "opencv";
@@ -483,7 +492,7 @@ bool BenchRss(const BenchFlags& b) {
     std::printf("  failed: %s\n", s.message().c_str());
     return false;
   }
-  (void)WriteFile((dir / "config.json").string(), SyntheticConfig(rects, 16));
+  (void)WriteFile((dir / "config.json").string(), BenchConfig(rects, 16));
   std::error_code ec;
   const std::string self = fs::read_symlink("/proc/self/exe", ec).string();
   // Each child reports its own VmHWM in summary.json. wait4's ru_maxrss would not do: Linux
