@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "roilens/backend/server.h"
+#include "roilens/backend/local_pipeline.h"
 #include "roilens/config/config.h"
 #include "roilens/stages/pipeline.h"
 #include "roilens_plugin/roilens_plugin.hpp"
@@ -59,15 +59,11 @@ double Median(std::vector<double> v) {
 
 // Seconds for the frame loop of one run (session setup excluded).
 double RunDirect(const std::string& config_text, const std::vector<cv::Mat>& frames, int n) {
-  roilens::backend::BackendOptions backend_options;
-  backend_options.coder = "echo";
-  auto backend = roilens::backend::LocalBackend::Start(backend_options);
-  if (!backend.ok()) throw std::runtime_error("backend: " + backend.status().ToString());
   auto config = roilens::ParseStationConfig(config_text);
   if (!config.ok()) throw std::runtime_error("config: " + config.status().ToString());
-  roilens::PipelineOptions options;
-  options.base_url = (*backend)->base_url();
-  auto pipeline = roilens::Pipeline::Create(std::move(*config), options);
+  roilens::backend::BackendOptions backend_options;
+  backend_options.coder = "echo";  // as the plugin session's {"coder":"echo"} starts it
+  auto pipeline = roilens::backend::CreatePipeline(std::move(*config), {}, backend_options);
   if (!pipeline.ok()) throw std::runtime_error("pipeline: " + pipeline.status().ToString());
   std::size_t checksum = 0;
   auto consume = [&](const roilens::FrameOutput& out) {

@@ -20,7 +20,7 @@
 #include <unordered_set>
 #include <utility>
 
-#include "roilens/backend/server.h"
+#include "roilens/backend/local_pipeline.h"
 #include "roilens/client/status.h"
 #include "roilens/config/config.h"
 #include "roilens/stages/pipeline.h"
@@ -176,7 +176,7 @@ class Session {
   roilens_result Take(std::int32_t timeout_ms, roilens_frame_out* out);
   roilens_result Flush();
   /// Stops everything: drains the pipeline, drops untaken frames, wakes blocked take() calls,
-  /// waits for the other calls in progress to leave, then stops the pipeline and the backend.
+  /// waits for the other calls in progress to leave, then stops the pipeline (and its backend).
   void Close();
 
  private:
@@ -186,8 +186,7 @@ class Session {
     std::call_once(flushed_once_, [this] { pipeline_->Flush(); });
   }
 
-  // Declared before pipeline_ so that the backend outlives the pipeline that calls it.
-  std::unique_ptr<backend::LocalBackend> backend_;
+  // For endpoint "local" it owns the embedded backend and stops it after its own calls.
   std::unique_ptr<Pipeline> pipeline_;
   std::thread taker_;
   std::once_flag flushed_once_;
@@ -218,18 +217,17 @@ StatusOr<std::unique_ptr<Session>> Session::Create(const char* config_json,
   std::unique_ptr<Session> session(new Session());
   session->queue_frames_ = static_cast<std::size_t>(options->queue_frames);
   PipelineOptions pipeline_options;
+  std::unique_ptr<backend::LocalBackend> embedded;
   if (config->backend.endpoint == "local") {
     backend::BackendOptions backend_options;
     backend_options.coder = options->coder;
     backend_options.latency = std::chrono::milliseconds(options->latency_ms);
-    auto backend = backend::LocalBackend::Start(backend_options);
-    if (!backend.ok()) {
+    auto started = backend::StartEmbeddedBackend(backend_options);
+    if (!started.ok()) {
       *error_code = ROILENS_ERROR_BACKEND;
-      return Status(backend.status().code(),
-                    "starting the embedded local backend: " + backend.status().message());
+      return started.status();
     }
-    session->backend_ = std::move(*backend);
-    pipeline_options.base_url = session->backend_->base_url();
+    embedded = std::move(*started);
   } else {
     if (options_json != nullptr && *options_json != '\0' &&
         (options->coder != "cv" || options->latency_ms != 0))
@@ -238,7 +236,10 @@ StatusOr<std::unique_ptr<Session>> Session::Create(const char* config_json,
           config->backend.endpoint + "\"");
     pipeline_options.base_url = config->backend.endpoint;
   }
-  auto pipeline = Pipeline::Create(std::move(*config), std::move(pipeline_options));
+  auto pipeline = embedded
+                      ? backend::CreateEmbeddedPipeline(
+                            std::move(*config), std::move(pipeline_options), std::move(embedded))
+                      : Pipeline::Create(std::move(*config), std::move(pipeline_options));
   if (!pipeline.ok()) {
     *error_code = pipeline.status().code() == StatusCode::kInvalidArgument
                       ? ROILENS_ERROR_CONFIG
@@ -380,7 +381,6 @@ void Session::Close() {
     calls_done_.wait(lock, [this] { return active_calls_ == 0; });
   }
   pipeline_.reset();
-  backend_.reset();
 }
 
 // ---- handles: never-reused ids in a registry ----

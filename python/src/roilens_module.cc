@@ -18,7 +18,7 @@
 #include <utility>
 #include <vector>
 
-#include "roilens/backend/server.h"
+#include "roilens/backend/local_pipeline.h"
 #include "roilens/config/config.h"
 #include "roilens/stages/pipeline.h"
 
@@ -181,27 +181,30 @@ class PyPipeline {
                             config.backend.endpoint + "\"");
     config_ = config;
     PipelineOptions pipeline_options;
-    pipeline_options.api_key = options.api_key;
     Status failed;
     {
       py::gil_scoped_release release;  // starting the backend takes a moment
+      StatusOr<std::unique_ptr<Pipeline>> created = UnavailableError("no pipeline");
       if (config.backend.endpoint == "local") {
-        // As the CLI does: an in-process backend on a free loopback port, never a real key.
+        // As the CLI does: an in-process backend on a free loopback port, never a real key (not
+        // even options.api_key: the pipeline is left to send "").
         backend::BackendOptions backend_options;
         backend_options.coder = options.coder;
         backend_options.latency = std::chrono::milliseconds(options.latency_ms);
-        auto started = backend::LocalBackend::Start(backend_options);
+        auto started = backend::StartEmbeddedBackend(backend_options);
         if (started.ok()) {
-          backend_ = std::move(*started);
-          pipeline_options.base_url = backend_->base_url();
-          pipeline_options.api_key = "";
+          embedded_base_url_ = (*started)->base_url();
+          created = backend::CreateEmbeddedPipeline(std::move(config), std::move(pipeline_options),
+                                                    std::move(*started));
         } else {
-          failed = Status(StatusCode::kUnavailable,
-                          "starting the embedded local backend: " + started.status().message());
+          // Always a BackendError, whatever the code the start failed with.
+          failed = Status(StatusCode::kUnavailable, started.status().message());
         }
+      } else {
+        pipeline_options.api_key = options.api_key;
+        created = Pipeline::Create(std::move(config), std::move(pipeline_options));
       }
       if (failed.ok()) {
-        auto created = Pipeline::Create(std::move(config), std::move(pipeline_options));
         if (created.ok()) {
           pipeline_ = std::move(*created);
         } else {
@@ -217,8 +220,7 @@ class PyPipeline {
     // The pipeline's destructor waits for its graph to drain: never while holding the GIL (a
     // worker might need it? no, but other Python threads should keep running meanwhile).
     py::gil_scoped_release release;
-    pipeline_.reset();  // before the backend it calls
-    backend_.reset();
+    pipeline_.reset();  // and with it the embedded backend, after the calls to it
   }
 
   void Submit(const py::array& frame, std::int64_t index, double time_s,
@@ -315,7 +317,9 @@ class PyPipeline {
     return pipeline_->frames_in_flight_limit();
   }
 
-  std::string BaseUrl() const { return backend_ ? backend_->base_url() : config_.backend.endpoint; }
+  std::string BaseUrl() const {
+    return embedded_base_url_.empty() ? config_.backend.endpoint : embedded_base_url_;
+  }
 
   /// Drains (every submitted frame is finished; untaken ones are dropped) and stops the pipeline
   /// and the embedded backend. Idempotent.
@@ -324,7 +328,7 @@ class PyPipeline {
     py::gil_scoped_release release;
     pipeline_->Flush();
     pipeline_.reset();
-    backend_.reset();
+    embedded_base_url_.clear();  // the backend stopped with the pipeline
   }
 
  private:
@@ -334,9 +338,9 @@ class PyPipeline {
   }
 
   StationConfig config_;
-  // Declared before pipeline_ so that the backend outlives the pipeline that calls it.
-  std::unique_ptr<backend::LocalBackend> backend_;
+  /// For endpoint "local": owns the embedded backend, which it stops after its own calls.
   std::unique_ptr<Pipeline> pipeline_;
+  std::string embedded_base_url_;  ///< where the embedded backend listens; "" when none runs
   cv::Size validated_size_{-1, -1};
   std::mutex mu_;
   bool submitted_any_ = false;

@@ -237,6 +237,34 @@ TEST(PluginFacade, MatchesThePipelineLinkedDirectly) {
   }
 }
 
+// The embedded backend is an emulator on loopback: a session never hands it the API key from the
+// environment (backend.api_key_env), as `roilens run` never does. A key the client refuses (it
+// holds a line break) shows whether the session read it: one that did could not be created.
+TEST(PluginFacade, EmbeddedBackendNeverGetsTheEnvironmentsKey) {
+  constexpr const char* kKeyVariable = "ROILENS_PLUGIN_TEST_KEY";
+  json config = json::parse(EchoStationConfig(1));
+  config["backend"]["api_key_env"] = kKeyVariable;
+  ASSERT_EQ(::setenv(kKeyVariable, "not-for-the\nemulator", 1), 0);
+  struct Unset {
+    const char* name;
+    ~Unset() { ::unsetenv(name); }
+  } unset{kKeyVariable};
+
+  plugin::Library library(GetPluginPaths().plugin);
+  try {
+    plugin::Session session(library, config.dump(), kEchoOptions);
+    session.Submit(MakeFrames(1)[0], 0, 0.0);
+    session.Flush();
+    auto frame = session.Take();
+    ASSERT_TRUE(frame.has_value());
+    const json results = json::parse(frame->results_json);
+    ASSERT_EQ(results.size(), 1u) << frame->results_json;
+    EXPECT_NE(results[0].value("status", ""), "error") << results[0];
+  } catch (const plugin::Error& e) {
+    FAIL() << "the session read the environment's key: " << e.what();
+  }
+}
+
 // Submit on one thread, take (blocking) on another, as the C header allows.
 TEST(PluginFacade, SubmitAndTakeOnDifferentThreads) {
   plugin::Library library(GetPluginPaths().plugin);

@@ -28,7 +28,7 @@
 
 #include "commands.h"
 #include "live_soak.h"
-#include "roilens/backend/server.h"
+#include "roilens/backend/local_pipeline.h"
 #include "roilens/client/interactions_client.h"
 #include "roilens/config/config.h"
 #include "roilens/outputs/av_video.h"
@@ -37,6 +37,7 @@
 #include "roilens/stages/prompt.h"
 #include "roilens/stages/source.h"
 #include "run_cmd.h"
+#include "synthetic_station.h"
 
 extern char** environ;
 
@@ -107,25 +108,13 @@ Status WriteSyntheticVideo(const std::string& path, cv::Size size, int frames, i
   return OkStatus();
 }
 
-std::string SyntheticConfig(const std::vector<cv::Rect>& rects, int max_in_flight) {
-  json rois = json::array();
-  for (std::size_t i = 0; i < rects.size(); ++i) {
-    const cv::Rect& r = rects[i];
-    rois.push_back({{"name", "dial" + std::to_string(i)},
-                    {"rect", {r.x, r.y, r.width, r.height}},
-                    {"task", "read_gauge"},
-                    {"gauge",
-                     {{"min_value", 0},
-                      {"max_value", 10},
-                      {"min_angle_deg", 225},
-                      {"max_angle_deg", -45},
-                      {"unit", "bar"}}}});
-  }
-  json config = {{"backend", {{"endpoint", "local"}, {"max_in_flight", max_in_flight}}},
-                 {"pipeline", {{"mode", "batch"}}},
-                 {"rois", rois},
-                 {"merge", {{"mode", "replace"}, {"labels", true}}}};
-  return config.dump(2);
+/// The bench's runs: batch mode, annotated video with labels.
+std::string BenchConfig(const std::vector<cv::Rect>& dials, int max_in_flight) {
+  return SyntheticGaugeConfig({.dials = dials,
+                               .max_in_flight = max_in_flight,
+                               .mode = "batch",
+                               .merge_labels = true})
+      .dump(2);
 }
 
 Status WriteFile(const std::string& path, const std::string& text) {
@@ -214,7 +203,7 @@ bool BenchThroughput(const BenchFlags& b) {
     std::printf("  failed: %s\n", s.message().c_str());
     return false;
   }
-  (void)WriteFile((dir / "config.json").string(), SyntheticConfig(rects, kMaxInFlight));
+  (void)WriteFile((dir / "config.json").string(), BenchConfig(rects, kMaxInFlight));
   const auto start = Clock::now();
   auto run = Run((dir / "in.mp4").string(), (dir / "config.json").string(), (dir / "out").string(),
                  "echo", 1000, 0.0);
@@ -232,9 +221,9 @@ bool BenchThroughput(const BenchFlags& b) {
   backend::BackendOptions options;
   options.coder = "echo";
   options.latency = std::chrono::milliseconds(1000);
-  auto server = backend::LocalBackend::Start(options);
+  auto server = backend::StartEmbeddedBackend(options);
   if (!server.ok()) {
-    std::printf("  baseline backend failed: %s\n", server.status().message().c_str());
+    std::printf("  baseline: %s\n", server.status().message().c_str());
     return false;
   }
   auto config = LoadStationConfig((dir / "config.json").string());
@@ -321,7 +310,7 @@ bool BenchFps(const BenchFlags& b) {
     std::printf("  failed: %s\n", s.message().c_str());
     return false;
   }
-  const std::string config_text = SyntheticConfig(rects, 16);
+  const std::string config_text = BenchConfig(rects, 16);
   (void)WriteFile((dir / "config.json").string(), config_text);
   auto opencv_config = json::parse(config_text);
   opencv_config["output"]["video_backend"] = "opencv";
@@ -503,7 +492,7 @@ bool BenchRss(const BenchFlags& b) {
     std::printf("  failed: %s\n", s.message().c_str());
     return false;
   }
-  (void)WriteFile((dir / "config.json").string(), SyntheticConfig(rects, 16));
+  (void)WriteFile((dir / "config.json").string(), BenchConfig(rects, 16));
   std::error_code ec;
   const std::string self = fs::read_symlink("/proc/self/exe", ec).string();
   // Each child reports its own VmHWM in summary.json. wait4's ru_maxrss would not do: Linux

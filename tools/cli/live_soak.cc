@@ -6,10 +6,11 @@
 #include <opencv2/imgproc.hpp>
 
 #include "metrics_server.h"
-#include "roilens/backend/server.h"
+#include "roilens/backend/local_pipeline.h"
 #include "roilens/config/config.h"
 #include "roilens/outputs/rotating_sink.h"
 #include "roilens/stages/pipeline.h"
+#include "synthetic_station.h"
 
 namespace roilens::cli {
 
@@ -23,34 +24,20 @@ double CurrentRssMib() {
 }
 
 StatusOr<std::vector<RssSample>> RunLiveSoak(const LiveSoakOptions& options) {
-  nlohmann::json rois = nlohmann::json::array();
+  SyntheticGaugeStation station;
+  station.max_in_flight = 16;
+  station.mode = "live";
   const int side = std::min(options.width / 4, options.height / 2);
   for (int i = 0; i < options.rois; ++i) {
-    rois.push_back(
-        {{"name", "dial" + std::to_string(i)},
-         {"rect", {(i % 4) * options.width / 4, (i / 4 % 2) * options.height / 2, side, side}},
-         {"task", "read_gauge"},
-         {"gauge",
-          {{"min_value", 0},
-           {"max_value", 10},
-           {"min_angle_deg", 225},
-           {"max_angle_deg", -45},
-           {"unit", "bar"}}}});
+    station.dials.push_back(
+        {(i % 4) * options.width / 4, (i / 4 % 2) * options.height / 2, side, side});
   }
-  nlohmann::json text = {{"backend", {{"endpoint", "local"}, {"max_in_flight", 16}}},
-                         {"pipeline", {{"mode", "live"}}},
-                         {"rois", rois}};
-  auto config = ParseStationConfig(text.dump());
+  auto config = ParseStationConfig(SyntheticGaugeConfig(station).dump());
   if (!config.ok()) return config.status();
 
   backend::BackendOptions backend_options;
   backend_options.coder = "echo";
-  auto backend = backend::LocalBackend::Start(backend_options);
-  if (!backend.ok()) return backend.status();
-  PipelineOptions pipeline_options;
-  pipeline_options.base_url = (*backend)->base_url();
-  pipeline_options.api_key = "";
-  auto pipeline = Pipeline::Create(*config, pipeline_options);
+  auto pipeline = backend::CreatePipeline(*config, {}, backend_options);
   if (!pipeline.ok()) return pipeline.status();
 
   std::unique_ptr<RotatingResultsWriter> results;

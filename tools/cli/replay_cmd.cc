@@ -12,8 +12,8 @@
 #include <vector>
 
 #include "commands.h"
+#include "roilens/backend/local_pipeline.h"
 #include "roilens/backend/sandbox.h"
-#include "roilens/backend/server.h"
 #include "roilens/client/interactions_client.h"
 #include "roilens/outputs/alarm_sinks.h"
 #include "roilens/outputs/audit.h"
@@ -258,10 +258,9 @@ int Replay(const ReplayArgs& args) {
     } else {
       backend::BackendOptions backend_options;
       backend_options.coder = args.coder;
-      auto started = backend::LocalBackend::Start(backend_options);
+      auto started = backend::StartEmbeddedBackend(backend_options);
       if (!started.ok()) {
-        std::fprintf(stderr, "roilens replay: the embedded local backend could not start: %s\n",
-                     started.status().message().c_str());
+        std::fprintf(stderr, "roilens replay: %s\n", started.status().message().c_str());
         return kExitBackend;
       }
       embedded = std::move(*started);

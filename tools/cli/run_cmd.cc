@@ -28,7 +28,7 @@
 #include "metrics_server.h"
 #include "progress.h"
 #include "remote_input.h"
-#include "roilens/backend/server.h"
+#include "roilens/backend/local_pipeline.h"
 #include "roilens/config/config.h"
 #include "roilens/outputs/av_video.h"
 #include "roilens/outputs/journal.h"
@@ -502,14 +502,9 @@ RunOutcome RunStation(const RunFlags& flags) {
     backend_options.coder = flags.coder;
     pipeline_options.coder = flags.coder;
     backend_options.latency = std::chrono::milliseconds(flags.latency_ms);
-    auto started_backend = backend::LocalBackend::Start(backend_options);
-    if (!started_backend.ok()) {
-      return Fail(kExitBackend, "the embedded local backend could not start: " +
-                                    started_backend.status().message());
-    }
+    auto started_backend = backend::StartEmbeddedBackend(backend_options);
+    if (!started_backend.ok()) return Fail(kExitBackend, started_backend.status().message());
     embedded = std::move(*started_backend);
-    pipeline_options.base_url = embedded->base_url();
-    pipeline_options.api_key = "";  // never send a real key to the local emulator
     endpoint_label = embedded->base_url() + " (embedded, coder " + flags.coder + ")";
     if (flags.announce_backend) {
       std::printf(
@@ -520,7 +515,10 @@ RunOutcome RunStation(const RunFlags& flags) {
     }
   }
 
-  auto created = Pipeline::Create(config, pipeline_options);
+  // The embedded backend goes to the pipeline, which stops it after its own calls have drained.
+  auto created =
+      embedded ? backend::CreateEmbeddedPipeline(config, pipeline_options, std::move(embedded))
+               : Pipeline::Create(config, pipeline_options);
   if (!created.ok()) return Fail(kExitBackend, created.status().message());
   std::unique_ptr<Pipeline> pipeline = std::move(*created);
   Pipeline* const cancellable = pipeline.get();

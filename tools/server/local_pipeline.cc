@@ -1,3 +1,4 @@
+// The embedded local backend started, and handed to a pipeline, in one place for every caller.
 #include "roilens/backend/local_pipeline.h"
 
 #include <utility>
@@ -29,22 +30,34 @@ class EmbeddedPipeline final : public Pipeline {
 
 }  // namespace
 
+StatusOr<std::unique_ptr<LocalBackend>> StartEmbeddedBackend(BackendOptions options) {
+  auto started = LocalBackend::Start(std::move(options));
+  if (!started.ok()) {
+    return Status(started.status().code(),
+                  "starting the embedded local backend: " + started.status().message());
+  }
+  return started;
+}
+
+StatusOr<std::unique_ptr<Pipeline>> CreateEmbeddedPipeline(StationConfig config,
+                                                           PipelineOptions options,
+                                                           std::unique_ptr<LocalBackend> backend) {
+  options.base_url = backend->base_url();
+  if (!options.api_key) options.api_key = "";  // never send the environment's key to the emulator
+  auto pipeline = Pipeline::Create(std::move(config), std::move(options));
+  if (!pipeline.ok()) return pipeline.status();
+  return std::unique_ptr<Pipeline>(
+      std::make_unique<EmbeddedPipeline>(std::move(backend), std::move(*pipeline)));
+}
+
 StatusOr<std::unique_ptr<Pipeline>> CreatePipeline(StationConfig config, PipelineOptions options,
                                                    BackendOptions backend) {
   if (!options.base_url.empty() || config.backend.endpoint != "local") {
     return Pipeline::Create(std::move(config), std::move(options));
   }
-  auto started = LocalBackend::Start(std::move(backend));
-  if (!started.ok()) {
-    return Status(started.status().code(),
-                  "starting the embedded local backend: " + started.status().message());
-  }
-  options.base_url = (*started)->base_url();
-  if (!options.api_key) options.api_key = "";  // never send the environment's key to the emulator
-  auto pipeline = Pipeline::Create(std::move(config), std::move(options));
-  if (!pipeline.ok()) return pipeline.status();
-  return std::unique_ptr<Pipeline>(
-      std::make_unique<EmbeddedPipeline>(std::move(*started), std::move(*pipeline)));
+  auto started = StartEmbeddedBackend(std::move(backend));
+  if (!started.ok()) return started.status();
+  return CreateEmbeddedPipeline(std::move(config), std::move(options), std::move(*started));
 }
 
 }  // namespace roilens::backend
