@@ -110,10 +110,15 @@ void Degrade(cv::Mat& img, double perspective, bool glare, double blur_sigma, do
   }
   if (glare) {
     cv::Mat layer(size, CV_32F, cv::Scalar(0));
-    const cv::Point centre(rng.uniform(size.width / 5, size.width * 4 / 5),
-                           rng.uniform(size.height / 5, size.height * 4 / 5));
-    const cv::Size axes(rng.uniform(size.width / 10, size.width / 4),
-                        rng.uniform(size.height / 14, size.height / 6));
+    // Draws are sequenced one per statement (the last coordinate first, the order these scenes
+    // were first generated in): arguments of one call are evaluated in an unspecified order, so
+    // a seed would give other scenes under another compiler.
+    const int centre_y = rng.uniform(size.height / 5, size.height * 4 / 5);
+    const int centre_x = rng.uniform(size.width / 5, size.width * 4 / 5);
+    const cv::Point centre(centre_x, centre_y);
+    const int axis_h = rng.uniform(size.height / 14, size.height / 6);
+    const int axis_w = rng.uniform(size.width / 10, size.width / 4);
+    const cv::Size axes(axis_w, axis_h);
     cv::ellipse(layer, centre, axes, rng.uniform(0.0, 180.0), 0, 360, cv::Scalar(1), -1,
                 cv::LINE_AA);
     cv::GaussianBlur(layer, layer, cv::Size(), std::max(2.0, axes.height * 0.5));
@@ -176,8 +181,13 @@ cv::Mat TrayBackground(cv::Size size, const TrayStyle& style, cv::RNG& rng) {
     f += n3 * (style.texture * (scale > 1 ? 1.2 : 0.8));
   }
   for (int i = 0; i < 6; ++i) {
-    cv::Point a(rng.uniform(0, size.width), rng.uniform(0, size.height));
-    cv::Point b = a + cv::Point(rng.uniform(-60, 60), rng.uniform(-20, 20));
+    // One draw per statement, last coordinate first (see Degrade's glare).
+    const int ay = rng.uniform(0, size.height);
+    const int ax = rng.uniform(0, size.width);
+    const cv::Point a(ax, ay);
+    const int dy = rng.uniform(-20, 20);
+    const int dx = rng.uniform(-60, 60);
+    const cv::Point b = a + cv::Point(dx, dy);
     const double d = rng.uniform(-style.texture, style.texture);
     cv::line(f, a, b, cv::Scalar(style.tray[0] + d, style.tray[1] + d, style.tray[2] + d), 1,
              cv::LINE_AA);
@@ -526,8 +536,9 @@ void ApplyLight(cv::Mat& img, const TrayStyle& style, double part_size, cv::RNG&
   f = f.mul(g3);
   for (int i = 0; i < style.glare_spots; ++i) {
     cv::Mat layer(size, CV_32F, cv::Scalar(0));
-    const cv::Point2d c(rng.uniform(0.0, double(size.width)),
-                        rng.uniform(0.0, double(size.height)));
+    const double cy = rng.uniform(0.0, double(size.height));  // one draw per statement
+    const double cx = rng.uniform(0.0, double(size.width));
+    const cv::Point2d c(cx, cy);
     const double r = part_size * rng.uniform(0.3, 0.7);
     Disc(layer, c, r, cv::Scalar(1));
     cv::GaussianBlur(layer, layer, cv::Size(), std::max(1.5, r * 0.6));
@@ -795,7 +806,8 @@ cv::Mat RenderGauge(const GaugeStyle& style, double value, cv::RNG& rng) {
 
 TrayStyle RandomTrayStyle(cv::RNG& rng) {
   TrayStyle s;
-  s.size = cv::Size(rng.uniform(280, 400), rng.uniform(220, 300));
+  const int height = rng.uniform(220, 300);  // one draw per statement, height first
+  s.size = cv::Size(rng.uniform(280, 400), height);
   s.texture = rng.uniform(4.0, 16.0);
   s.kind = rng.uniform(0, 4);
   s.part_scale = rng.uniform(0.8, 1.1);
