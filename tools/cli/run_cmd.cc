@@ -35,6 +35,7 @@
 #include "roilens/outputs/report.h"
 #include "roilens/outputs/rotating_sink.h"
 #include "roilens/outputs/sinks.h"
+#include "roilens/stages/alarm.h"
 #include "roilens/stages/pipeline.h"
 #include "roilens/stages/preprocess.h"
 #include "roilens/stages/reconnecting_source.h"
@@ -458,6 +459,9 @@ RunOutcome RunStation(const RunFlags& flags) {
     }
   }
   if (resuming) {
+    if (Status s = ReadingMonitor(config).Restore(resume_from.monitor_state); !s.ok()) {
+      return Fail(kExitBadInput, "the journal in '" + flags.out_dir + "': " + s.message());
+    }
     // Segments past the checkpoint belong to the interrupted chunk: they are redone.
     for (int i = resume_from.segments;; ++i) {
       const std::string segment = SegmentedVideoWriter::SegmentPath(work_dir, i);
@@ -476,11 +480,18 @@ RunOutcome RunStation(const RunFlags& flags) {
   auto results = RotatingResultsWriter::Open(results_path, config.output.rotate, {},
                                              resuming ? resume_from.results_bytes : 0);
   if (!results.ok()) return Fail(kExitBadInput, results.status().message());
-  // Alarm events (raise/clear) as their own records; a resumed run appends to them.
+  // Alarm events (raise/clear) as their own records. A resumed run keeps those of the frames it
+  // does not redo: the checkpoint's size (a journal from before alarms_bytes: all of the file).
   const std::string alarms_path = (out / config.output.alarms).string();
   std::error_code alarms_ec;
-  const auto alarms_kept = resuming ? fs::file_size(alarms_path, alarms_ec) : 0;
-  auto alarms = ResultsWriter::Open(alarms_path, alarms_ec ? 0 : alarms_kept);
+  std::uint64_t alarms_kept = 0;
+  if (resuming && resume_from.alarms_bytes) {
+    alarms_kept = *resume_from.alarms_bytes;
+  } else if (resuming) {
+    alarms_kept = fs::file_size(alarms_path, alarms_ec);
+    if (alarms_ec) alarms_kept = 0;
+  }
+  auto alarms = ResultsWriter::Open(alarms_path, alarms_kept);
   if (!alarms.ok()) return Fail(kExitBadInput, alarms.status().message());
   auto journal = resuming ? Journal::Append(journal_path) : Journal::Create(journal_path, header);
   if (!journal.ok()) return Fail(kExitBadInput, journal.status().message());
@@ -520,6 +531,10 @@ RunOutcome RunStation(const RunFlags& flags) {
     }
   }
 
+  // Fusion windows and alarm states go on from the checkpoint (null: a fresh start), and each
+  // frame brings the state after it for the next checkpoint.
+  pipeline_options.monitor_state = resuming ? resume_from.monitor_state : nlohmann::json();
+  pipeline_options.snapshot_monitor = true;
   auto created = Pipeline::Create(config, pipeline_options);
   if (!created.ok()) return Fail(kExitBackend, created.status().message());
   std::unique_ptr<Pipeline> pipeline = std::move(*created);
@@ -579,8 +594,11 @@ RunOutcome RunStation(const RunFlags& flags) {
     written_cv.notify_all();
   });
 
+  // ReadingMonitor state after the last frame written: what a checkpoint at that frame records.
+  nlohmann::json monitor_state = resuming ? resume_from.monitor_state : nlohmann::json();
   auto checkpoint = [&](std::int64_t frames_done) -> Status {
     if (Status s = (*results)->Sync(); !s.ok()) return s;
+    if (Status s = (*alarms)->Sync(); !s.ok()) return s;
     int segments = 0;
     if (video) {
       if (Status s = video->CloseSegment(); !s.ok()) return s;
@@ -591,7 +609,8 @@ RunOutcome RunStation(const RunFlags& flags) {
       }
       segments = static_cast<int>(video->Segments().size());
     }
-    return (*journal)->Record({frames_done, (*results)->bytes(), segments});
+    return (*journal)->Record(
+        {frames_done, (*results)->bytes(), segments, (*alarms)->bytes(), monitor_state});
   };
 
   // Frames from the first one with a call the budget refused: written (each frame x ROI has its
@@ -626,10 +645,9 @@ RunOutcome RunStation(const RunFlags& flags) {
       }
       if (write_error.ok()) {
         Status s = (*results)->WriteFrame(frame->results);
-        // Held frames' alarm events would be appended again by the --resume that redoes them.
-        if (s.ok() && !frame->alarms.empty() && !budget_hold) {
-          s = (*alarms)->WriteFrame(frame->alarms);
-        }
+        // Held frames' events too: a --resume that redoes them cuts alarms.jsonl back to the
+        // checkpoint first.
+        if (s.ok() && !frame->alarms.empty()) s = (*alarms)->WriteFrame(frame->alarms);
         if (s.ok() && video) {
           s = video->Write(frame->annotated);
           if (s.ok() && !announced_codec && !video->encoder().empty()) {
@@ -649,6 +667,7 @@ RunOutcome RunStation(const RunFlags& flags) {
           }
         }
         ++frames_done;
+        monitor_state = std::move(frame->monitor_state);
         if (s.ok() && !budget_hold && ++since_checkpoint >= header.segment_frames) {
           s = checkpoint(frames_done);
           since_checkpoint = 0;
@@ -679,6 +698,7 @@ RunOutcome RunStation(const RunFlags& flags) {
     if (write_error.ok() && since_checkpoint > 0) write_error = checkpoint(frames_done);
     if (write_error.ok() && budget_hold) {  // durable and joinable, but not in the journal
       write_error = (*results)->Sync();
+      if (write_error.ok()) write_error = (*alarms)->Sync();
       if (write_error.ok() && video) write_error = video->CloseSegment();
     }
     snapshot.frames_done = frames_done;
