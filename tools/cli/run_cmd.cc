@@ -345,7 +345,7 @@ RunOutcome RunStation(const RunFlags& flags) {
   if (!opened.ok()) return Fail(kExitBadInput, opened.status().message());
   std::unique_ptr<FrameSource> source = std::move(*opened);
   // Live mode on a stream or camera: a dropped camera is reconnected, forever (until a signal or
-  // --max-frames), and each outage becomes a "gap" record in results.jsonl.
+  // --max-frames), and each outage becomes result lines with status "gap" in results.jsonl.
   ReconnectingSource* live_source = nullptr;
   if (config.pipeline.mode == PipelineMode::kLive &&
       (source->info().kind == SourceKind::kStream || source->info().kind == SourceKind::kCamera)) {
@@ -617,6 +617,7 @@ RunOutcome RunStation(const RunFlags& flags) {
   // line) but never checkpointed, so --resume redoes them with calls.
   bool budget_hold = false;
   std::int64_t budget_resume_frame = 0;
+  std::vector<RoiResult> last_results;  // the last frame's lines (live sources only)
   auto write_outputs = [&] {
     std::int64_t frames_done = first_frame;
     std::int64_t since_checkpoint = 0;
@@ -633,8 +634,8 @@ RunOutcome RunStation(const RunFlags& flags) {
         ++outages;
         missing_frames += gap->missing_frames;
         metrics.ObserveGap(gap->missing_frames);
-        if (write_error.ok())
-          write_error = (*results)->WriteFrame(std::vector<nlohmann::json>{gap->ToJson()});
+        // Lines of the ordinary shape, one per ROI of the frame that follows the outage.
+        if (write_error.ok()) write_error = (*results)->WriteFrame(gap->ToResults(frame->results));
       }
       metrics.ObserveFrame(*frame);
       if (!budget_hold && HasBudgetLine(frame->results)) {
@@ -685,6 +686,7 @@ RunOutcome RunStation(const RunFlags& flags) {
         }
       }
       crops.Offer(*frame);
+      if (live_source) last_results = std::move(frame->results);  // for an outage at the end
       written.fetch_add(1);
       written_cv.notify_all();
       const PipelineSummary now = pipeline->summary();
@@ -757,8 +759,16 @@ RunOutcome RunStation(const RunFlags& flags) {
     // Stopped during an outage: it ends the results.
     ++outages;
     missing_frames += open_gap->missing_frames;
-    if (write_error.ok())
-      write_error = (*results)->WriteFrame(std::vector<nlohmann::json>{open_gap->ToJson()});
+    if (last_results.empty()) {  // no frame came at all: the configured ROIs
+      for (const RoiConfig& roi : config.rois) {
+        RoiResult line;
+        line.roi = roi.name;
+        line.task = TaskName(roi.task);
+        line.rect = roi.rect.value_or(cv::Rect());
+        last_results.push_back(std::move(line));
+      }
+    }
+    if (write_error.ok()) write_error = (*results)->WriteFrame(open_gap->ToResults(last_results));
     if (write_error.ok()) write_error = (*results)->Sync();
   }
   progress.Finish(snapshot);

@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "roilens/client/interactions.h"
+#include "roilens/stages/reconnecting_source.h"
 
 namespace roilens {
 namespace {
@@ -97,7 +98,8 @@ StatusOr<PipelineSummary> SummarizeResultsFile(const std::string& path) {
       return Status(StatusCode::kDataLoss,
                     path + ":" + std::to_string(line_number) + ": not a JSON object");
     }
-    if (line.contains("type")) continue;  // a record (source gap, event), not a reading
+    // Not a frame's reading: a record (older results files' source gaps) or a live source's outage.
+    if (line.contains("type") || StringField(line, "status") == kGapStatus) continue;
     const std::int64_t frame = line.value("frame", std::int64_t{-1});
     if (!any || frame != last_frame) stats.AddFrame();
     any = true;
