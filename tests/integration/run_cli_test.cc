@@ -513,6 +513,53 @@ TEST(RunCliTest, ResumeRestoresAlarmStateAndWritesEachAlarmEventOnce) {
   }
 }
 
+TEST(RunCliTest, SummaryAndReportCoverEveryRotatedResultsFile) {
+  // results.jsonl rolls over every few frames (output.rotate.max_bytes): the run's totals and
+  // report must still count all 60 frames, not only those in the active file.
+  const fs::path dir = testing::ScratchDir("rotate_summary");
+  auto station = nlohmann::json::parse(ReadFileText((Samples() / "station.json").string()));
+  station["output"]["rotate"] = {{"max_bytes", 8000}};
+  std::ofstream(dir / "rotate.json") << station.dump(2);
+  const fs::path out = dir / "out";
+  auto result = RunCli({"run", (Samples() / "station.mp4").string(), "--config",
+                        (dir / "rotate.json").string(), "--out", out.string(), "--coder", "echo",
+                        "--change-threshold", "0", "--quiet"});
+  ASSERT_EQ(result.exit_code, 0) << result.out << result.err;
+  const auto summary = nlohmann::json::parse(ReadFileText((out / "summary.json").string()));
+  ASSERT_TRUE(summary["results_files"].is_array()) << summary.dump(2);
+  const auto& files = summary["results_files"];
+  ASSERT_GE(files.size(), 3u) << summary.dump(2);
+  EXPECT_EQ(files.back(), "results.jsonl") << "the active file last";
+  EXPECT_EQ(files.size(), summary["rotated_results"].size() + 1);
+  std::vector<nlohmann::json> lines;
+  std::int64_t calls = 0;
+  for (const auto& file : files) {
+    for (auto& line : ReadLines(out / file.get<std::string>())) {
+      if (line["latency_ms"].get<double>() > 0) ++calls;
+      lines.push_back(std::move(line));
+    }
+  }
+  ExpectCompleteResults(lines, kFrames);
+  ASSERT_LT(ReadLines(out / "results.jsonl").size(), lines.size()) << "the test needs rollover";
+  EXPECT_EQ(summary["frames"], kFrames);
+  EXPECT_EQ(summary["roi_results"], kFrames * kRois);
+  EXPECT_EQ(summary["calls"], calls);
+  EXPECT_EQ(summary["errors"], 0);
+
+  const std::string report = ReadFileText((out / "report.html").string());
+  EXPECT_NE(report.find("Results read from " + std::to_string(files.size()) + " files"),
+            std::string::npos);
+  for (const auto& file : files) {
+    EXPECT_NE(report.find(file.get<std::string>()), std::string::npos) << file;
+  }
+  for (const char* roi : {"boiler", "coolant", "tray"}) {
+    EXPECT_NE(
+        report.find("<h3>" + std::string(roi) + "</h3><p>ok " + std::to_string(kFrames) + ","),
+        std::string::npos)
+        << roi << " has every frame's reading in the report";
+  }
+}
+
 /// Waits up to `limit` for a SpawnCli child (polling: a safety net, not an ordering sleep);
 /// kills it and returns -1000 when it takes longer.
 int WaitChildFor(pid_t pid, std::chrono::seconds limit) {

@@ -796,7 +796,11 @@ RunOutcome RunStation(const RunFlags& flags) {
       return Fail(kExitFailure, s.message());
     }
   }
-  auto totals = SummarizeResultsFile(results_path);
+  // Every file the run wrote: output.rotate's rolled ones (oldest first), then the active one.
+  std::vector<std::string> results_files =
+      rotating ? (*results)->rotated() : std::vector<std::string>{};
+  results_files.push_back(results_path);
+  auto totals = SummarizeResultsFiles(results_files);
   if (!totals.ok()) return Fail(kExitFailure, totals.status().message());
   const double wall_s = std::chrono::duration<double>(Clock::now() - started).count();
   // A rejected or missing API key stops the run's calls: say why at the top of the outputs.
@@ -847,7 +851,12 @@ RunOutcome RunStation(const RunFlags& flags) {
     summary["missing_frames"] = missing_frames;
   }
   if (rotating) {
-    summary["rotated_results"] = (*results)->rotated();  // the totals above cover the active file
+    summary["rotated_results"] = (*results)->rotated();
+    // What the totals above (and the report) cover: every file, in order.
+    summary["results_files"] = nlohmann::json::array();
+    for (const std::string& file : results_files) {
+      summary["results_files"].push_back(fs::path(file).filename().string());
+    }
     summary["rotated_videos"] =
         video_rotator ? video_rotator->rotated() : std::vector<std::string>{};
   }
@@ -867,6 +876,7 @@ RunOutcome RunStation(const RunFlags& flags) {
   report.config = &config;
   report.title = fs::path(input_label).filename().string();
   report.results_path = results_path;
+  if (rotating) report.earlier_results_paths = (*results)->rotated();
   report.summary = summary;
   report.crops = std::move(crops).crops();
   auto html = RenderHtmlReport(report);
