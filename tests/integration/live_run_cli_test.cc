@@ -1,6 +1,7 @@
 // `roilens run URL --mode live --metrics-port 0` end to end: a loopback MJPEG camera dies and
-// comes back; the run keeps going, /healthz and /metrics say so, results.jsonl holds a gap
-// record between the frames before and after, and SIGTERM ends it cleanly (exit 130).
+// comes back; the run keeps going, /healthz and /metrics say so, results.jsonl holds gap lines
+// (the ordinary result shape) between the frames before and after, and SIGTERM ends it cleanly
+// (exit 130).
 #include <gtest/gtest.h>
 #include <httplib.h>
 #include <signal.h>
@@ -13,6 +14,7 @@
 #include <regex>
 #include <thread>
 
+#include "roilens/stages/roi_result.h"
 #include "testing/cli_runner.h"
 #include "testing/mjpeg_server.h"
 #include "testing/paths.h"
@@ -49,7 +51,8 @@ TEST(LiveRunCliTest, CameraDiesAndComesBackRunContinuesAndSigtermStopsCleanly) {
   {
     std::ofstream config(dir / "station.json");
     config << R"({"rois": [{"name": "g", "rect": [0, 0, 80, 80], "task": "read_gauge",
-      "gauge": {"min_value": 0, "max_value": 10, "min_angle_deg": 225, "max_angle_deg": -45}}],
+      "gauge": {"min_value": 0, "max_value": 10, "min_angle_deg": 225, "max_angle_deg": -45}},
+      {"name": "t", "rect": [80, 0, 80, 80], "task": "count", "object": "parts"}],
       "pipeline": {"mode": "live"}})";
   }
   const std::string out_path = (dir / "stdout.txt").string();
@@ -93,28 +96,45 @@ TEST(LiveRunCliTest, CameraDiesAndComesBackRunContinuesAndSigtermStopsCleanly) {
   EXPECT_NE(err.find("lost after frame"), std::string::npos) << err;
   EXPECT_NE(err.find("reconnected after"), std::string::npos) << err;
 
-  // results.jsonl: frame lines, then exactly one gap record, then frame lines, in order.
-  std::ifstream results(dir / "out" / "results.jsonl");
-  std::int64_t last_frame = -1, gap_after = -2, first_after_gap = -1;
-  int gaps = 0;
-  for (std::string text; std::getline(results, text);) {
-    const auto line = nlohmann::json::parse(text);
-    if (line.contains("type")) {
-      ASSERT_EQ(line["type"], "gap");
-      ++gaps;
-      gap_after = line["after_frame"].get<std::int64_t>();
-      EXPECT_EQ(gap_after, last_frame);
-      EXPECT_GE(line["missing_frames"].get<std::int64_t>(), 0);
-      EXPECT_GE(line["reconnect_attempts"].get<int>(), 1);
+  // results.jsonl: frame x ROI lines, then for the outage one line per ROI of the same shape
+  // (status "gap", the frame number the stream went on with, why in "error"), then frame lines:
+  // every line reads as a result line, with the same keys.
+  const auto lines = testing::ReadJsonLines((dir / "out" / "results.jsonl").string());
+  ASSERT_FALSE(lines.empty());
+  std::int64_t last_frame = -1, gap_frame = -1, first_after_gap = -1;
+  std::vector<std::string> gap_rois;
+  const std::vector<std::string> rois = {"g", "t"};
+  std::size_t roi_index = 0;
+  for (const auto& line : lines) {
+    auto result = RoiResultFromJson(line);
+    ASSERT_TRUE(result.ok()) << result.status() << ": " << line.dump();
+    EXPECT_EQ(line.size(), lines.front().size()) << line.dump();
+    for (const auto& [key, value] : lines.front().items()) EXPECT_TRUE(line.contains(key)) << key;
+    if (result->status == "gap") {
+      EXPECT_EQ(result->frame, last_frame + 1) << "numbered as the frame after the outage";
+      EXPECT_NE(result->error.find("stream outage after frame " + std::to_string(last_frame)),
+                std::string::npos)
+          << result->error;
+      EXPECT_NE(result->error.find("back after"), std::string::npos) << result->error;
+      EXPECT_FALSE(result->value.has_value());
+      EXPECT_EQ(result->rect,
+                result->roi == "g" ? cv::Rect(0, 0, 80, 80) : cv::Rect(80, 0, 80, 80));
+      gap_frame = result->frame;
+      gap_rois.push_back(result->roi);
       continue;
     }
-    const std::int64_t frame = line["frame"].get<std::int64_t>();
-    EXPECT_EQ(frame, last_frame + 1);
-    if (gaps == 1 && first_after_gap < 0) first_after_gap = frame;
-    last_frame = frame;
+    EXPECT_EQ(result->roi, rois[roi_index]) << line.dump();
+    if (roi_index == 0) {
+      EXPECT_EQ(result->frame, last_frame + 1) << line.dump();
+      last_frame = result->frame;
+      if (gap_frame >= 0 && first_after_gap < 0) first_after_gap = result->frame;
+    } else {
+      EXPECT_EQ(result->frame, last_frame) << line.dump();
+    }
+    roi_index = (roi_index + 1) % rois.size();
   }
-  EXPECT_EQ(gaps, 1);
-  EXPECT_EQ(first_after_gap, gap_after + 1);
+  EXPECT_EQ(gap_rois, rois) << "one gap line per ROI";
+  EXPECT_EQ(first_after_gap, gap_frame);
   EXPECT_GT(last_frame, first_after_gap);
   const auto summary =
       nlohmann::json::parse(testing::ReadFileText((dir / "out" / "summary.json").string()));

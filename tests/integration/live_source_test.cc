@@ -85,7 +85,24 @@ TEST(LiveSourceTest, StreamDiesAndComesBackAndTheOutageIsAGap) {
   EXPECT_LT(gap->after_frame, last_index);
   EXPECT_GE(gap->to_time_s, gap->from_time_s);
   EXPECT_GE(gap->missing_frames, 0);
-  EXPECT_EQ(gap->ToJson()["type"], "gap");
+  // As results.jsonl lines: the ordinary shape, one per ROI, numbered as the frame after it.
+  RoiResult roi;
+  roi.roi = "boiler";
+  roi.task = "read_gauge";
+  roi.rect = cv::Rect(1, 2, 3, 4);
+  const std::vector<RoiResult> lines = gap->ToResults({roi});
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_EQ(lines[0].status, kGapStatus);
+  EXPECT_EQ(lines[0].frame, gap->after_frame + 1);
+  EXPECT_EQ(lines[0].time_s, gap->to_time_s);
+  EXPECT_EQ(lines[0].roi, "boiler");
+  EXPECT_EQ(lines[0].rect, roi.rect);
+  EXPECT_NE(lines[0].error.find("back after " + std::to_string(gap->reconnect_attempts)),
+            std::string::npos)
+      << lines[0].error;
+  auto parsed = RoiResultFromJson(ToJson(lines[0]));
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(*parsed, lines[0]);
   {
     std::lock_guard lock(log_mu);
     ASSERT_GE(log.size(), 2u);

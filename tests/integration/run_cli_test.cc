@@ -2,6 +2,7 @@
 // backend (cv coder: real Python in the sandbox), checked against the ground truth; bad inputs
 // an unreachable backend and a rejected API key; SIGKILL + --resume; Ctrl-C with thousands of
 // ROIs; oversized images; a non-empty --out; and the annotated video as ffprobe sees it.
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -431,6 +432,132 @@ TEST(RunCliTest, ResumeAfterSigkillCompletesWithEveryFrameExactlyOnce) {
   }());
   EXPECT_EQ(again.exit_code, 0);
   EXPECT_NE(again.out.find("nothing to resume"), std::string::npos) << again.out;
+}
+
+/// The fields a resumed run must reproduce exactly (latency and interaction ids differ per call).
+nlohmann::json Reading(const nlohmann::json& line) {
+  nlohmann::json kept;
+  for (const char* key : {"frame", "time_s", "roi", "status", "value", "raw_value",
+                          "implausible_jump", "count", "alarm"}) {
+    kept[key] = line.contains(key) ? line[key] : nlohmann::json();
+  }
+  return kept;
+}
+
+TEST(RunCliTest, ResumeRestoresAlarmStateAndWritesEachAlarmEventOnce) {
+  // Alarms whose min_duration_s spans checkpoints (every 10 frames at 10 fps): the echo coder
+  // reads every boiler 5 bar (high 4: pending from frame 0, raised at 2.2 s = frame 22) and
+  // every tray 0 parts (low 1: raised at 3.1 s = frame 31); coolant 60 °C (high 50) at once.
+  const fs::path dir = testing::ScratchDir("resume_alarms");
+  auto station = nlohmann::json::parse(ReadFileText((Samples() / "station.json").string()));
+  station["rois"][0]["alarm"] = {{"high", 4}, {"min_duration_s", 2.15}};
+  station["rois"][1]["alarm"] = {{"high", 50}};
+  station["rois"][2]["alarm"] = {{"low", 1}, {"min_duration_s", 3.05}};
+  std::ofstream(dir / "alarms.json") << station.dump(2);
+  auto args = [&](const fs::path& out, std::vector<std::string> extra) {
+    std::vector<std::string> a = {
+        "run", (Samples() / "station.mp4").string(), "--config", (dir / "alarms.json").string(),
+        "--out", out.string(), "--coder", "echo",
+        // Every frame calls (gate off): each line is a fresh reading, in every run alike.
+        "--change-threshold", "0", "--segment-frames", "10", "--quiet"};
+    a.insert(a.end(), extra.begin(), extra.end());
+    return a;
+  };
+  const fs::path whole = dir / "whole";
+  auto reference = RunCli(args(whole, {}));
+  ASSERT_EQ(reference.exit_code, 0) << reference.out << reference.err;
+  const auto expected_alarms = ReadLines(whole / "alarms.jsonl");
+  ASSERT_EQ(expected_alarms.size(), 3u);
+  std::vector<std::pair<std::string, std::int64_t>> raised;
+  for (const auto& event : expected_alarms) {
+    EXPECT_EQ(event["event"], "raise") << event.dump();
+    raised.emplace_back(event["roi"].get<std::string>(), event["frame"].get<std::int64_t>());
+  }
+  EXPECT_THAT(raised, ::testing::UnorderedElementsAre(::testing::Pair("coolant", 0),
+                                                      ::testing::Pair("boiler", 22),
+                                                      ::testing::Pair("tray", 31)));
+
+  // Stopped after 25 frames: checkpoints at 10, 20 and 25. The last checkpoint line is dropped,
+  // as a kill after frames 20..24 were written but before their checkpoint leaves the journal:
+  // the resume goes back to frame 20 and redoes 20..24, whose lines (and the boiler's raise at
+  // 22) are already in the files.
+  const fs::path out = dir / "out";
+  auto first = RunCli(args(out, {"--max-frames", "25"}));
+  ASSERT_EQ(first.exit_code, 0) << first.out << first.err;
+  ASSERT_EQ(ReadLines(out / "alarms.jsonl").size(), 2u) << "coolant at 0, boiler at 22";
+  {
+    const fs::path journal = out / ".roilens-journal";
+    std::vector<std::string> lines;
+    std::istringstream text(ReadFileText(journal.string()));
+    for (std::string line; std::getline(text, line);) lines.push_back(line);
+    ASSERT_EQ(lines.size(), 4u) << "header and checkpoints 10, 20, 25";
+    ASSERT_EQ(nlohmann::json::parse(lines.back())["frames_done"], 25);
+    std::ofstream rewritten(journal, std::ios::trunc);
+    for (std::size_t i = 0; i + 1 < lines.size(); ++i) rewritten << lines[i] << "\n";
+  }
+  auto resumed = RunCli(args(out, {"--resume"}));
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.out << resumed.err;
+  const auto summary = nlohmann::json::parse(ReadFileText((out / "summary.json").string()));
+  EXPECT_EQ(summary["resumed_from_frame"], 20);
+
+  // The same events as the run that was never stopped: none twice, none raised again, none
+  // delayed by a duration timer that restarted at the resume.
+  const auto alarms = ReadLines(out / "alarms.jsonl");
+  EXPECT_EQ(alarms, expected_alarms);
+  const auto lines = ReadLines(out / "results.jsonl");
+  const auto expected_lines = ReadLines(whole / "results.jsonl");
+  ExpectCompleteResults(lines, kFrames);
+  ASSERT_EQ(lines.size(), expected_lines.size());
+  for (std::size_t i = 0; i < lines.size(); ++i) {
+    ASSERT_EQ(Reading(lines[i]), Reading(expected_lines[i])) << "line " << i;
+  }
+}
+
+TEST(RunCliTest, SummaryAndReportCoverEveryRotatedResultsFile) {
+  // results.jsonl rolls over every few frames (output.rotate.max_bytes): the run's totals and
+  // report must still count all 60 frames, not only those in the active file.
+  const fs::path dir = testing::ScratchDir("rotate_summary");
+  auto station = nlohmann::json::parse(ReadFileText((Samples() / "station.json").string()));
+  station["output"]["rotate"] = {{"max_bytes", 8000}};
+  std::ofstream(dir / "rotate.json") << station.dump(2);
+  const fs::path out = dir / "out";
+  auto result = RunCli({"run", (Samples() / "station.mp4").string(), "--config",
+                        (dir / "rotate.json").string(), "--out", out.string(), "--coder", "echo",
+                        "--change-threshold", "0", "--quiet"});
+  ASSERT_EQ(result.exit_code, 0) << result.out << result.err;
+  const auto summary = nlohmann::json::parse(ReadFileText((out / "summary.json").string()));
+  ASSERT_TRUE(summary["results_files"].is_array()) << summary.dump(2);
+  const auto& files = summary["results_files"];
+  ASSERT_GE(files.size(), 3u) << summary.dump(2);
+  EXPECT_EQ(files.back(), "results.jsonl") << "the active file last";
+  EXPECT_EQ(files.size(), summary["rotated_results"].size() + 1);
+  std::vector<nlohmann::json> lines;
+  std::int64_t calls = 0;
+  for (const auto& file : files) {
+    for (auto& line : ReadLines(out / file.get<std::string>())) {
+      if (line["latency_ms"].get<double>() > 0) ++calls;
+      lines.push_back(std::move(line));
+    }
+  }
+  ExpectCompleteResults(lines, kFrames);
+  ASSERT_LT(ReadLines(out / "results.jsonl").size(), lines.size()) << "the test needs rollover";
+  EXPECT_EQ(summary["frames"], kFrames);
+  EXPECT_EQ(summary["roi_results"], kFrames * kRois);
+  EXPECT_EQ(summary["calls"], calls);
+  EXPECT_EQ(summary["errors"], 0);
+
+  const std::string report = ReadFileText((out / "report.html").string());
+  EXPECT_NE(report.find("Results read from " + std::to_string(files.size()) + " files"),
+            std::string::npos);
+  for (const auto& file : files) {
+    EXPECT_NE(report.find(file.get<std::string>()), std::string::npos) << file;
+  }
+  for (const char* roi : {"boiler", "coolant", "tray"}) {
+    EXPECT_NE(
+        report.find("<h3>" + std::string(roi) + "</h3><p>ok " + std::to_string(kFrames) + ","),
+        std::string::npos)
+        << roi << " has every frame's reading in the report";
+  }
 }
 
 /// Waits up to `limit` for a SpawnCli child (polling: a safety net, not an ordering sleep);

@@ -182,6 +182,74 @@ TEST(ReadingMonitorTest, BatchModeDefaultsKeepTodaysPerReadingAlarms) {
   EXPECT_THAT(alarms, ::testing::ElementsAre("low", "high", "", "low"));
 }
 
+/// Runs `script` (status, value) from frame `first` on; returns each frame's line and events.
+std::vector<json> RunScript(ReadingMonitor& monitor,
+                            const std::vector<std::pair<std::string, double>>& script,
+                            std::size_t first, std::size_t end) {
+  std::vector<json> out;
+  for (std::size_t i = first; i < end; ++i) {
+    std::vector<RoiResult> lines = {Line(static_cast<int>(i), script[i].first, script[i].second)};
+    const std::vector<json> events = monitor.Process(lines);
+    out.push_back({{"line", ToJson(lines[0])}, {"events", events}});
+  }
+  return out;
+}
+
+TEST(ReadingMonitorTest, SaveAndRestoreContinueExactlyWhereTheRunStopped) {
+  const StationConfig config = GaugeStation(R"({"high": 8, "hysteresis": 1, "min_duration_s": 3})",
+                                            R"({"window": 3, "max_rate": 0.2})");
+  // Fusion window, an implausible run in progress and a high condition being timed at every
+  // cut: raised at t=6 (fused > 8 since t=3), cleared at t=13.
+  const std::vector<std::pair<std::string, double>> script = {
+      {"ok", 7.0},      {"ok", 7.5}, {"ok", 8.2}, {"ok", 8.6}, {"ok", 8.7},
+      {"ok", 1.0},      {"ok", 8.8}, {"ok", 8.9}, {"ok", 9.0}, {"ok", 8.4},
+      {"uncertain", 2}, {"ok", 7.2}, {"ok", 6.5}, {"ok", 6.4}, {"ok", 6.0}};
+  ReadingMonitor whole(config);
+  const std::vector<json> expected = RunScript(whole, script, 0, script.size());
+  int raises = 0;
+  for (const json& frame : expected) raises += static_cast<int>(frame["events"].size());
+  ASSERT_EQ(raises, 2) << "one raise and one clear in the script";
+
+  for (std::size_t cut = 1; cut < script.size(); ++cut) {
+    ReadingMonitor before(config);
+    RunScript(before, script, 0, cut);
+    // Through text, as the resume journal keeps it.
+    const json saved = json::parse(before.Save().dump());
+    ReadingMonitor after(config);
+    ASSERT_TRUE(after.Restore(saved).ok()) << saved.dump();
+    EXPECT_EQ(after.Save(), saved) << "cut " << cut;
+    const std::vector<json> resumed = RunScript(after, script, cut, script.size());
+    EXPECT_EQ(resumed, std::vector<json>(expected.begin() + cut, expected.end())) << "cut " << cut;
+  }
+  // Without the state the same frames go otherwise (the test can tell).
+  ReadingMonitor fresh(config);
+  EXPECT_NE(RunScript(fresh, script, 5, script.size()),
+            std::vector<json>(expected.begin() + 5, expected.end()));
+}
+
+TEST(ReadingMonitorTest, RestoreRefusesStateOfAnotherShapeAndNullStartsFresh) {
+  const StationConfig config = GaugeStation(R"({"high": 8})", R"({"window": 3})");
+  ReadingMonitor monitor(config);
+  std::vector<RoiResult> lines = {Line(0, "ok", 9)};
+  monitor.Process(lines);
+  const json saved = monitor.Save();
+  EXPECT_EQ(saved["rois"]["p"]["alarm"]["state"], "high");
+
+  json other_roi = saved;
+  other_roi["rois"]["q"] = other_roi["rois"]["p"];
+  json bad_side = saved;
+  bad_side["rois"]["p"]["alarm"]["state"] = "low";  // the alarm has no low threshold
+  json bad_window = saved;
+  bad_window["rois"]["p"]["fusion"]["window"] = {{1, "x"}};
+  for (const json& bad : {json(42), json{{"version", 2}, {"rois", json::object()}}, other_roi,
+                          bad_side, bad_window}) {
+    EXPECT_EQ(monitor.Restore(bad).code(), StatusCode::kInvalidArgument) << bad.dump();
+    EXPECT_EQ(monitor.Save(), saved) << "a refused state changes nothing";
+  }
+  ASSERT_TRUE(monitor.Restore(nullptr).ok());
+  EXPECT_EQ(monitor.Save()["rois"], json::object());
+}
+
 TEST(AlarmConfigTest, ParsesHysteresisDurationFusionAndDelivery) {
   auto config = ParseStationConfig(R"({
     "rois": [{"name": "p", "rect": [0, 0, 10, 10], "task": "read_gauge",

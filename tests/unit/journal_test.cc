@@ -17,6 +17,14 @@ std::string TempPath(const std::string& name) {
   return (dir / name).string();
 }
 
+JournalCheckpoint Checkpoint(std::int64_t frames_done, std::uint64_t results_bytes, int segments) {
+  JournalCheckpoint checkpoint;
+  checkpoint.frames_done = frames_done;
+  checkpoint.results_bytes = results_bytes;
+  checkpoint.segments = segments;
+  return checkpoint;
+}
+
 TEST(JournalTest, ReloadGivesTheLastCheckpoint) {
   const std::string path = TempPath("a");
   JournalHeader header;
@@ -26,8 +34,8 @@ TEST(JournalTest, ReloadGivesTheLastCheckpoint) {
   {
     auto journal = Journal::Create(path, header);
     ASSERT_TRUE(journal.ok()) << journal.status();
-    ASSERT_TRUE((*journal)->Record({25, 1000, 1}).ok());
-    ASSERT_TRUE((*journal)->Record({50, 2100, 2}).ok());
+    ASSERT_TRUE((*journal)->Record(Checkpoint(25, 1000, 1)).ok());
+    ASSERT_TRUE((*journal)->Record(Checkpoint(50, 2100, 2)).ok());
   }
   auto state = Journal::Load(path);
   ASSERT_TRUE(state.ok()) << state.status();
@@ -43,7 +51,7 @@ TEST(JournalTest, ReloadGivesTheLastCheckpoint) {
   // Appending after a reload continues the same file; finishing is recorded.
   auto again = Journal::Append(path);
   ASSERT_TRUE(again.ok());
-  ASSERT_TRUE((*again)->Record({75, 3000, 3}).ok());
+  ASSERT_TRUE((*again)->Record(Checkpoint(75, 3000, 3)).ok());
   ASSERT_TRUE((*again)->RecordFinished().ok());
   state = Journal::Load(path);
   ASSERT_TRUE(state.ok());
@@ -51,12 +59,48 @@ TEST(JournalTest, ReloadGivesTheLastCheckpoint) {
   EXPECT_TRUE(state->finished);
 }
 
+TEST(JournalTest, CheckpointKeepsAlarmsSizeAndMonitorStateAndOldLinesStillLoad) {
+  const std::string path = TempPath("alarms");
+  const nlohmann::json monitor = {
+      {"version", 1},
+      {"rois",
+       {{"boiler",
+         {{"alarm", {{"state", ""}, {"pending", "high"}, {"pending_since_s", 0.1}}},
+          {"last_fresh_implausible", false}}}}}};
+  {
+    auto journal = Journal::Create(path, JournalHeader{});
+    ASSERT_TRUE(journal.ok());
+    JournalCheckpoint checkpoint = Checkpoint(10, 500, 1);
+    checkpoint.alarms_bytes = 0;
+    checkpoint.monitor_state = monitor;
+    ASSERT_TRUE((*journal)->Record(checkpoint).ok());
+  }
+  auto state = Journal::Load(path);
+  ASSERT_TRUE(state.ok()) << state.status();
+  ASSERT_TRUE(state->last);
+  EXPECT_EQ(state->last->alarms_bytes, std::optional<std::uint64_t>(0));
+  EXPECT_EQ(state->last->monitor_state, monitor);
+  EXPECT_EQ(state->checkpoints.back().monitor_state, monitor);
+
+  // A journal written before these fields: the checkpoint loads, with neither.
+  {
+    std::ofstream out(path, std::ios::app);
+    out << R"({"frames_done":20,"results_bytes":900,"segments":2})"
+        << "\n";
+  }
+  state = Journal::Load(path);
+  ASSERT_TRUE(state.ok()) << state.status();
+  EXPECT_EQ(state->last->frames_done, 20);
+  EXPECT_FALSE(state->last->alarms_bytes.has_value());
+  EXPECT_TRUE(state->last->monitor_state.is_null());
+}
+
 TEST(JournalTest, TornLastLineIsIgnored) {
   const std::string path = TempPath("b");
   {
     auto journal = Journal::Create(path, JournalHeader{});
     ASSERT_TRUE(journal.ok());
-    ASSERT_TRUE((*journal)->Record({10, 500, 1}).ok());
+    ASSERT_TRUE((*journal)->Record(Checkpoint(10, 500, 1)).ok());
   }
   {
     std::ofstream out(path, std::ios::app);

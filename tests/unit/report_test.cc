@@ -107,6 +107,42 @@ TEST(RunStatsTest, SummarizeResultsFileCountsFramesAndRejectsGarbage) {
   EXPECT_NE(bad.status().message().find(":5:"), std::string::npos) << bad.status();
 }
 
+TEST(RunStatsTest, SummarizeResultsFilesCountsEveryRotatedFileAndSkipsGapLines) {
+  nlohmann::json gap = Line(2, "a", "gap", 0);
+  gap["error"] = "stream outage after frame 1: ...";
+  const std::string first = WriteResults({Line(0, "a", "ok", 5), Line(1, "a", "ok", 6)});
+  const std::string second = WriteResults({gap, Line(2, "a", "ok", 7), Line(3, "a", "error", 8)});
+  auto summary = SummarizeResultsFiles({first, second});
+  ASSERT_TRUE(summary.ok()) << summary.status();
+  EXPECT_EQ(summary->frames, 4);
+  EXPECT_EQ(summary->roi_results, 4) << "the gap line is not a reading";
+  EXPECT_EQ(summary->calls, 4);
+  EXPECT_EQ(summary->errors, 1);
+  EXPECT_FALSE(SummarizeResultsFiles({first, first + ".missing"}).ok());
+}
+
+TEST(HtmlReportTest, ReadsEveryRotatedFileInBoundedPoints) {
+  std::vector<nlohmann::json> early, late;
+  for (int i = 0; i < 5000; ++i) {
+    (i < 2500 ? early : late).push_back(Line(i, "boiler", "ok", 10, i == 1234 ? 9.5 : 5.0));
+  }
+  ReportInputs inputs;
+  inputs.earlier_results_paths = {WriteResults(early)};
+  inputs.results_path = WriteResults(late);
+  inputs.max_points = 100;
+  auto html = RenderHtmlReport(inputs);
+  ASSERT_TRUE(html.ok()) << html.status();
+  EXPECT_NE(html->find("<h3>boiler</h3><p>ok 5000,"), std::string::npos);
+  EXPECT_NE(html->find("Results read from 2 files"), std::string::npos);
+  std::size_t markers = 0;
+  for (std::size_t at = 0; (at = html->find("class='fresh'", at)) != std::string::npos; ++at) {
+    ++markers;
+  }
+  EXPECT_LE(markers, 100u);
+  EXPECT_GE(markers, 25u);
+  EXPECT_NE(html->find(">9.5"), std::string::npos) << "the spike in the first file stays";
+}
+
 TEST(HtmlReportTest, IsSelfContainedWithChartsAlarmsAndCrops) {
   std::vector<nlohmann::json> lines;
   for (int f = 0; f < 50; ++f) {

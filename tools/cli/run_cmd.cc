@@ -35,6 +35,7 @@
 #include "roilens/outputs/report.h"
 #include "roilens/outputs/rotating_sink.h"
 #include "roilens/outputs/sinks.h"
+#include "roilens/stages/alarm.h"
 #include "roilens/stages/pipeline.h"
 #include "roilens/stages/preprocess.h"
 #include "roilens/stages/reconnecting_source.h"
@@ -344,7 +345,7 @@ RunOutcome RunStation(const RunFlags& flags) {
   if (!opened.ok()) return Fail(kExitBadInput, opened.status().message());
   std::unique_ptr<FrameSource> source = std::move(*opened);
   // Live mode on a stream or camera: a dropped camera is reconnected, forever (until a signal or
-  // --max-frames), and each outage becomes a "gap" record in results.jsonl.
+  // --max-frames), and each outage becomes result lines with status "gap" in results.jsonl.
   ReconnectingSource* live_source = nullptr;
   if (config.pipeline.mode == PipelineMode::kLive &&
       (source->info().kind == SourceKind::kStream || source->info().kind == SourceKind::kCamera)) {
@@ -458,6 +459,9 @@ RunOutcome RunStation(const RunFlags& flags) {
     }
   }
   if (resuming) {
+    if (Status s = ReadingMonitor(config).Restore(resume_from.monitor_state); !s.ok()) {
+      return Fail(kExitBadInput, "the journal in '" + flags.out_dir + "': " + s.message());
+    }
     // Segments past the checkpoint belong to the interrupted chunk: they are redone.
     for (int i = resume_from.segments;; ++i) {
       const std::string segment = SegmentedVideoWriter::SegmentPath(work_dir, i);
@@ -476,11 +480,18 @@ RunOutcome RunStation(const RunFlags& flags) {
   auto results = RotatingResultsWriter::Open(results_path, config.output.rotate, {},
                                              resuming ? resume_from.results_bytes : 0);
   if (!results.ok()) return Fail(kExitBadInput, results.status().message());
-  // Alarm events (raise/clear) as their own records; a resumed run appends to them.
+  // Alarm events (raise/clear) as their own records. A resumed run keeps those of the frames it
+  // does not redo: the checkpoint's size (a journal from before alarms_bytes: all of the file).
   const std::string alarms_path = (out / config.output.alarms).string();
   std::error_code alarms_ec;
-  const auto alarms_kept = resuming ? fs::file_size(alarms_path, alarms_ec) : 0;
-  auto alarms = ResultsWriter::Open(alarms_path, alarms_ec ? 0 : alarms_kept);
+  std::uint64_t alarms_kept = 0;
+  if (resuming && resume_from.alarms_bytes) {
+    alarms_kept = *resume_from.alarms_bytes;
+  } else if (resuming) {
+    alarms_kept = fs::file_size(alarms_path, alarms_ec);
+    if (alarms_ec) alarms_kept = 0;
+  }
+  auto alarms = ResultsWriter::Open(alarms_path, alarms_kept);
   if (!alarms.ok()) return Fail(kExitBadInput, alarms.status().message());
   auto journal = resuming ? Journal::Append(journal_path) : Journal::Create(journal_path, header);
   if (!journal.ok()) return Fail(kExitBadInput, journal.status().message());
@@ -515,6 +526,10 @@ RunOutcome RunStation(const RunFlags& flags) {
     }
   }
 
+  // Fusion windows and alarm states go on from the checkpoint (null: a fresh start), and each
+  // frame brings the state after it for the next checkpoint.
+  pipeline_options.monitor_state = resuming ? resume_from.monitor_state : nlohmann::json();
+  pipeline_options.snapshot_monitor = true;
   // The embedded backend goes to the pipeline, which stops it after its own calls have drained.
   auto created =
       embedded ? backend::CreateEmbeddedPipeline(config, pipeline_options, std::move(embedded))
@@ -577,8 +592,11 @@ RunOutcome RunStation(const RunFlags& flags) {
     written_cv.notify_all();
   });
 
+  // ReadingMonitor state after the last frame written: what a checkpoint at that frame records.
+  nlohmann::json monitor_state = resuming ? resume_from.monitor_state : nlohmann::json();
   auto checkpoint = [&](std::int64_t frames_done) -> Status {
     if (Status s = (*results)->Sync(); !s.ok()) return s;
+    if (Status s = (*alarms)->Sync(); !s.ok()) return s;
     int segments = 0;
     if (video) {
       if (Status s = video->CloseSegment(); !s.ok()) return s;
@@ -589,13 +607,15 @@ RunOutcome RunStation(const RunFlags& flags) {
       }
       segments = static_cast<int>(video->Segments().size());
     }
-    return (*journal)->Record({frames_done, (*results)->bytes(), segments});
+    return (*journal)->Record(
+        {frames_done, (*results)->bytes(), segments, (*alarms)->bytes(), monitor_state});
   };
 
   // Frames from the first one with a call the budget refused: written (each frame x ROI has its
   // line) but never checkpointed, so --resume redoes them with calls.
   bool budget_hold = false;
   std::int64_t budget_resume_frame = 0;
+  std::vector<RoiResult> last_results;  // the last frame's lines (live sources only)
   auto write_outputs = [&] {
     std::int64_t frames_done = first_frame;
     std::int64_t since_checkpoint = 0;
@@ -612,8 +632,8 @@ RunOutcome RunStation(const RunFlags& flags) {
         ++outages;
         missing_frames += gap->missing_frames;
         metrics.ObserveGap(gap->missing_frames);
-        if (write_error.ok())
-          write_error = (*results)->WriteFrame(std::vector<nlohmann::json>{gap->ToJson()});
+        // Lines of the ordinary shape, one per ROI of the frame that follows the outage.
+        if (write_error.ok()) write_error = (*results)->WriteFrame(gap->ToResults(frame->results));
       }
       metrics.ObserveFrame(*frame);
       if (!budget_hold && HasBudgetLine(frame->results)) {
@@ -624,10 +644,9 @@ RunOutcome RunStation(const RunFlags& flags) {
       }
       if (write_error.ok()) {
         Status s = (*results)->WriteFrame(frame->results);
-        // Held frames' alarm events would be appended again by the --resume that redoes them.
-        if (s.ok() && !frame->alarms.empty() && !budget_hold) {
-          s = (*alarms)->WriteFrame(frame->alarms);
-        }
+        // Held frames' events too: a --resume that redoes them cuts alarms.jsonl back to the
+        // checkpoint first.
+        if (s.ok() && !frame->alarms.empty()) s = (*alarms)->WriteFrame(frame->alarms);
         if (s.ok() && video) {
           s = video->Write(frame->annotated);
           if (s.ok() && !announced_codec && !video->encoder().empty()) {
@@ -647,6 +666,7 @@ RunOutcome RunStation(const RunFlags& flags) {
           }
         }
         ++frames_done;
+        monitor_state = std::move(frame->monitor_state);
         if (s.ok() && !budget_hold && ++since_checkpoint >= header.segment_frames) {
           s = checkpoint(frames_done);
           since_checkpoint = 0;
@@ -664,6 +684,7 @@ RunOutcome RunStation(const RunFlags& flags) {
         }
       }
       crops.Offer(*frame);
+      if (live_source) last_results = std::move(frame->results);  // for an outage at the end
       written.fetch_add(1);
       written_cv.notify_all();
       const PipelineSummary now = pipeline->summary();
@@ -677,6 +698,7 @@ RunOutcome RunStation(const RunFlags& flags) {
     if (write_error.ok() && since_checkpoint > 0) write_error = checkpoint(frames_done);
     if (write_error.ok() && budget_hold) {  // durable and joinable, but not in the journal
       write_error = (*results)->Sync();
+      if (write_error.ok()) write_error = (*alarms)->Sync();
       if (write_error.ok() && video) write_error = video->CloseSegment();
     }
     snapshot.frames_done = frames_done;
@@ -735,8 +757,16 @@ RunOutcome RunStation(const RunFlags& flags) {
     // Stopped during an outage: it ends the results.
     ++outages;
     missing_frames += open_gap->missing_frames;
-    if (write_error.ok())
-      write_error = (*results)->WriteFrame(std::vector<nlohmann::json>{open_gap->ToJson()});
+    if (last_results.empty()) {  // no frame came at all: the configured ROIs
+      for (const RoiConfig& roi : config.rois) {
+        RoiResult line;
+        line.roi = roi.name;
+        line.task = TaskName(roi.task);
+        line.rect = roi.rect.value_or(cv::Rect());
+        last_results.push_back(std::move(line));
+      }
+    }
+    if (write_error.ok()) write_error = (*results)->WriteFrame(open_gap->ToResults(last_results));
     if (write_error.ok()) write_error = (*results)->Sync();
   }
   progress.Finish(snapshot);
@@ -764,7 +794,11 @@ RunOutcome RunStation(const RunFlags& flags) {
       return Fail(kExitFailure, s.message());
     }
   }
-  auto totals = SummarizeResultsFile(results_path);
+  // Every file the run wrote: output.rotate's rolled ones (oldest first), then the active one.
+  std::vector<std::string> results_files =
+      rotating ? (*results)->rotated() : std::vector<std::string>{};
+  results_files.push_back(results_path);
+  auto totals = SummarizeResultsFiles(results_files);
   if (!totals.ok()) return Fail(kExitFailure, totals.status().message());
   const double wall_s = std::chrono::duration<double>(Clock::now() - started).count();
   // A rejected or missing API key stops the run's calls: say why at the top of the outputs.
@@ -815,7 +849,12 @@ RunOutcome RunStation(const RunFlags& flags) {
     summary["missing_frames"] = missing_frames;
   }
   if (rotating) {
-    summary["rotated_results"] = (*results)->rotated();  // the totals above cover the active file
+    summary["rotated_results"] = (*results)->rotated();
+    // What the totals above (and the report) cover: every file, in order.
+    summary["results_files"] = nlohmann::json::array();
+    for (const std::string& file : results_files) {
+      summary["results_files"].push_back(fs::path(file).filename().string());
+    }
     summary["rotated_videos"] =
         video_rotator ? video_rotator->rotated() : std::vector<std::string>{};
   }
@@ -835,6 +874,7 @@ RunOutcome RunStation(const RunFlags& flags) {
   report.config = &config;
   report.title = fs::path(input_label).filename().string();
   report.results_path = results_path;
+  if (rotating) report.earlier_results_paths = (*results)->rotated();
   report.summary = summary;
   report.crops = std::move(crops).crops();
   auto html = RenderHtmlReport(report);

@@ -72,6 +72,12 @@ StatusOr<Journal::State> Journal::Load(const std::string& path) {
     checkpoint.frames_done = line.value("frames_done", std::int64_t{0});
     checkpoint.results_bytes = line.value("results_bytes", std::uint64_t{0});
     checkpoint.segments = line.value("segments", 0);
+    if (auto alarms = line.find("alarms_bytes"); alarms != line.end() && alarms->is_number()) {
+      checkpoint.alarms_bytes = alarms->get<std::uint64_t>();
+    }
+    if (auto state = line.find("monitor_state"); state != line.end()) {
+      checkpoint.monitor_state = std::move(*state);
+    }
     while (!state.checkpoints.empty() &&
            state.checkpoints.back().frames_done >= checkpoint.frames_done) {
       state.checkpoints.pop_back();
@@ -104,6 +110,8 @@ Status Journal::Record(const JournalCheckpoint& checkpoint) {
   nlohmann::json line = {{"frames_done", checkpoint.frames_done},
                          {"results_bytes", checkpoint.results_bytes},
                          {"segments", checkpoint.segments}};
+  if (checkpoint.alarms_bytes) line["alarms_bytes"] = *checkpoint.alarms_bytes;
+  if (!checkpoint.monitor_state.is_null()) line["monitor_state"] = checkpoint.monitor_state;
   return AppendLine(line.dump());
 }
 

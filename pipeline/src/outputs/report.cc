@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <opencv2/imgcodecs.hpp>
@@ -11,6 +12,7 @@
 #include <sstream>
 
 #include "roilens/client/interactions.h"
+#include "roilens/stages/reconnecting_source.h"
 
 namespace roilens {
 namespace {
@@ -82,27 +84,35 @@ PipelineSummary RunStats::Summary() const {
 }
 
 StatusOr<PipelineSummary> SummarizeResultsFile(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return NotFoundError("results file '" + path + "' cannot be read");
+  return SummarizeResultsFiles({path});
+}
+
+StatusOr<PipelineSummary> SummarizeResultsFiles(const std::vector<std::string>& paths) {
   RunStats stats;
-  std::string text;
-  std::int64_t line_number = 0;
   std::int64_t last_frame = -1;
   bool any = false;
-  while (std::getline(in, text)) {
-    ++line_number;
-    if (text.empty()) continue;
-    auto line = nlohmann::json::parse(text, nullptr, false);
-    if (line.is_discarded() || !line.is_object()) {
-      return Status(StatusCode::kDataLoss,
-                    path + ":" + std::to_string(line_number) + ": not a JSON object");
+  for (const std::string& path : paths) {
+    std::ifstream in(path);
+    if (!in) return NotFoundError("results file '" + path + "' cannot be read");
+    std::string text;
+    std::int64_t line_number = 0;
+    while (std::getline(in, text)) {
+      ++line_number;
+      if (text.empty()) continue;
+      auto line = nlohmann::json::parse(text, nullptr, false);
+      if (line.is_discarded() || !line.is_object()) {
+        return Status(StatusCode::kDataLoss,
+                      path + ":" + std::to_string(line_number) + ": not a JSON object");
+      }
+      // Not a frame's reading: a record (older results files' source gaps) or a live source's
+      // outage.
+      if (line.contains("type") || StringField(line, "status") == kGapStatus) continue;
+      const std::int64_t frame = line.value("frame", std::int64_t{-1});
+      if (!any || frame != last_frame) stats.AddFrame();
+      any = true;
+      last_frame = frame;
+      stats.AddLine(line);
     }
-    if (line.contains("type")) continue;  // a record (source gap, event), not a reading
-    const std::int64_t frame = line.value("frame", std::int64_t{-1});
-    if (!any || frame != last_frame) stats.AddFrame();
-    any = true;
-    last_frame = frame;
-    stats.AddLine(line);
   }
   return stats.Summary();
 }
@@ -143,10 +153,78 @@ struct Point {
   bool cached = false;  ///< an earlier answer shown again (change gate), not a fresh model call
 };
 
+/// One chart's readings in bounded memory: consecutive readings are grouped into buckets of
+/// per_bucket_ (a power of two), each keeping its lowest and highest reading (spikes stay
+/// visible); when there are too many buckets, neighbours merge and per_bucket_ doubles. Up to
+/// max_points readings are kept as they are. Not thread-safe.
+class PointBuckets {
+ public:
+  explicit PointBuckets(std::size_t max_points = 1500)
+      : max_points_(std::max<std::size_t>(4, max_points)) {}
+
+  void Add(const Point& p) {
+    const std::int64_t seq = seen_++;
+    if (!buckets_.empty() && buckets_.back().n < per_bucket_) {
+      Bucket& b = buckets_.back();
+      ++b.n;
+      if (p.v < b.lo.v) b.lo = p, b.lo_seq = seq;
+      if (p.v > b.hi.v) b.hi = p, b.hi_seq = seq;
+      return;
+    }
+    while (buckets_.size() >= Limit()) Halve();
+    buckets_.push_back({1, p, p, seq, seq});
+  }
+
+  /// At most max_points points in reading order.
+  std::vector<Point> Points() const {
+    std::vector<Point> out;
+    for (const Bucket& b : buckets_) {
+      if (b.lo_seq == b.hi_seq) {
+        out.push_back(b.lo);
+      } else if (b.lo_seq < b.hi_seq) {
+        out.push_back(b.lo), out.push_back(b.hi);
+      } else {
+        out.push_back(b.hi), out.push_back(b.lo);
+      }
+    }
+    return out;
+  }
+
+ private:
+  struct Bucket {
+    std::size_t n = 0;
+    Point lo, hi;
+    std::int64_t lo_seq = 0, hi_seq = 0;  ///< which readings lo and hi are (their order)
+  };
+  /// Single readings show one point each, merged buckets up to two.
+  std::size_t Limit() const { return per_bucket_ == 1 ? max_points_ : max_points_ / 2; }
+  void Halve() {
+    std::vector<Bucket> merged;
+    merged.reserve(buckets_.size() / 2 + 1);
+    for (std::size_t i = 0; i < buckets_.size(); i += 2) {
+      Bucket b = buckets_[i];
+      if (i + 1 < buckets_.size()) {
+        const Bucket& next = buckets_[i + 1];
+        b.n += next.n;
+        if (next.lo.v < b.lo.v) b.lo = next.lo, b.lo_seq = next.lo_seq;
+        if (next.hi.v > b.hi.v) b.hi = next.hi, b.hi_seq = next.hi_seq;
+      }
+      merged.push_back(b);
+    }
+    buckets_ = std::move(merged);
+    per_bucket_ *= 2;
+  }
+
+  std::size_t max_points_;
+  std::size_t per_bucket_ = 1;
+  std::int64_t seen_ = 0;
+  std::vector<Bucket> buckets_;
+};
+
 struct Series {
   std::string unit;
   const RoiConfig* config = nullptr;
-  std::vector<Point> points;
+  PointBuckets points;
   std::int64_t ok = 0, uncertain = 0, cached = 0, errors = 0, skipped = 0;
   bool counts = false;  ///< readings are object counts: whole-number axis ticks
 };
@@ -164,29 +242,6 @@ struct UncertainRow {
   double time_s = 0, value = 0;
   std::optional<double> confidence;
 };
-
-/// Keeps at most max_points by taking the min and max of each bucket (spikes stay visible).
-std::vector<Point> Decimate(const std::vector<Point>& points, std::size_t max_points) {
-  if (points.size() <= max_points || max_points < 4) return points;
-  std::vector<Point> out;
-  const std::size_t buckets = max_points / 2;
-  const double step = static_cast<double>(points.size()) / static_cast<double>(buckets);
-  for (std::size_t b = 0; b < buckets; ++b) {
-    const auto begin = static_cast<std::size_t>(b * step);
-    const auto end = std::min(points.size(), static_cast<std::size_t>((b + 1) * step));
-    if (begin >= end) continue;
-    auto [lo, hi] = std::minmax_element(points.begin() + begin, points.begin() + end,
-                                        [](const Point& a, const Point& c) { return a.v < c.v; });
-    if (lo->t <= hi->t) {
-      out.push_back(*lo);
-      if (hi != lo) out.push_back(*hi);
-    } else {
-      out.push_back(*hi);
-      out.push_back(*lo);
-    }
-  }
-  return out;
-}
 
 std::string Num(double v, int precision = 3) {
   std::ostringstream s;
@@ -312,9 +367,9 @@ std::vector<double> ValueTicks(double& v0, double& v1, bool counts) {
   return ticks;
 }
 
-std::string Chart(const std::string& name, const Series& series, std::size_t max_points) {
+std::string Chart(const std::string& name, const Series& series) {
   constexpr double kW = 760, kH = 220, kLeft = 56, kRight = 12, kTop = 12, kBottom = 30;
-  const auto points = Decimate(series.points, max_points);
+  const auto points = series.points.Points();
   std::ostringstream svg;
   svg << "<svg xmlns='http://www.w3.org/2000/svg' width='" << kW << "' height='" << kH
       << "' viewBox='0 0 " << kW << ' ' << kH << "' role='img' aria-label='" << HtmlEscape(name)
@@ -407,67 +462,74 @@ StatusOr<std::string> RenderHtmlReport(const ReportInputs& inputs) {
   std::optional<FirstError> first_error;
   std::int64_t error_lines = 0;
 
-  std::ifstream in(inputs.results_path);
-  if (!in) return NotFoundError("results file '" + inputs.results_path + "' cannot be read");
-  std::string text;
-  while (std::getline(in, text)) {
-    if (text.empty()) continue;
-    auto line = nlohmann::json::parse(text, nullptr, false);
-    if (line.is_discarded() || !line.is_object() || line.contains("type")) continue;
-    const std::string roi = StringField(line, "roi");
-    auto [it, inserted] = series.try_emplace(roi);
-    Series& s = it->second;
-    if (inserted) {
-      order.push_back(roi);
-      if (inputs.config) {
-        const std::string base = roi.substr(0, roi.find('#'));
-        for (const auto& rc : inputs.config->rois) {
-          if (rc.name == base) s.config = &rc;
+  std::vector<std::string> paths = inputs.earlier_results_paths;
+  paths.push_back(inputs.results_path);
+  for (const std::string& path : paths) {
+    std::ifstream in(path);
+    if (!in) return NotFoundError("results file '" + path + "' cannot be read");
+    std::string text;
+    while (std::getline(in, text)) {
+      if (text.empty()) continue;
+      auto line = nlohmann::json::parse(text, nullptr, false);
+      if (line.is_discarded() || !line.is_object() || line.contains("type")) continue;
+      const std::string roi = StringField(line, "roi");
+      auto [it, inserted] = series.try_emplace(roi);
+      Series& s = it->second;
+      if (inserted) {
+        s.points = PointBuckets(inputs.max_points);
+        order.push_back(roi);
+        if (inputs.config) {
+          const std::string base = roi.substr(0, roi.find('#'));
+          for (const auto& rc : inputs.config->rois) {
+            if (rc.name == base) s.config = &rc;
+          }
         }
       }
-    }
-    const std::string status = StringField(line, "status");
-    if (status == "ok") ++s.ok;
-    if (status == "uncertain") ++s.uncertain;
-    if (status == "cached") ++s.cached;
-    if (status == "error") ++s.errors, ++error_lines;
-    if (status == "skipped") ++s.skipped;
-    std::optional<double> v;
-    if (line.contains("value") && line["value"].is_number()) v = line["value"].get<double>();
-    if (!v && line.contains("count") && line["count"].is_number()) {
-      v = line["count"].get<double>();
-      s.counts = true;
-    }
-    if (line.contains("unit") && line["unit"].is_string() && s.unit.empty()) {
-      s.unit = line["unit"].get<std::string>();
-    }
-    const std::string alarm =
-        line.contains("alarm") && line["alarm"].is_string() ? line["alarm"].get<std::string>() : "";
-    const double t = line.value("time_s", 0.0);
-    const bool uncertain = status == "uncertain";
-    if (v) s.points.push_back({t, *v, !alarm.empty(), uncertain, status == "cached"});
-    if (status == "error" && !first_error) {
-      first_error = FirstError{roi, StringField(line, "source"),
-                               line.value("frame", std::int64_t{0}), t, StringField(line, "error")};
-    }
-    if (!alarm.empty()) ++alarm_lines;
-    if (uncertain) ++uncertain_lines;
-    if (uncertain && !was_uncertain[roi] && uncertain_rows.size() < kMaxAlarmRows) {
-      std::optional<double> confidence;
-      if (auto c = line.find("confidence"); c != line.end() && c->is_number()) {
-        confidence = c->get<double>();
+      const std::string status = StringField(line, "status");
+      if (status == "ok") ++s.ok;
+      if (status == "uncertain") ++s.uncertain;
+      if (status == "cached") ++s.cached;
+      if (status == "error") ++s.errors, ++error_lines;
+      if (status == "skipped") ++s.skipped;
+      std::optional<double> v;
+      if (line.contains("value") && line["value"].is_number()) v = line["value"].get<double>();
+      if (!v && line.contains("count") && line["count"].is_number()) {
+        v = line["count"].get<double>();
+        s.counts = true;
       }
-      uncertain_rows.push_back({roi, StringField(line, "source"),
-                                line.value("frame", std::int64_t{0}), t, v.value_or(0),
-                                confidence});
+      if (line.contains("unit") && line["unit"].is_string() && s.unit.empty()) {
+        s.unit = line["unit"].get<std::string>();
+      }
+      const std::string alarm = line.contains("alarm") && line["alarm"].is_string()
+                                    ? line["alarm"].get<std::string>()
+                                    : "";
+      const double t = line.value("time_s", 0.0);
+      const bool uncertain = status == "uncertain";
+      if (v) s.points.Add({t, *v, !alarm.empty(), uncertain, status == "cached"});
+      if (status == "error" && !first_error) {
+        first_error =
+            FirstError{roi, StringField(line, "source"), line.value("frame", std::int64_t{0}), t,
+                       StringField(line, "error")};
+      }
+      if (!alarm.empty()) ++alarm_lines;
+      if (uncertain) ++uncertain_lines;
+      if (uncertain && !was_uncertain[roi] && uncertain_rows.size() < kMaxAlarmRows) {
+        std::optional<double> confidence;
+        if (auto c = line.find("confidence"); c != line.end() && c->is_number()) {
+          confidence = c->get<double>();
+        }
+        uncertain_rows.push_back({roi, StringField(line, "source"),
+                                  line.value("frame", std::int64_t{0}), t, v.value_or(0),
+                                  confidence});
+      }
+      was_uncertain[roi] = uncertain;
+      // The alarm table lists where an alarm starts (or changes side), not every frame in it.
+      if (!alarm.empty() && last_alarm[roi] != alarm && alarms.size() < kMaxAlarmRows) {
+        alarms.push_back({roi, alarm, StringField(line, "source"),
+                          line.value("frame", std::int64_t{0}), t, v.value_or(0)});
+      }
+      last_alarm[roi] = alarm;
     }
-    was_uncertain[roi] = uncertain;
-    // The alarm table lists where an alarm starts (or changes side), not every frame in it.
-    if (!alarm.empty() && last_alarm[roi] != alarm && alarms.size() < kMaxAlarmRows) {
-      alarms.push_back({roi, alarm, StringField(line, "source"),
-                        line.value("frame", std::int64_t{0}), t, v.value_or(0)});
-    }
-    last_alarm[roi] = alarm;
   }
 
   std::ostringstream html;
@@ -484,6 +546,13 @@ StatusOr<std::string> RenderHtmlReport(const ReportInputs& inputs) {
        << "table.summary td{text-align:right}.legend{font-size:12px;color:#444}"
        << "</style></head><body>\n<h1>roilens report</h1><p>" << HtmlEscape(inputs.title)
        << "</p>\n";
+  if (paths.size() > 1) {  // output.rotate rolled the results over: say what this covers
+    html << "<p class='legend'>Results read from " << paths.size() << " files, oldest first:";
+    for (const std::string& path : paths) {
+      html << " " << HtmlEscape(std::filesystem::path(path).filename().string());
+    }
+    html << "</p>\n";
+  }
   // A run that stopped calling the model (e.g. the API key was rejected) says so first.
   if (inputs.summary.is_object()) {
     if (auto fatal = inputs.summary.find("fatal_error");
@@ -516,7 +585,7 @@ StatusOr<std::string> RenderHtmlReport(const ReportInputs& inputs) {
       html << "; alarm band shaded (low " << (s.config->alarm.low ? Num(*s.config->alarm.low) : "-")
            << ", high " << (s.config->alarm.high ? Num(*s.config->alarm.high) : "-") << ")";
     }
-    html << "</p>\n" << Chart(roi, s, inputs.max_points) << "\n";
+    html << "</p>\n" << Chart(roi, s) << "\n";
   }
   html << "<h2>Alarms</h2>";
   if (alarms.empty()) {

@@ -44,25 +44,127 @@ std::vector<AlarmTransition> AlarmStateMachine::Update(double time_s, double val
   return out;
 }
 
+namespace {
+
+/// AlarmSideName's inverse; false for any other text.
+bool SideFromName(const json& name, AlarmSide& side) {
+  if (!name.is_string()) return false;
+  const std::string& text = name.get_ref<const std::string&>();
+  if (text.empty()) {
+    side = AlarmSide::kNone;
+  } else if (text == "low") {
+    side = AlarmSide::kLow;
+  } else if (text == "high") {
+    side = AlarmSide::kHigh;
+  } else {
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+json AlarmStateMachine::Save() const {
+  return {{"state", AlarmSideName(state_)},
+          {"pending", AlarmSideName(pending_)},
+          {"pending_since_s", pending_since_s_}};
+}
+
+Status AlarmStateMachine::Restore(const json& state) {
+  AlarmSide raised = AlarmSide::kNone, pending = AlarmSide::kNone;
+  const auto since = state.is_object() ? state.find("pending_since_s") : state.end();
+  if (!state.is_object() || !SideFromName(state.value("state", json()), raised) ||
+      !SideFromName(state.value("pending", json()), pending) || since == state.end() ||
+      !since->is_number()) {
+    return InvalidArgumentError("alarm state: expected {state, pending, pending_since_s}, got " +
+                                state.dump().substr(0, 200));
+  }
+  // A side the config has no threshold for cannot be cleared: the state is not this config's.
+  for (AlarmSide side : {raised, pending}) {
+    if ((side == AlarmSide::kLow && !config_.low) || (side == AlarmSide::kHigh && !config_.high)) {
+      return InvalidArgumentError("alarm state: '" + AlarmSideName(side) +
+                                  "' but the alarm has no such threshold");
+    }
+  }
+  state_ = raised;
+  pending_ = pending;
+  pending_since_s_ = since->get<double>();
+  return OkStatus();
+}
+
 ReadingMonitor::ReadingMonitor(const StationConfig& config)
     : mode_(config.pipeline.mode), rois_(config.rois) {
   for (const RoiConfig& roi : rois_) configs_[roi.name] = &roi;
 }
 
+ReadingMonitor::RoiState ReadingMonitor::MakeState(const RoiConfig& config) const {
+  RoiState state;
+  if (config.task == TaskKind::kReadGauge) {
+    state.fusion = std::make_unique<ReadingFusion>(FusionOptions::Resolve(config.fusion, mode_),
+                                                   config.gauge.max_value - config.gauge.min_value);
+  }
+  if (config.alarm.low || config.alarm.high) {
+    state.alarm = std::make_unique<AlarmStateMachine>(config.alarm);
+  }
+  return state;
+}
+
 ReadingMonitor::RoiState& ReadingMonitor::StateFor(const std::string& instance,
                                                    const RoiConfig& config) {
-  auto [it, inserted] = states_.try_emplace(instance);
-  if (inserted) {
-    if (config.task == TaskKind::kReadGauge) {
-      it->second.fusion =
-          std::make_unique<ReadingFusion>(FusionOptions::Resolve(config.fusion, mode_),
-                                          config.gauge.max_value - config.gauge.min_value);
+  auto it = states_.find(instance);
+  if (it == states_.end()) it = states_.emplace(instance, MakeState(config)).first;
+  return it->second;
+}
+
+json ReadingMonitor::Save() const {
+  json rois = json::object();
+  for (const auto& [instance, state] : states_) {
+    json saved = {{"last_fresh_implausible", state.last_fresh_implausible}};
+    if (state.fusion) saved["fusion"] = state.fusion->Save();
+    if (state.alarm) saved["alarm"] = state.alarm->Save();
+    rois[instance] = std::move(saved);
+  }
+  return {{"version", 1}, {"rois", std::move(rois)}};
+}
+
+Status ReadingMonitor::Restore(const json& saved) {
+  std::map<std::string, RoiState> states;
+  if (!saved.is_null()) {
+    if (!saved.is_object() || saved.value("version", 0) != 1 || !saved.contains("rois") ||
+        !saved["rois"].is_object()) {
+      return InvalidArgumentError("reading monitor state: expected {\"version\": 1, \"rois\"}");
     }
-    if (config.alarm.low || config.alarm.high) {
-      it->second.alarm = std::make_unique<AlarmStateMachine>(config.alarm);
+    for (const auto& [instance, entry] : saved["rois"].items()) {
+      const auto config = configs_.find(instance.substr(0, instance.find('#')));
+      if (config == configs_.end()) {
+        return InvalidArgumentError("reading monitor state: ROI '" + instance +
+                                    "' is not in the config");
+      }
+      RoiState state = MakeState(*config->second);
+      const auto implausible =
+          entry.is_object() ? entry.find("last_fresh_implausible") : entry.end();
+      if (implausible == entry.end() || !implausible->is_boolean() ||
+          entry.contains("fusion") != (state.fusion != nullptr) ||
+          entry.contains("alarm") != (state.alarm != nullptr)) {
+        return InvalidArgumentError("reading monitor state of ROI '" + instance +
+                                    "' does not match its config");
+      }
+      state.last_fresh_implausible = implausible->get<bool>();
+      if (state.fusion) {
+        if (Status s = state.fusion->Restore(entry["fusion"]); !s.ok()) {
+          return InvalidArgumentError("ROI '" + instance + "': " + s.message());
+        }
+      }
+      if (state.alarm) {
+        if (Status s = state.alarm->Restore(entry["alarm"]); !s.ok()) {
+          return InvalidArgumentError("ROI '" + instance + "': " + s.message());
+        }
+      }
+      states.emplace(instance, std::move(state));
     }
   }
-  return it->second;
+  states_ = std::move(states);
+  return OkStatus();
 }
 
 std::vector<json> ReadingMonitor::Process(std::vector<RoiResult>& results) {

@@ -258,7 +258,9 @@ RoiResult MakeRoiResult(std::int64_t frame, const std::string& source, double ti
   }
   r.text = answer.text;
   r.confidence = answer.confidence;
-  r.alarm = answer.alarm;
+  // r.alarm stays "": the line's alarm is the ROI's alarm state (duration, hysteresis), which
+  // ReadingMonitor::Process sets on every line of a ROI with an alarm. answer.alarm, the single
+  // reading against the thresholds, is for the frame's label only.
   r.error = answer.error;
   r.attempts = answer.attempts;
   r.latency_ms = answer.latency_ms;

@@ -59,4 +59,55 @@ ReadingFusion::Fused ReadingFusion::Add(double time_s, double reading) {
   return {*current_, false};
 }
 
+namespace {
+
+nlohmann::json Pairs(const auto& pairs) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& [time_s, reading] : pairs) out.push_back({time_s, reading});
+  return out;
+}
+
+/// [[time_s, reading], ...] from `state[key]`; false when it is not that.
+bool ReadPairs(const nlohmann::json& state, const char* key,
+               std::vector<std::pair<double, double>>& out) {
+  auto it = state.find(key);
+  if (it == state.end() || !it->is_array()) return false;
+  for (const auto& pair : *it) {
+    if (!pair.is_array() || pair.size() != 2 || !pair[0].is_number() || !pair[1].is_number()) {
+      return false;
+    }
+    out.emplace_back(pair[0].get<double>(), pair[1].get<double>());
+  }
+  return true;
+}
+
+}  // namespace
+
+nlohmann::json ReadingFusion::Save() const {
+  return {{"window", Pairs(window_)},
+          {"current", current_ ? nlohmann::json(*current_) : nlohmann::json(nullptr)},
+          {"current_time_s", current_time_s_},
+          {"rejected", Pairs(rejected_)}};
+}
+
+Status ReadingFusion::Restore(const nlohmann::json& state) {
+  std::vector<std::pair<double, double>> window, rejected;
+  const auto current = state.is_object() ? state.find("current") : state.end();
+  const auto current_time = state.is_object() ? state.find("current_time_s") : state.end();
+  if (!state.is_object() || !ReadPairs(state, "window", window) ||
+      !ReadPairs(state, "rejected", rejected) || current == state.end() ||
+      !(current->is_null() || current->is_number()) || current_time == state.end() ||
+      !current_time->is_number()) {
+    return InvalidArgumentError(
+        "fusion state: expected {window, current, current_time_s, "
+        "rejected}, got " +
+        state.dump().substr(0, 200));
+  }
+  window_.assign(window.begin(), window.end());
+  rejected_ = std::move(rejected);
+  current_ = current->is_null() ? std::nullopt : std::optional<double>(current->get<double>());
+  current_time_s_ = current_time->get<double>();
+  return OkStatus();
+}
+
 }  // namespace roilens

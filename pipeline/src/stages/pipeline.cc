@@ -187,7 +187,8 @@ class FlowPipeline final : public Pipeline {
  public:
   FlowPipeline(StationConfig config, std::unique_ptr<InteractionsClient> client,
                std::string key_source, std::unique_ptr<AlarmDispatcher> alarm_sinks,
-               std::unique_ptr<AuditLog> audit, std::string endpoint, std::string coder)
+               std::unique_ptr<AuditLog> audit, std::string endpoint, std::string coder,
+               const nlohmann::json& monitor_state, bool snapshot_monitor)
       : config_(std::move(config)),
         client_(std::move(client)),
         key_source_(std::move(key_source)),
@@ -196,7 +197,9 @@ class FlowPipeline final : public Pipeline {
         alarm_sinks_(std::move(alarm_sinks)),
         audit_(std::move(audit)),
         endpoint_(std::move(endpoint)),
-        coder_(std::move(coder)) {
+        coder_(std::move(coder)),
+        snapshot_monitor_(snapshot_monitor) {
+    (void)monitor_.Restore(monitor_state);  // Create checked it
     // Frames in flight: each holds a decoded frame, its processed image and crops, so this is
     // what bounds memory on long inputs. It must also be large enough that the frames waiting for
     // answers can keep the client's max_in_flight transfers busy (a frame carries up to rois.size()
@@ -889,6 +892,7 @@ class FlowPipeline final : public Pipeline {
     if (!Cancelled()) {
       // Fusion and alarm state run here: serial and in frame order.
       job->output.alarms = monitor_.Process(job->output.results);
+      if (snapshot_monitor_) job->output.monitor_state = monitor_.Save();
       if (alarm_sinks_) {
         for (const auto& event : job->output.alarms) alarm_sinks_->Post(event);
       }
@@ -917,6 +921,7 @@ class FlowPipeline final : public Pipeline {
   std::unique_ptr<AuditLog> audit_;               ///< null when output.audit is off
   const std::string endpoint_;                    ///< base URL the client calls (audit records)
   const std::string coder_;                       ///< PipelineOptions::coder (audit records)
+  const bool snapshot_monitor_;                   ///< PipelineOptions::snapshot_monitor
   int max_frames_ = 8;
   bool live_ = false;
 
@@ -972,6 +977,7 @@ class FlowPipeline final : public Pipeline {
 StatusOr<std::unique_ptr<Pipeline>> Pipeline::Create(StationConfig config,
                                                      PipelineOptions options) {
   if (config.rois.empty()) return InvalidArgumentError("station config has no rois");
+  if (Status s = ReadingMonitor(config).Restore(options.monitor_state); !s.ok()) return s;
   ClientOptions client_options;
   client_options.base_url = options.base_url;
   if (client_options.base_url.empty()) {
@@ -1024,7 +1030,7 @@ StatusOr<std::unique_ptr<Pipeline>> Pipeline::Create(StationConfig config,
   }
   return std::unique_ptr<Pipeline>(std::make_unique<FlowPipeline>(
       std::move(config), std::move(*client), key_source, std::move(*alarm_sinks), std::move(audit),
-      endpoint, options.coder));
+      endpoint, options.coder, options.monitor_state, options.snapshot_monitor));
 }
 
 }  // namespace roilens

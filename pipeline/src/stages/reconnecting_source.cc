@@ -8,14 +8,40 @@
 
 namespace roilens {
 
-nlohmann::json SourceGap::ToJson() const {
-  return {{"type", "gap"},
-          {"after_frame", after_frame},
-          {"from_time_s", from_time_s},
-          {"to_time_s", to_time_s},
-          {"missing_frames", missing_frames},
-          {"reconnect_attempts", reconnect_attempts},
-          {"error", error}};
+std::string SourceGap::Describe() const {
+  auto seconds = [](double s) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%.3f s", s);
+    return std::string(text);
+  };
+  std::string text = "stream outage after frame " + std::to_string(after_frame) +
+                     ": no frames from " + seconds(from_time_s) +
+                     (ongoing ? " until the run stopped at " : " to ") + seconds(to_time_s) +
+                     " (about " + std::to_string(missing_frames) + " missing), " +
+                     (ongoing ? "still down after " : "back after ") +
+                     std::to_string(reconnect_attempts) + " reconnect attempt(s)";
+  if (!error.empty()) text += "; last error: " + error;
+  std::replace(text.begin(), text.end(), '\n', ' ');
+  return text;
+}
+
+std::vector<RoiResult> SourceGap::ToResults(const std::vector<RoiResult>& rois) const {
+  const std::string reason = Describe();
+  std::vector<RoiResult> lines;
+  lines.reserve(rois.size());
+  for (const RoiResult& roi : rois) {
+    RoiResult line;
+    line.frame = after_frame + 1;
+    line.time_s = to_time_s;
+    line.source = roi.source;
+    line.roi = roi.roi;
+    line.task = roi.task;
+    line.rect = roi.rect;
+    line.status = kGapStatus;
+    line.error = reason;
+    lines.push_back(std::move(line));
+  }
+  return lines;
 }
 
 StatusOr<std::unique_ptr<ReconnectingSource>> ReconnectingSource::Create(
@@ -81,6 +107,7 @@ std::optional<SourceGap> ReconnectingSource::TakeOpenGap() {
   if (!pending_gap_) return std::nullopt;
   SourceGap gap = std::move(*pending_gap_);
   pending_gap_.reset();
+  gap.ongoing = true;
   gap.to_time_s = std::chrono::duration<double>(Clock::now() - start_).count();
   const double fps = info_.fps > 0 ? info_.fps : 25;
   // Frames up to now were missed (no frame after the outage to exclude).

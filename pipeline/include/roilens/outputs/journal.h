@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
@@ -22,11 +23,17 @@ struct JournalHeader {
 };
 
 /// Everything up to here is on disk: frames [0, frames_done) have their results lines in the
-/// first results_bytes bytes of results.jsonl and their video frames in segments [0, segments).
+/// first results_bytes bytes of results.jsonl, their alarm events in the first alarms_bytes bytes
+/// of alarms.jsonl and their video frames in segments [0, segments); monitor_state is the fusion
+/// and alarm state after frame frames_done - 1, so a resume continues it instead of starting over.
 struct JournalCheckpoint {
   std::int64_t frames_done = 0;
   std::uint64_t results_bytes = 0;
   int segments = 0;
+  /// nullopt in journals written before alarms.jsonl was checkpointed: its size is then unknown.
+  std::optional<std::uint64_t> alarms_bytes;
+  /// ReadingMonitor::Save(); null when not recorded (older journals): a fresh monitor.
+  nlohmann::json monitor_state;
 };
 
 /// Not thread-safe (one writer).

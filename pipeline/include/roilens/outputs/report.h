@@ -40,6 +40,9 @@ class RunStats {
 /// Reads a results.jsonl file and returns its statistics; a line that is not JSON is an error
 /// naming the file and line number.
 StatusOr<PipelineSummary> SummarizeResultsFile(const std::string& path);
+/// The same over several files read in order as one (output.rotate's rolled files, oldest first,
+/// then the active one): a run's totals across every file it wrote. Memory stays bounded.
+StatusOr<PipelineSummary> SummarizeResultsFiles(const std::vector<std::string>& paths);
 
 /// An annotated crop shown in the report.
 struct ReportCrop {
@@ -51,9 +54,13 @@ struct ReportInputs {
   const StationConfig* config = nullptr;
   std::string title;         ///< e.g. the input file name
   std::string results_path;  ///< results.jsonl to chart
-  nlohmann::json summary;    ///< the summary.json object
+  /// Rolled-over results files (output.rotate), oldest first: read before results_path, so the
+  /// report covers every frame of the run; the report names them.
+  std::vector<std::string> earlier_results_paths;
+  nlohmann::json summary;  ///< the summary.json object
   std::vector<ReportCrop> crops;
-  /// Points per ROI chart; longer series are decimated (min/max kept per bucket).
+  /// Points per ROI chart; longer series are decimated as they are read (min/max kept per
+  /// bucket of consecutive readings), so memory does not grow with the length of the run.
   std::size_t max_points = 1500;
 };
 

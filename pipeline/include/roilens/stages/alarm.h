@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "roilens/client/status.h"
 #include "roilens/config/config.h"
 #include "roilens/stages/fusion.h"
 #include "roilens/stages/roi_result.h"
@@ -36,6 +37,12 @@ class AlarmStateMachine {
   /// condition that is being timed.
   std::vector<AlarmTransition> Update(double time_s, double value);
   AlarmSide state() const { return state_; }
+
+  /// The state as JSON: {"state": ""|"low"|"high", "pending": ""|"low"|"high",
+  /// "pending_since_s": number} (the raised side, and the condition being timed since when).
+  nlohmann::json Save() const;
+  /// Replaces the state with one Save() wrote; kInvalidArgument (state unchanged) otherwise.
+  Status Restore(const nlohmann::json& state);
 
  private:
   AlarmSide Condition(double value) const;
@@ -64,6 +71,20 @@ class ReadingMonitor {
   ///  "unit", "threshold", "time_s", "frame", "source", "rect"}.
   std::vector<nlohmann::json> Process(std::vector<RoiResult>& results);
 
+  /// Everything the frames so far left behind, per ROI instance: the fusion window and the alarm
+  /// state (raised side, the condition being timed and since when). A run that stops and resumes
+  /// (the resume journal keeps this at each checkpoint) Restores it before the first frame it
+  /// redoes, so it fuses, raises and clears exactly as a run that never stopped: no alarm raised
+  /// twice, no min_duration_s timer restarted. JSON: {"version": 1, "rois": {"<instance>":
+  /// {"fusion": ReadingFusion::Save() (read_gauge only), "alarm": AlarmStateMachine::Save() (with
+  /// an alarm configured only), "last_fresh_implausible": bool}}}; numbers round-trip exactly.
+  /// Cost: proportional to the read_gauge/count ROIs seen (a few numbers each).
+  nlohmann::json Save() const;
+  /// Replaces all state with one Save() wrote for the same config. kInvalidArgument, state
+  /// unchanged, when `state` is not of that shape or names an ROI the config does not have. A
+  /// null `state` is a fresh start (no readings yet).
+  Status Restore(const nlohmann::json& state);
+
  private:
   struct RoiState {
     std::unique_ptr<ReadingFusion> fusion;
@@ -71,6 +92,7 @@ class ReadingMonitor {
     bool last_fresh_implausible = false;
   };
   RoiState& StateFor(const std::string& instance, const RoiConfig& config);
+  RoiState MakeState(const RoiConfig& config) const;
 
   std::map<std::string, const RoiConfig*> configs_;  ///< by ROI name
   std::map<std::string, RoiState> states_;           ///< by instance name ("gauge#1")

@@ -41,7 +41,10 @@ struct RoiAnswer {
   std::vector<CountedObject> objects;
   std::string text;
   std::optional<double> confidence;
-  std::string alarm;  ///< "" | "low" | "high"; always "" when status is "uncertain"
+  /// "" | "low" | "high": this single reading against the thresholds (AlarmFor), for the frame's
+  /// label and the audit record; always "" when status is "uncertain". Not the results line's
+  /// `alarm`: that is the ROI's alarm state, owned by ReadingMonitor.
+  std::string alarm;
   std::string error;  ///< one line, names the ROI; never contains an API key
   int attempts = 0;   ///< code executions seen in the interaction
   double latency_ms = 0;
@@ -68,7 +71,8 @@ bool HasResult(const RoiAnswer& answer);
 
 /// The typed result for the results.jsonl object: frame, source, time_s, roi, task, rect [x,y,w,h],
 /// status, value, unit, count, objects, text, confidence, alarm, error, attempts, latency_ms,
-/// interaction_id, usage (absent values as null) — exactly these keys. rect is roi.frame_rect
+/// interaction_id, usage (absent values as null) — exactly these keys. alarm is left "" (null):
+/// ReadingMonitor::Process sets it from the ROI's alarm state. rect is roi.frame_rect
 /// (original pixels). objects: for count lines a list (empty when none) of {"box": [x, y, w, h],
 /// "score": s|null}, each box mapped from crop pixels through the crop's zoom
 /// (CropTransform::Make(roi.rect, config.zoom)) and roi.image_to_frame into ORIGINAL frame pixels

@@ -4,10 +4,12 @@
 
 #include <cstddef>
 #include <deque>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <utility>
 #include <vector>
 
+#include "roilens/client/status.h"
 #include "roilens/config/config.h"
 
 namespace roilens {
@@ -40,6 +42,16 @@ class ReadingFusion {
   Fused Add(double time_s, double reading);
   /// The current estimate; nullopt before the first accepted reading.
   std::optional<double> current() const { return current_; }
+
+  /// What the readings so far left behind (the window, the estimate and its time, the current run
+  /// of implausible readings) as JSON, so a resumed run fuses on as if it had never stopped:
+  /// {"window": [[time_s, reading], ...], "current": number|null, "current_time_s", "rejected":
+  /// [[time_s, reading], ...]}. Numbers round-trip exactly. The options and span are not in it:
+  /// they come from the config.
+  nlohmann::json Save() const;
+  /// Replaces the state with one Save() wrote; kInvalidArgument (state unchanged) when `state` is
+  /// not of that shape.
+  Status Restore(const nlohmann::json& state);
 
  private:
   bool Plausible(double from_time, double from_value, double time_s, double value) const;

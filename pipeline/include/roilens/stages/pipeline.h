@@ -37,6 +37,10 @@ struct FrameOutput {
   /// Alarm raise/clear events this frame caused (ReadingMonitor::Process), for alarms.jsonl;
   /// already handed to output.mqtt / output.webhook when configured.
   std::vector<nlohmann::json> alarms;
+  /// ReadingMonitor::Save() right after this frame (fusion windows and alarm states), when
+  /// PipelineOptions::snapshot_monitor; null otherwise. A resume journal records it with the
+  /// checkpoint after this frame.
+  nlohmann::json monitor_state;
 };
 
 /// Counters over a run (summary.json is built from these).
@@ -62,6 +66,12 @@ struct PipelineOptions {
   /// The embedded backend's coder ("cv", "echo") when the caller started one; written into
   /// output.audit records only ("" = unknown).
   std::string coder;
+  /// Fusion and alarm state to start from (ReadingMonitor::Save, e.g. a resume checkpoint's);
+  /// null: a fresh start. Create fails with kInvalidArgument when it does not fit the config.
+  nlohmann::json monitor_state;
+  /// Fill FrameOutput::monitor_state on every frame (one ReadingMonitor::Save each: a few numbers
+  /// per read_gauge/count ROI), for callers that checkpoint and resume.
+  bool snapshot_monitor = false;
 };
 
 /// Thread-safety: Submit from one thread; TakeReady/Take from one thread (may differ from the

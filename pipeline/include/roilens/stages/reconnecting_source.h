@@ -11,9 +11,11 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "roilens/client/retry.h"
 #include "roilens/client/status.h"
+#include "roilens/stages/roi_result.h"
 #include "roilens/stages/source.h"
 
 namespace roilens {
@@ -27,10 +29,20 @@ struct SourceGap {
   std::int64_t missing_frames = 0;  ///< (to - from) * fps - 1, rounded; at least 0
   int reconnect_attempts = 0;       ///< opens tried until one succeeded
   std::string error;                ///< why the stream was lost / the last open failed
-  /// results.jsonl record: {"type":"gap", "after_frame", "from_time_s", "to_time_s",
-  /// "missing_frames", "reconnect_attempts", "error"}.
-  nlohmann::json ToJson() const;
+  bool ongoing = false;             ///< still down when the source was stopped (TakeOpenGap)
+  /// The outage as results.jsonl lines of the ordinary shape (ToJson(RoiResult)), one per ROI of
+  /// `rois` (the lines of a frame next to it: their roi, task and rect are taken), so a consumer
+  /// reads them like any other line: status kGapStatus; frame after_frame + 1 (the number the
+  /// stream went on with) and time_s to_time_s; every reading null; error says what happened
+  /// ("stream outage after frame N: no frames from A s to B s (about M missing), back after K
+  /// reconnect attempt(s); last error: ...").
+  std::vector<RoiResult> ToResults(const std::vector<RoiResult>& rois) const;
+  /// The error text of ToResults' lines.
+  std::string Describe() const;
 };
+
+/// The status of a result line standing for frames a live source missed (SourceGap::ToResults).
+inline constexpr const char* kGapStatus = "gap";
 
 struct ReconnectOptions {
   /// First wait before reopening; doubles per failed open (full jitter) up to max_backoff.

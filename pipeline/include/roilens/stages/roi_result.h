@@ -44,8 +44,9 @@ struct RoiResult {
   std::string roi;         ///< ROI name from the config
   std::string task;        ///< read_gauge | count | ... (the config's task name)
   cv::Rect rect;           ///< the ROI in original frame pixels
-  /// ok | cached | skipped | uncertain | error. "uncertain": a reading below the ROI's
-  /// min_confidence (value/count are given, alarm is "").
+  /// ok | cached | skipped | uncertain | error | gap. "uncertain": a reading below the ROI's
+  /// min_confidence (value/count are given, alarm is ""). "gap": frames a live source missed
+  /// (SourceGap::ToResults; error says why).
   std::string status = "ok";
   /// read_gauge: the reading in `unit`; in live mode the ROI's fused estimate (median over a
   /// short window, see ReadingMonitor), the single reading being raw_value.
@@ -62,7 +63,7 @@ struct RoiResult {
   std::string text;                  ///< free-text answer, "" when none
   std::optional<double> confidence;  ///< 0..1 as the model reported it
   std::string alarm;           ///< "" | "low" | "high": which alarm threshold the value crossed
-  std::string error;           ///< one line naming the ROI when status is "error", else ""
+  std::string error;           ///< why, one line: status "error" (names the ROI) or "gap"
   int attempts = 0;            ///< code executions seen in the interaction
   double latency_ms = 0;       ///< model call time, milliseconds (0 for reused answers' copies)
   std::string interaction_id;  ///< the backend's interaction id, "" when none
