@@ -144,6 +144,24 @@ TEST(CoderAccuracyTest, TwoPartsBesideCutOffOnesCountTwo) {
   }
 }
 
+TEST(CoderAccuracyTest, ACountRestingOnANearBorderDecisionIsNotConfident) {
+  // Regression: a part cut off by the border whose visible share came out near the border
+  // rule's limit was dropped (8 for 9) and the count still said confidence 0.85; a decision that
+  // close to its threshold now weighs as much as a part-sized soft drop.
+  TrayStyle style;
+  style.kind = 3;
+  style.border_parts = 4;
+  style.noise_sigma = 3;
+  cv::RNG rng(79);
+  std::vector<cv::Rect> boxes;
+  const cv::Mat tray = RenderTray(8, style, rng, &boxes);
+  const json line = CountTray(tray);
+  if (line["count"].get<int>() == int(boxes.size()))
+    ExpectExactWithObjects(line, boxes, tray.size());
+  else
+    EXPECT_LT(line["confidence"].get<double>(), 0.8) << line.dump();
+}
+
 TEST(CoderAccuracyTest, UnevenLightCountsExactly) {
   TrayStyle style;
   style.kind = 3;
