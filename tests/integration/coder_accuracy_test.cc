@@ -440,6 +440,45 @@ TEST(CoderGaugeTest, DoubleEndedNeedleReadsItsPointerWithConfidence) {
   }
 }
 
+TEST(CoderGaugeTest, LargePhotoIsReadAtAWorkingSizeAndAnsweredInItsOwnPixels) {
+  // A 1500-pixel crop (a real camera's ROI) is read at a bounded working size: the answer's
+  // pivot is a fraction of the image as received, a calibrated pivot given as such a fraction
+  // holds, and the drawing is made on the image as received.
+  GaugeStyle s;
+  s.pivot_offset = {0.1, -0.12};
+  s.noise_sigma = 3;
+  cv::RNG rng(19);
+  cv::Mat img;
+  cv::resize(RenderGauge(s, 6.3, rng), img, cv::Size(1500, 1500), 0, 0, cv::INTER_CUBIC);
+  const double px = 0.5 + s.pivot_offset.x * s.radius_fraction;
+  const double py = 0.5 + s.pivot_offset.y * s.radius_fraction;
+  json cal = Calibration(s);
+  cal["pivot"] = {px, py};
+  cal["radius"] = 0.95 * s.radius_fraction * (1 - std::hypot(0.1, -0.12));
+  auto coder = MakeCvCoder();
+  std::vector<std::uint8_t> png;
+  cv::imencode(".png", img, png);
+  CoderInput in;
+  in.text = "Read the gauge.\n```json\n" +
+            json({{"task", "read_gauge"}, {"calibration", cal}}).dump() + "\n```";
+  in.images.push_back({"image/png", png});
+  SandboxJob job;
+  job.code = coder->Write(in, 0, {}).code;
+  job.inputs.push_back({"input_0.png", png});
+  const SandboxResult result = Runner()(job);
+  ASSERT_TRUE(result.ok) << result.error << "\n" << result.stderr_text;
+  const std::string answer = coder->Answer(in, {{result}});
+  const json a = json::parse(answer.substr(answer.rfind('\n') + 1));
+  EXPECT_NEAR(a["value"].get<double>(), 6.3, 0.15) << a.dump();
+  EXPECT_GE(a["confidence"].get<double>(), 0.8) << a.dump();
+  ASSERT_TRUE(a.contains("pivot")) << a.dump();
+  EXPECT_NEAR(a["pivot"][0].get<double>(), px, 0.003) << a.dump();
+  EXPECT_NEAR(a["pivot"][1].get<double>(), py, 0.003) << a.dump();
+  ASSERT_FALSE(result.images.empty());
+  const cv::Mat drawn = cv::imdecode(result.images[0].bytes, cv::IMREAD_COLOR);
+  EXPECT_EQ(drawn.size(), img.size());
+}
+
 TEST(CoderGaugeTest, NoNeedleMeansLowConfidence) {
   GaugeStyle s;
   s.needle_colour = s.face;  // the needle is invisible; only the hub remains

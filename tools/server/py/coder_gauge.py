@@ -768,7 +768,17 @@ def read_once(img, dial, pivot, rs):
 
 
 def read_gauge():
-    img, name = load_input()
+    full, name = load_input()
+    # Work at a bounded size: the cost of the polar scans and median filters grows with the
+    # square of the side, while a needle a few pixels wide at a 640-pixel side already resolves
+    # its angle to a fraction of a degree. Calibrated pivot and radius are fractions of the
+    # image, so they hold at any size; the drawing is made on the image as received.
+    work_side = int(STRATEGY.get("work_side", 640))
+    f_work = 1.0
+    img = full
+    if work_side > 0 and max(full.shape[:2]) > work_side:
+        f_work = work_side / float(max(full.shape[:2]))
+        img = cv2.resize(full, None, fx=f_work, fy=f_work, interpolation=cv2.INTER_AREA)
     h, w = img.shape[:2]
     m = min(h, w)
     # calibrated geometry (fractions of the input image), when the ROI has it
@@ -795,7 +805,7 @@ def read_gauge():
     theta = nd["theta"]
     value = angle_to_value(theta)
     # annotate on the original image: map the rectified pivot and tip back through M^-1
-    out = img.copy()
+    out = full.copy()
     px, py = nd["pivot"]
     rsd = nd["rs"]
     tip = np.array([px + 0.85 * rsd * math.cos(math.radians(theta)), py - 0.85 * rsd * math.sin(math.radians(theta))])
@@ -804,18 +814,20 @@ def read_gauge():
         Mi = cv2.invertAffineTransform(M)
         tip = Mi[:, :2] @ tip + Mi[:, 2]
         ctr = Mi[:, :2] @ ctr + Mi[:, 2]
-    rad = int(round(rsd / k))
-    thick = max(2, m // 150)
+    # back to the image as received
+    tip, ctr = tip / f_work, ctr / f_work
+    rad = int(round(rsd / k / f_work))
+    thick = max(2, min(full.shape[:2]) // 150)
     cv2.circle(out, (int(round(ctr[0])), int(round(ctr[1]))), rad, (0, 255, 0), thick, cv2.LINE_AA)
     cv2.circle(out, (int(round(ctr[0])), int(round(ctr[1]))), max(3, thick * 2), (255, 0, 255), -1, cv2.LINE_AA)
     cv2.line(out, (int(round(ctr[0])), int(round(ctr[1]))), (int(round(tip[0])), int(round(tip[1]))),
              (0, 255, 255), thick + 1, cv2.LINE_AA)
     digits = 0 if SPAN >= 100 else (1 if SPAN >= 5 else 2)
-    put_label(out, ("%." + str(digits) + "f %s") % (value, UNIT), (4, h - 8))
+    put_label(out, ("%." + str(digits) + "f %s") % (value, UNIT), (4, full.shape[0] - 8))
     save(out)
     print("evidence: " + json.dumps(ev))
     answer = {"value": round(value, 4), "unit": UNIT, "confidence": round(conf, 3),
-              "pivot": [round(float(ctr[0]) / w, 4), round(float(ctr[1]) / h, 4)]}
+              "pivot": [round(float(ctr[0]) / full.shape[1], 4), round(float(ctr[1]) / full.shape[0], 4)]}
     if STRATEGY.get("debug"):
         answer["dbg"] = ev
     emit(answer)
