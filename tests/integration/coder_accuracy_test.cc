@@ -312,8 +312,8 @@ TEST(CoderAccuracyTest, ZoomAnnotateAndAskProgramsRunAndDraw) {
 }
 
 /// Runs the coder's gauge program on `img` with `calibration` in the spec; returns the answer
-/// line the backend would return.
-json ReadGauge(const cv::Mat& img, const json& calibration) {
+/// line the backend would return (and, when `raw` is given, the sandbox's result: its images).
+json ReadGauge(const cv::Mat& img, const json& calibration, SandboxResult* raw = nullptr) {
   auto coder = MakeCvCoder();
   std::vector<std::uint8_t> png;
   cv::imencode(".png", img, png);
@@ -327,6 +327,7 @@ json ReadGauge(const cv::Mat& img, const json& calibration) {
   const SandboxResult result = Runner()(job);
   EXPECT_TRUE(result.ok) << result.error << "\n" << result.stderr_text;
   const std::string answer = coder->Answer(in, {{result}});
+  if (raw != nullptr) *raw = result;
   return json::parse(answer.substr(answer.rfind('\n') + 1));
 }
 
@@ -455,20 +456,9 @@ TEST(CoderGaugeTest, LargePhotoIsReadAtAWorkingSizeAndAnsweredInItsOwnPixels) {
   json cal = Calibration(s);
   cal["pivot"] = {px, py};
   cal["radius"] = 0.95 * s.radius_fraction * (1 - std::hypot(0.1, -0.12));
-  auto coder = MakeCvCoder();
-  std::vector<std::uint8_t> png;
-  cv::imencode(".png", img, png);
-  CoderInput in;
-  in.text = "Read the gauge.\n```json\n" +
-            json({{"task", "read_gauge"}, {"calibration", cal}}).dump() + "\n```";
-  in.images.push_back({"image/png", png});
-  SandboxJob job;
-  job.code = coder->Write(in, 0, {}).code;
-  job.inputs.push_back({"input_0.png", png});
-  const SandboxResult result = Runner()(job);
+  SandboxResult result;
+  const json a = ReadGauge(img, cal, &result);
   ASSERT_TRUE(result.ok) << result.error << "\n" << result.stderr_text;
-  const std::string answer = coder->Answer(in, {{result}});
-  const json a = json::parse(answer.substr(answer.rfind('\n') + 1));
   EXPECT_NEAR(a["value"].get<double>(), 6.3, 0.15) << a.dump();
   EXPECT_GE(a["confidence"].get<double>(), 0.8) << a.dump();
   ASSERT_TRUE(a.contains("pivot")) << a.dump();
