@@ -556,6 +556,18 @@ def tip_or_tail(dist, px, py, theta, rs):
     return lf / rs, lb / rs, med_width(wf, pf, lf) / rs, med_width(wb, pb, lb) / rs
 
 
+def end_tick_pair(theta, sides):
+    """True when the line found at theta may be no more than the two end ticks of a half-circle
+    scale: the sweep's two ends lie on one line through the pivot, theta is within 10 deg of one
+    of them (the numerals beside an end tick pull a fit of the pair a few degrees off), and the
+    feature runs from the pivot on neither side. A needle, even one resting on an end, runs from
+    its pivot; end ticks and their numerals stand near the rim."""
+    if abs(SWEEP - 180.0) > 3.0:
+        return False
+    at_end = min(abs(angdiff(theta, A_LO)), abs(angdiff(theta, A_HI))) <= 10.0
+    return at_end and sides[0] < 0.3 and sides[1] < 0.3
+
+
 def orient(fit, px, py):
     """The axis direction from the pivot to the tip: the side of the run on the calibrated
     sweep, else the longer side."""
@@ -617,7 +629,11 @@ def find_needle_from(dist, cx, cy, r, pivot, rs, thin_only):
         if fit2 is not None:
             px2, py2, found2 = locate_pivot(fit2, cx, cy, r, pivot)
             tb2, len2 = orient(fit2, px2, py2)
-            if len2 > 1.15 * length and fit2["rms"] <= max(fit["rms"], 0.01 * r):
+            # The end ticks of a half-circle scale and the numerals beside them line up through
+            # the pivot: longer and straighter than a pale or short needle, but no needle.
+            rs2 = rs if rs is not None else max(0.5 * r, r - math.hypot(px2 - cx, py2 - cy))
+            if (len2 > 1.15 * length and fit2["rms"] <= max(fit["rms"], 0.01 * r)
+                    and not end_tick_pair(tb2, tip_or_tail(dist, px2, py2, tb2, rs2))):
                 fit, px, py, found, theta_b, length = fit2, px2, py2, found2, tb2, len2
                 off = math.hypot(px - cx, py - cy)
                 rs_ = rs if rs is not None else max(0.5 * r, r - off)
@@ -647,9 +663,10 @@ def confidence_of(nd, r):
     agree = abs(va - vb) / SPAN * 100.0
     f_agree = clamp01(1.0 - max(0.0, agree - 0.6) / 2.4)
     f_straight = clamp01(1.0 - max(0.0, nd["rms"] - 0.012 * r) / (0.03 * r))
-    f_len = clamp01((nd["length"] - 0.35) / 0.25)
     # a peak opposite the needle is its tail when the two ends are told apart (sides measured)
     sides = nd.get("sides") or (0.0, 0.0, 0.0, 0.0)
+    # the needle's length: the fitted run, or the run measured from the pivot across its hub
+    f_len = clamp01((max(nd["length"], sides[0]) - 0.35) / 0.25)
     distinct = nd.get("distinct_beside", nd["distinct"]) if sides[0] > 0 else nd["distinct"]
     f_dist = clamp01(0.4 + distinct * 1.5)
     f_sweep = clamp01(1.0 - outside_sweep(nd["theta"]) / 6.0)
@@ -662,7 +679,9 @@ def confidence_of(nd, r):
         thinner = sides[2] > 0 and sides[3] > 1.25 * sides[2]
         if not thinner:
             f_ends = clamp01((0.9 - ratio) / 0.2)
-    conf = f_agree * f_straight * f_len * f_dist * f_sweep * f_rival * f_ends
+    # a half-circle scale's end ticks, lined up through the pivot, are not evidenced as a needle
+    f_pair = 0.3 if end_tick_pair(nd["theta"], sides) else 1.0
+    conf = f_agree * f_straight * f_len * f_dist * f_sweep * f_rival * f_ends * f_pair
     return conf, {"agree": round(agree, 2), "rms": round(nd["rms"] / r, 4), "len": round(nd["length"], 2),
                   "distinct": round(distinct, 2), "out": round(outside_sweep(nd["theta"]), 1),
                   "found": nd["found"], "rival": bool(nd.get("rival")),
