@@ -745,10 +745,12 @@ def recount_clusters(objects, blobs, w, h, edge, evidence):
             continue
         ratio = area / a_lone
         n = max(1, int(round(ratio)))
-        # the pieces' count stands while the area is consistent with it: k lone parts' areas
-        # spread by sqrt(k) times one part's spread
+        # The pieces' count stands while the area is consistent with it: k parts' areas spread
+        # by sqrt(k) times one part's spread, and the lone parts' median is itself uncertain by
+        # about 1.25 / sqrt(m) spreads (m lone parts), which a ratio multiplies by k.
         had = len(g)
-        if n == had or abs(ratio - had) <= 1.5 * math.sqrt(had) * spread:
+        sd = spread * math.sqrt(had + 1.57 * had * had / len(near))
+        if n == had or abs(ratio - had) <= 1.5 * sd:
             out.extend(g)
             continue
         evidence["ambiguous"] += 1
