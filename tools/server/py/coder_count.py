@@ -521,6 +521,7 @@ def count_in(work):
     mask, dist, thr = segment(work)
     before = mask
     mask = drop_soft_blobs(mask, dist)
+    blobs = mask.copy()  # the foreground as segmented (unthinned): what clusters are counted by area on
     # a part-sized blob dropped for its soft rim may be a part inside a glare spot: a decision
     # the count rests on
     _, _, st_d, _ = cv2.connectedComponentsWithStats(((before > 0) & (mask == 0)).astype(np.uint8), 8)
@@ -634,7 +635,7 @@ def count_in(work):
             if n > 1:
                 evidence["splits"] += 1
             if n == 1:
-                objects.append({"box": [x, y, bw, bh], "score": score})
+                objects.append({"box": [x, y, bw, bh], "score": score, "_seg": s})
             else:
                 # one segment holding n parts: split its pixels into n groups for the boxes
                 crit = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 20, 0.5)
@@ -646,7 +647,11 @@ def count_in(work):
                     x0, y0 = p.min(axis=0)
                     x1, y1 = p.max(axis=0)
                     objects.append({"box": [int(x0), int(y0), int(x1 - x0 + 1), int(y1 - y0 + 1)],
-                                    "score": score})
+                                    "score": score, "_seg": s})
+        if STRATEGY.get("split", True):
+            objects = recount_clusters(objects, blobs, w, h, edge, evidence)
+        for o in objects:
+            o.pop("_seg", None)
     # confidence: agreement of the count by parts with the count by total area, the spread of
     # single-part areas, how many decisions were close, and how far the parts stand above the
     # threshold (segmentation margin)
@@ -687,6 +692,86 @@ def count_in(work):
         EVIDENCE.update(evidence, agree=agree, spread=spread, necked=necked, strength=strength,
                         by_area=by_area, count=count)
     return objects, conf
+
+
+def recount_clusters(objects, blobs, w, h, edge, evidence):
+    """Counts every cluster of touching parts without holes by its area against a lone part's.
+
+    The pieces the distance transform cuts a cluster into are unreliable where parts touch
+    along a side or where thin parts (a bolt's shaft) lie against others, and the typical area
+    taken over all pieces drifts when most parts lie in clusters. Lone parts are what a single
+    part looks like: blobs of the unthinned foreground that hold one counted part, none
+    holed, away from the border. A blob of several such parts covers about as many times their
+    median area (parts touch, they do not overlap). Where that disagrees with the pieces' count,
+    the area's count is taken and the decision is marked ambiguous."""
+    lbl_n, lbl, stats, _ = cv2.connectedComponentsWithStats(blobs, 8)
+    if lbl_n <= 2:
+        return objects
+    groups = {}
+    for o in objects:
+        sg = o["_seg"]
+        if "_blob" not in sg:
+            p = sg["pts"].astype(int)
+            ids = lbl[p[:, 1], p[:, 0]]
+            ids = ids[ids > 0]
+            sg["_blob"] = int(np.bincount(ids).argmax()) if ids.size else 0
+        groups.setdefault(sg["_blob"], []).append(o)
+
+    def plain(b):  # a blob away from the border whose parts have no holes
+        x, y, bw, bh, _ = stats[b]
+        inside = x > edge and y > edge and x + bw < w - edge and y + bh < h - edge
+        return b > 0 and inside and not any(o["_seg"]["holed"] for o in groups[b])
+
+    lone = [float(stats[b, cv2.CC_STAT_AREA]) for b, g in groups.items()
+            if plain(b) and len(g) == 1 and not g[0]["_seg"].get("merged")]
+    if len(lone) < 3:
+        return objects
+    a_lone = float(np.median(lone))
+    near = [a for a in lone if 0.6 * a_lone <= a <= 1.6 * a_lone]
+    if len(near) < max(3, 0.8 * len(lone)):
+        return objects  # lone parts of several sizes (kinds): a cluster's area is no count
+    a_lone = float(np.median(near))
+    spread = float(np.std(near) / max(np.mean(near), 1e-6))
+    if spread > 0.3:
+        return objects  # lone parts too unlike each other to count a cluster by area
+    out = []
+    for b, g in groups.items():
+        area = float(stats[b, cv2.CC_STAT_AREA])
+        pieces = len({id(o["_seg"]) for o in g})
+        # a blob of one piece (no neck) may be a larger part: parts come in sizes, and a
+        # lone part's area says nothing about the next size up
+        if not plain(b) or pieces == 1:
+            out.extend(g)
+            continue
+        ratio = area / a_lone
+        n = max(1, int(round(ratio)))
+        # The pieces' count stands while the area is consistent with it: k parts' areas spread
+        # by sqrt(k) times one part's spread, and the lone parts' median is itself uncertain by
+        # about 1.25 / sqrt(m) spreads (m lone parts), which a ratio multiplies by k.
+        had = len(g)
+        sd = spread * math.sqrt(had + 1.57 * had * had / len(near))
+        if n == had or abs(ratio - had) <= 1.5 * sd:
+            out.extend(g)
+            continue
+        evidence["ambiguous"] += 1
+        evidence["recounted"] = evidence.get("recounted", 0) + 1
+        pts = np.concatenate([sg["pts"] for sg in {id(o["_seg"]): o["_seg"] for o in g}.values()])
+        if n > 1:
+            crit = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 20, 0.5)
+            _, lab_k, _ = cv2.kmeans(pts, n, None, crit, 2, cv2.KMEANS_PP_CENTERS)
+            lab_k = lab_k.ravel()
+        else:
+            lab_k = np.zeros(len(pts), np.int32)
+        score = clamp01(0.5 - abs(ratio - n))
+        for k in range(n):
+            p = pts[lab_k == k]
+            if not len(p):
+                p = pts
+            x0, y0 = p.min(axis=0)
+            x1, y1 = p.max(axis=0)
+            out.append({"box": [int(x0), int(y0), int(x1 - x0 + 1), int(y1 - y0 + 1)], "score": score,
+                        "_seg": g[0]["_seg"]})
+    return out
 
 
 def finish(img, name, f, objects, count, conf):
