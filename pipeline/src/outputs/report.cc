@@ -5,6 +5,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
@@ -35,6 +36,33 @@ std::int64_t IntField(const nlohmann::json& object, const char* key) {
   auto it = object.find(key);
   if (it == object.end() || !it->is_number()) return 0;
   return it->get<std::int64_t>();
+}
+
+/// Calls `line_fn` with every results line of `paths`, read in order as one file, leaving out
+/// records (objects with a "type": older results files' source gaps). A line that is not a JSON
+/// object is an error naming the file and line when `strict`, else skipped. A file that cannot
+/// be opened is an error either way.
+Status ForEachResultLine(const std::vector<std::string>& paths, bool strict,
+                         const std::function<void(const nlohmann::json&)>& line_fn) {
+  for (const std::string& path : paths) {
+    std::ifstream in(path);
+    if (!in) return NotFoundError("results file '" + path + "' cannot be read");
+    std::string text;
+    std::int64_t line_number = 0;
+    while (std::getline(in, text)) {
+      ++line_number;
+      if (text.empty()) continue;
+      auto line = nlohmann::json::parse(text, nullptr, false);
+      if (line.is_discarded() || !line.is_object()) {
+        if (!strict) continue;
+        return Status(StatusCode::kDataLoss,
+                      path + ":" + std::to_string(line_number) + ": not a JSON object");
+      }
+      if (line.contains("type")) continue;
+      line_fn(line);
+    }
+  }
+  return OkStatus();
 }
 
 }  // namespace
@@ -91,29 +119,15 @@ StatusOr<PipelineSummary> SummarizeResultsFiles(const std::vector<std::string>& 
   RunStats stats;
   std::int64_t last_frame = -1;
   bool any = false;
-  for (const std::string& path : paths) {
-    std::ifstream in(path);
-    if (!in) return NotFoundError("results file '" + path + "' cannot be read");
-    std::string text;
-    std::int64_t line_number = 0;
-    while (std::getline(in, text)) {
-      ++line_number;
-      if (text.empty()) continue;
-      auto line = nlohmann::json::parse(text, nullptr, false);
-      if (line.is_discarded() || !line.is_object()) {
-        return Status(StatusCode::kDataLoss,
-                      path + ":" + std::to_string(line_number) + ": not a JSON object");
-      }
-      // Not a frame's reading: a record (older results files' source gaps) or a live source's
-      // outage.
-      if (line.contains("type") || StringField(line, "status") == kGapStatus) continue;
-      const std::int64_t frame = line.value("frame", std::int64_t{-1});
-      if (!any || frame != last_frame) stats.AddFrame();
-      any = true;
-      last_frame = frame;
-      stats.AddLine(line);
-    }
-  }
+  Status read = ForEachResultLine(paths, true, [&](const nlohmann::json& line) {
+    if (StringField(line, "status") == kGapStatus) return;  // a live source's outage
+    const std::int64_t frame = line.value("frame", std::int64_t{-1});
+    if (!any || frame != last_frame) stats.AddFrame();
+    any = true;
+    last_frame = frame;
+    stats.AddLine(line);
+  });
+  if (!read.ok()) return read;
   return stats.Summary();
 }
 
@@ -464,73 +478,64 @@ StatusOr<std::string> RenderHtmlReport(const ReportInputs& inputs) {
 
   std::vector<std::string> paths = inputs.earlier_results_paths;
   paths.push_back(inputs.results_path);
-  for (const std::string& path : paths) {
-    std::ifstream in(path);
-    if (!in) return NotFoundError("results file '" + path + "' cannot be read");
-    std::string text;
-    while (std::getline(in, text)) {
-      if (text.empty()) continue;
-      auto line = nlohmann::json::parse(text, nullptr, false);
-      if (line.is_discarded() || !line.is_object() || line.contains("type")) continue;
-      const std::string roi = StringField(line, "roi");
-      auto [it, inserted] = series.try_emplace(roi);
-      Series& s = it->second;
-      if (inserted) {
-        s.points = PointBuckets(inputs.max_points);
-        order.push_back(roi);
-        if (inputs.config) {
-          const std::string base = roi.substr(0, roi.find('#'));
-          for (const auto& rc : inputs.config->rois) {
-            if (rc.name == base) s.config = &rc;
-          }
+  Status read = ForEachResultLine(paths, false, [&](const nlohmann::json& line) {
+    const std::string roi = StringField(line, "roi");
+    auto [it, inserted] = series.try_emplace(roi);
+    Series& s = it->second;
+    if (inserted) {
+      s.points = PointBuckets(inputs.max_points);
+      order.push_back(roi);
+      if (inputs.config) {
+        const std::string base = roi.substr(0, roi.find('#'));
+        for (const auto& rc : inputs.config->rois) {
+          if (rc.name == base) s.config = &rc;
         }
       }
-      const std::string status = StringField(line, "status");
-      if (status == "ok") ++s.ok;
-      if (status == "uncertain") ++s.uncertain;
-      if (status == "cached") ++s.cached;
-      if (status == "error") ++s.errors, ++error_lines;
-      if (status == "skipped") ++s.skipped;
-      std::optional<double> v;
-      if (line.contains("value") && line["value"].is_number()) v = line["value"].get<double>();
-      if (!v && line.contains("count") && line["count"].is_number()) {
-        v = line["count"].get<double>();
-        s.counts = true;
-      }
-      if (line.contains("unit") && line["unit"].is_string() && s.unit.empty()) {
-        s.unit = line["unit"].get<std::string>();
-      }
-      const std::string alarm = line.contains("alarm") && line["alarm"].is_string()
-                                    ? line["alarm"].get<std::string>()
-                                    : "";
-      const double t = line.value("time_s", 0.0);
-      const bool uncertain = status == "uncertain";
-      if (v) s.points.Add({t, *v, !alarm.empty(), uncertain, status == "cached"});
-      if (status == "error" && !first_error) {
-        first_error =
-            FirstError{roi, StringField(line, "source"), line.value("frame", std::int64_t{0}), t,
-                       StringField(line, "error")};
-      }
-      if (!alarm.empty()) ++alarm_lines;
-      if (uncertain) ++uncertain_lines;
-      if (uncertain && !was_uncertain[roi] && uncertain_rows.size() < kMaxAlarmRows) {
-        std::optional<double> confidence;
-        if (auto c = line.find("confidence"); c != line.end() && c->is_number()) {
-          confidence = c->get<double>();
-        }
-        uncertain_rows.push_back({roi, StringField(line, "source"),
-                                  line.value("frame", std::int64_t{0}), t, v.value_or(0),
-                                  confidence});
-      }
-      was_uncertain[roi] = uncertain;
-      // The alarm table lists where an alarm starts (or changes side), not every frame in it.
-      if (!alarm.empty() && last_alarm[roi] != alarm && alarms.size() < kMaxAlarmRows) {
-        alarms.push_back({roi, alarm, StringField(line, "source"),
-                          line.value("frame", std::int64_t{0}), t, v.value_or(0)});
-      }
-      last_alarm[roi] = alarm;
     }
-  }
+    const std::string status = StringField(line, "status");
+    if (status == "ok") ++s.ok;
+    if (status == "uncertain") ++s.uncertain;
+    if (status == "cached") ++s.cached;
+    if (status == "error") ++s.errors, ++error_lines;
+    if (status == "skipped") ++s.skipped;
+    std::optional<double> v;
+    if (line.contains("value") && line["value"].is_number()) v = line["value"].get<double>();
+    if (!v && line.contains("count") && line["count"].is_number()) {
+      v = line["count"].get<double>();
+      s.counts = true;
+    }
+    if (line.contains("unit") && line["unit"].is_string() && s.unit.empty()) {
+      s.unit = line["unit"].get<std::string>();
+    }
+    const std::string alarm =
+        line.contains("alarm") && line["alarm"].is_string() ? line["alarm"].get<std::string>() : "";
+    const double t = line.value("time_s", 0.0);
+    const bool uncertain = status == "uncertain";
+    if (v) s.points.Add({t, *v, !alarm.empty(), uncertain, status == "cached"});
+    if (status == "error" && !first_error) {
+      first_error = FirstError{roi, StringField(line, "source"),
+                               line.value("frame", std::int64_t{0}), t, StringField(line, "error")};
+    }
+    if (!alarm.empty()) ++alarm_lines;
+    if (uncertain) ++uncertain_lines;
+    if (uncertain && !was_uncertain[roi] && uncertain_rows.size() < kMaxAlarmRows) {
+      std::optional<double> confidence;
+      if (auto c = line.find("confidence"); c != line.end() && c->is_number()) {
+        confidence = c->get<double>();
+      }
+      uncertain_rows.push_back({roi, StringField(line, "source"),
+                                line.value("frame", std::int64_t{0}), t, v.value_or(0),
+                                confidence});
+    }
+    was_uncertain[roi] = uncertain;
+    // The alarm table lists where an alarm starts (or changes side), not every frame in it.
+    if (!alarm.empty() && last_alarm[roi] != alarm && alarms.size() < kMaxAlarmRows) {
+      alarms.push_back({roi, alarm, StringField(line, "source"),
+                        line.value("frame", std::int64_t{0}), t, v.value_or(0)});
+    }
+    last_alarm[roi] = alarm;
+  });
+  if (!read.ok()) return read;
 
   std::ostringstream html;
   html << "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
