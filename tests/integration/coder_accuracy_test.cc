@@ -136,6 +136,36 @@ TEST(CoderAccuracyTest, TouchingBoltsBesideLoneOnesCountEachBolt) {
   }
 }
 
+TEST(CoderAccuracyTest, TheTraysRimIsNotParts) {
+  // Regression: real photos of tablets on a steel tray counted the tray's rim: the band the
+  // frame cuts along an edge and the inner rim line came out as a row of "parts" (p05, p06, p07
+  // of dev/real: 33 for 30, 35 for 23, 13 for 7). Here the far side of a tray, rim and inner rim
+  // line drawn above 10 parts, counted 16 on each of these seeds. Foreground running along the
+  // border for longer than 2.5 part lengths, and a strip longer than that and thinner than a part,
+  // are no parts.
+  for (int seed : {1, 4, 11}) {
+    TrayStyle style;
+    style.kind = seed % 3;
+    style.noise_sigma = 3;
+    style.size = {400, 256};
+    cv::RNG rng(seed);
+    std::vector<cv::Rect> boxes;
+    const cv::Mat parts = RenderTray(10, style, rng, &boxes);
+    cv::Mat tray(300, 400, CV_8UC3, cv::mean(parts.rowRange(parts.rows - 4, parts.rows)));
+    cv::Mat noise(tray.size(), CV_8UC3);
+    cv::RNG(seed).fill(noise, cv::RNG::NORMAL, 0, 3);
+    tray += noise;
+    parts.copyTo(tray.rowRange(44, 300));
+    for (cv::Rect& b : boxes) b.y += 44;
+    const cv::Scalar rim(40, 40, 40);
+    cv::rectangle(tray, {0, 0}, {tray.cols - 1, 5}, rim, cv::FILLED);  // cut by the frame
+    cv::rectangle(tray, {20, 22}, {380, 33}, rim, cv::FILLED);         // the inner rim line
+    cv::GaussianBlur(tray, tray, cv::Size(), 0.8);
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    ExpectExactWithObjects(CountTray(tray), boxes, tray.size());
+  }
+}
+
 TEST(CoderAccuracyTest, BlurredTouchingWashersCountOnePerHoleAndSaySo) {
   // Regression: blurred, low-contrast washers in touching pairs were split along their rings by
   // the distance transform (7 for 6) and no count reached confidence 0.8; every round hole is

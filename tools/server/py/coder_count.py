@@ -465,6 +465,92 @@ def hull_area(sg):
     return sg["hull"]
 
 
+def border_runs(blobs, edge, limit, gap):
+    """The stretches of the image border along which the foreground runs for longer than
+    `limit` px (its pixels along the border, gaps shorter than `gap` px bridged but not counted:
+    a rim that the segmentation broke up is one rim). Returns a mask of the border bands
+    (edge + 1 px deep) that marks those stretches."""
+    h, w = blobs.shape
+    b = edge + 1
+    out = np.zeros((h, w), bool)
+    g = max(1, int(round(gap)))
+    for side in range(4):
+        band = (blobs[:b, :], blobs[h - b:, :], blobs[:, :b].T, blobs[:, w - b:].T)[side]
+        occ = band.max(axis=0).astype(np.uint8)[None, :]
+        joined = cv2.morphologyEx(occ, cv2.MORPH_CLOSE, np.ones((1, 2 * g + 1), np.uint8))[0] > 0
+        occ = occ[0] > 0
+        run = np.zeros(occ.size, bool)
+        edges = np.flatnonzero(np.diff(np.concatenate([[0], joined.astype(np.int8), [0]])))
+        for start, stop in zip(edges[::2], edges[1::2]):
+            # the foreground itself, not the bridged gaps, is longer than the limit: two parts
+            # cut by the border end to end do not make a rim
+            if occ[start:stop].sum() > limit:
+                run[start:stop] = True
+        if side == 0:
+            out[:b, :] |= run[None, :]
+        elif side == 1:
+            out[h - b:, :] |= run[None, :]
+        elif side == 2:
+            out[:, :b] |= run[:, None]
+        else:
+            out[:, w - b:] |= run[:, None]
+    return out
+
+
+def drop_structures(segs, blobs, edge):
+    """Drops what is longer than a part and is no part: the tray's rim, a table edge, a shadow or
+    a reflection band, a cable. Two rules, both against the typical part's length and width (the
+    medians of the whole pieces' minimum-area rectangles, thin strips left out):
+    - foreground that runs along the image border for longer than 2.5 part lengths (gaps under a
+      quarter part length bridged) is a structure the frame cuts: a part cut by the border
+      touches it over at most its own length. Pieces lying at the border mostly along such a
+      stretch go; pieces away from the border (parts lying against the rim) stay;
+    - a piece longer than 2.5 part lengths and narrower than 0.6 part widths is a strip, not a
+      part (a tray of nails has nail-shaped typical parts, so its nails stay)."""
+    whole = [s for s in segs if not s["on_border"]]
+    if len(whole) < 3:
+        return segs
+    a1 = float(np.median([s["area"] for s in whole]))
+    for s in segs:
+        s["rect"] = sorted(cv2.minAreaRect(s["pts"])[1])  # (width, length)
+    rects = [s["rect"] for s in whole if s["area"] <= 2.5 * a1]
+    if not rects:
+        return segs
+    w1 = float(np.median([r[0] for r in rects]))
+    rects = [r for r in rects if r[0] >= 0.6 * w1]  # thin strips inside the image left out
+    w1 = float(np.median([r[0] for r in rects]))
+    limit = 2.5 * float(np.median([r[1] for r in rects]))
+    _, lbl = cv2.connectedComponents(blobs, connectivity=8)
+    along = border_runs(blobs, edge, limit, 0.25 * limit / 2.5)
+    blob_of, members = [], {}
+    for k, s in enumerate(segs):
+        p = s["pts"].astype(int)
+        ids = lbl[p[:, 1], p[:, 0]]
+        ids = ids[ids > 0]
+        b = int(np.bincount(ids).argmax()) if ids.size else 0
+        blob_of.append(b)
+        members.setdefault(b, []).append(k)
+    strip = set()  # blobs that are strips as a whole (the pieces a strip was cut into are short)
+    for b, ks in members.items():
+        if b and len(ks) > 1:
+            wb, lb = sorted(cv2.minAreaRect(np.concatenate([segs[k]["pts"] for k in ks]))[1])
+            if lb > limit and wb < 0.6 * w1:
+                strip.add(b)
+    band = np.zeros(blobs.shape, bool)
+    band[:edge + 1, :] = band[-edge - 1:, :] = band[:, :edge + 1] = band[:, -edge - 1:] = True
+    out = []
+    for k, s in enumerate(segs):
+        if blob_of[k] in strip or (s["rect"][1] > limit and s["rect"][0] < 0.6 * w1):
+            continue
+        if s["on_border"]:
+            p = s["pts"].astype(int)
+            at = band[p[:, 1], p[:, 0]]
+            if at.any() and along[p[at, 1], p[at, 0]].mean() > 0.5:
+                continue  # it lies along a structure the frame cuts
+        out.append(s)
+    return out
+
+
 def typical(segs):
     """Area and thickness of a typical single part: medians over the segments, then over those
     within a factor of two of the first median (so clusters and specks do not drag it). Parts
@@ -567,6 +653,7 @@ def count_in(work):
         soft_med = float(np.median([s["soft"] for s in segs])) if segs else 0.0
         glare = [s for s in segs if s["soft"] > 2.0 * soft_med and s["soft"] > 4.0]
         segs = [s for s in segs if not (s["soft"] > 2.0 * soft_med and s["soft"] > 4.0)]
+        segs = drop_structures(segs, blobs, edge)
     objects = []
     # decisions the count rests on: close ones lower the confidence, whichever way they went
     evidence = {"ambiguous": 0, "splits": 0, "near_miss": 0, "soft_drops": soft_drops}
