@@ -90,7 +90,8 @@ def threshold_of(dist, fg, bg_sample=None):
 
 
 def segment(img):
-    """Foreground mask from an iterated local background; returns (mask, dist, threshold)."""
+    """Foreground mask from an iterated local background; returns (mask, dist, threshold,
+    whether the first guess came from the whole image's two-class split)."""
     sigma = STRATEGY.get("smooth", 1.5)
     blur = cv2.GaussianBlur(img, (0, 0), sigma)
     lab = cv2.cvtColor(blur, cv2.COLOR_BGR2LAB).astype(np.float32)
@@ -113,6 +114,21 @@ def segment(img):
     m0 = cv2.morphologyEx((d0 > t0).astype(np.uint8), cv2.MORPH_OPEN,
                           cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3)))
     m0 = drop_soft_blobs(m0, d0)
+    split_guess = False
+    if m0.mean() < 0.005:
+        # The border is no single surface (a photo's border holds the tray, its rim and the
+        # table): its spread says nothing of the noise and left no first guess. The whole image's
+        # split of the colour distance into two classes (Otsu) is the first guess instead, when
+        # it found part-like blobs (three or more, none a surface of a tenth of the image).
+        d8 = np.clip(d0 * 2.0, 0, 255).astype(np.uint8)
+        otsu, _ = cv2.threshold(d8, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+        m1 = cv2.morphologyEx((d0 > otsu / 2.0).astype(np.uint8), cv2.MORPH_OPEN,
+                              cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3)))
+        m1 = drop_soft_blobs(m1, d0)
+        _, _, st1, _ = cv2.connectedComponentsWithStats(m1, 8)
+        blobs1 = st1[1:, cv2.CC_STAT_AREA]
+        if (blobs1 >= 20).sum() >= 3 and blobs1.max() < 0.1 * m1.size:
+            m0, split_guess = m1, True
     n0, _, st0, _ = cv2.connectedComponentsWithStats(m0, 8)
     a0 = st0[1:, cv2.CC_STAT_AREA]
     a0 = a0[a0 >= 20]
@@ -145,7 +161,7 @@ def segment(img):
         # Whatever the foreground encloses stays out of the next background estimate too: the
         # light centres of parts whose rims alone stood out, and the gaps inside clusters.
         fg = cv2.dilate(enclosed(mask), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1,) * 2))
-    return mask, dist, thr
+    return mask, dist, thr, split_guess
 
 
 def enclosed(mask):
@@ -604,7 +620,7 @@ def count_parts():
 def count_in(work):
     """One read of the (working size) image: returns (objects, confidence)."""
     h, w = work.shape[:2]
-    mask, dist, thr = segment(work)
+    mask, dist, thr, split_guess = segment(work)
     before = mask
     mask = drop_soft_blobs(mask, dist)
     blobs = mask.copy()  # the foreground as segmented (unthinned): what clusters are counted by area on
@@ -656,7 +672,8 @@ def count_in(work):
         segs = drop_structures(segs, blobs, edge)
     objects = []
     # decisions the count rests on: close ones lower the confidence, whichever way they went
-    evidence = {"ambiguous": 0, "splits": 0, "near_miss": 0, "soft_drops": soft_drops}
+    evidence = {"ambiguous": 0, "splits": 0, "near_miss": 0, "soft_drops": soft_drops,
+                "split_guess": int(split_guess)}
     if segs:
         # a part-sized piece dropped as glare with a rim not far beyond the limit may be a part
         # under a highlight
@@ -760,6 +777,9 @@ def count_in(work):
         # part-sized soft drop, more than an ambiguous piece.
         conf -= 0.12 * evidence["ambiguous"] + 0.2 * evidence["near_miss"]
         conf -= 0.2 * evidence["soft_drops"]  # a part under glare would be lost whole
+        # a first guess from the whole image's two-class split: no measured background spread
+        # checks the threshold that the parts were found with
+        conf -= 0.1 * evidence["split_guess"]
         # every blob that had to be split into parts is a decision the count rests on: one
         # split by area alone (no neck between the parts) weighs most; one at necks weighs
         # little when every piece looks like a single part (area within 35% of the typical
