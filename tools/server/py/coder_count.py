@@ -120,12 +120,19 @@ def segment(img):
         # table): its spread says nothing of the noise and left no first guess. The whole image's
         # split of the colour distance into two classes (Otsu) is the first guess instead, when
         # it found part-like blobs (three or more, none a surface of a tenth of the image).
+        # Such surfaces that reach the border (the tray seen against the table, a reflection
+        # band) are left out of the guess first: they belong to the scene, not to the parts.
         d8 = np.clip(d0 * 2.0, 0, 255).astype(np.uint8)
         otsu, _ = cv2.threshold(d8, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
         m1 = cv2.morphologyEx((d0 > otsu / 2.0).astype(np.uint8), cv2.MORPH_OPEN,
                               cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3)))
         m1 = drop_soft_blobs(m1, d0)
-        _, _, st1, _ = cv2.connectedComponentsWithStats(m1, 8)
+        n1, l1, st1, _ = cv2.connectedComponentsWithStats(m1, 8)
+        for i in range(1, n1):
+            x, y, bw, bh, a = st1[i]
+            if a >= 0.1 * m1.size and (x <= b or y <= b or x + bw >= w - b or y + bh >= h - b):
+                m1[l1 == i] = 0
+        n1, l1, st1, _ = cv2.connectedComponentsWithStats(m1, 8)
         blobs1 = st1[1:, cv2.CC_STAT_AREA]
         if (blobs1 >= 20).sum() >= 3 and blobs1.max() < 0.1 * m1.size:
             m0, split_guess = m1, True
