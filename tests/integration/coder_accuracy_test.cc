@@ -178,7 +178,9 @@ TEST(CoderAccuracyTest, CoinsFillingAPhotoWithAMixedBorderAreCounted) {
   const json line = CountTray(photo);
   const int count = line["count"].get<int>();
   EXPECT_NEAR(count, 24, 2) << line.dump();
-  if (count != 24) EXPECT_LT(line["confidence"].get<double>(), 0.8) << line.dump();
+  if (count != 24) {
+    EXPECT_LT(line["confidence"].get<double>(), 0.8) << line.dump();
+  }
 }
 
 TEST(CoderAccuracyTest, BlurredTouchingWashersCountOnePerHoleAndSaySo) {
