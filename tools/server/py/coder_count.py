@@ -71,6 +71,20 @@ def contrast_map(lab, bg):
     return np.sqrt((d * d).sum(axis=2))
 
 
+def otsu_level(dist):
+    """The level that splits a colour distance map into two classes (Otsu, at half-unit steps)."""
+    d8 = np.clip(dist * 2.0, 0, 255).astype(np.uint8)
+    otsu, _ = cv2.threshold(d8, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    return otsu / 2.0
+
+
+def guess_parts(d0, level):
+    """A first guess of the parts: the distance map above `level`, opened, soft blobs dropped."""
+    m = cv2.morphologyEx((d0 > level).astype(np.uint8), cv2.MORPH_OPEN,
+                         cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3)))
+    return drop_soft_blobs(m, d0)
+
+
 def threshold_of(dist, fg, bg_sample=None):
     """A threshold from the evidence: above the background's own spread (robust: median + 5
     MADs of the distance on background pixels) and at most half way to the parts' contrast."""
@@ -81,9 +95,7 @@ def threshold_of(dist, fg, bg_sample=None):
     med = float(np.median(bgd))
     mad = float(np.median(np.abs(bgd - med))) * 1.4826
     t_noise = med + 5.0 * mad + 2.0
-    d8 = np.clip(dist * 2.0, 0, 255).astype(np.uint8)
-    otsu, _ = cv2.threshold(d8, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    t_otsu = otsu / 2.0
+    t_otsu = otsu_level(dist)
     above = dist[dist > max(t_noise, t_otsu)]
     t_parts = 0.45 * float(np.percentile(above, 70)) if above.size > 30 else t_noise
     return max(t_noise, min(t_otsu, t_parts), STRATEGY.get("min_threshold", 30.0) * 0.3), t_noise
@@ -111,9 +123,7 @@ def segment(img):
     edge = np.ones((h, w), bool)
     edge[b:-b, b:-b] = False
     t0, _ = threshold_of(d0, fg, d0[edge])
-    m0 = cv2.morphologyEx((d0 > t0).astype(np.uint8), cv2.MORPH_OPEN,
-                          cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3)))
-    m0 = drop_soft_blobs(m0, d0)
+    m0 = guess_parts(d0, t0)
     split_guess = False
     if m0.mean() < 0.005:
         # The border is no single surface (a photo's border holds the tray, its rim and the
@@ -122,18 +132,14 @@ def segment(img):
         # it found part-like blobs (three or more, none a surface of a tenth of the image).
         # Such surfaces that reach the border (the tray seen against the table, a reflection
         # band) are left out of the guess first: they belong to the scene, not to the parts.
-        d8 = np.clip(d0 * 2.0, 0, 255).astype(np.uint8)
-        otsu, _ = cv2.threshold(d8, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-        m1 = cv2.morphologyEx((d0 > otsu / 2.0).astype(np.uint8), cv2.MORPH_OPEN,
-                              cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3)))
-        m1 = drop_soft_blobs(m1, d0)
+        m1 = guess_parts(d0, otsu_level(d0))
         n1, l1, st1, _ = cv2.connectedComponentsWithStats(m1, 8)
-        for i in range(1, n1):
-            x, y, bw, bh, a = st1[i]
-            if a >= 0.1 * m1.size and (x <= b or y <= b or x + bw >= w - b or y + bh >= h - b):
-                m1[l1 == i] = 0
-        n1, l1, st1, _ = cv2.connectedComponentsWithStats(m1, 8)
-        blobs1 = st1[1:, cv2.CC_STAT_AREA]
+        x, y, bw, bh, blobs1 = (st1[1:, k] for k in range(5))
+        at_border = (x <= b) | (y <= b) | (x + bw >= w - b) | (y + bh >= h - b)
+        surface = (blobs1 >= 0.1 * m1.size) & at_border
+        for i in np.flatnonzero(surface):
+            m1[l1 == i + 1] = 0
+        blobs1 = blobs1[~surface]  # removing a component leaves the others as they were
         if (blobs1 >= 20).sum() >= 3 and blobs1.max() < 0.1 * m1.size:
             m0, split_guess = m1, True
     n0, _, st0, _ = cv2.connectedComponentsWithStats(m0, 8)
@@ -488,6 +494,14 @@ def hull_area(sg):
     return sg["hull"]
 
 
+def blob_of(sg, lbl):
+    """The label that most of a piece's pixels carry in `lbl` (0 when none carry one)."""
+    p = sg["pts"].astype(int)
+    ids = lbl[p[:, 1], p[:, 0]]
+    ids = ids[ids > 0]
+    return int(np.bincount(ids).argmax()) if ids.size else 0
+
+
 def border_runs(blobs, edge, limit, gap):
     """The stretches of the image border along which the foreground runs for longer than
     `limit` px (its pixels along the border, gaps shorter than `gap` px bridged but not counted:
@@ -545,14 +559,10 @@ def drop_structures(segs, blobs, edge):
     limit = 2.5 * float(np.median([r[1] for r in rects]))
     _, lbl = cv2.connectedComponents(blobs, connectivity=8)
     along = border_runs(blobs, edge, limit, 0.25 * limit / 2.5)
-    blob_of, members = [], {}
+    blob, members = [], {}
     for k, s in enumerate(segs):
-        p = s["pts"].astype(int)
-        ids = lbl[p[:, 1], p[:, 0]]
-        ids = ids[ids > 0]
-        b = int(np.bincount(ids).argmax()) if ids.size else 0
-        blob_of.append(b)
-        members.setdefault(b, []).append(k)
+        blob.append(blob_of(s, lbl))
+        members.setdefault(blob[-1], []).append(k)
     strip = set()  # blobs that are strips as a whole (the pieces a strip was cut into are short)
     for b, ks in members.items():
         if b and len(ks) > 1:
@@ -563,7 +573,7 @@ def drop_structures(segs, blobs, edge):
     band[:edge + 1, :] = band[-edge - 1:, :] = band[:, :edge + 1] = band[:, -edge - 1:] = True
     out = []
     for k, s in enumerate(segs):
-        if blob_of[k] in strip or (s["rect"][1] > limit and s["rect"][0] < 0.6 * w1):
+        if blob[k] in strip or (s["rect"][1] > limit and s["rect"][0] < 0.6 * w1):
             continue
         if s["on_border"]:
             p = s["pts"].astype(int)
@@ -825,10 +835,7 @@ def recount_clusters(objects, blobs, w, h, edge, evidence):
     for o in objects:
         sg = o["_seg"]
         if "_blob" not in sg:
-            p = sg["pts"].astype(int)
-            ids = lbl[p[:, 1], p[:, 0]]
-            ids = ids[ids > 0]
-            sg["_blob"] = int(np.bincount(ids).argmax()) if ids.size else 0
+            sg["_blob"] = blob_of(sg, lbl)
         groups.setdefault(sg["_blob"], []).append(o)
 
     def plain(b):  # a blob away from the border whose parts have no holes
