@@ -85,9 +85,12 @@ def guess_parts(d0, level):
     return drop_soft_blobs(m, d0)
 
 
-def threshold_of(dist, fg, bg_sample=None):
+def threshold_of(dist, fg, bg_sample=None, scene=None):
     """A threshold from the evidence: above the background's own spread (robust: median + 5
-    MADs of the distance on background pixels) and at most half way to the parts' contrast."""
+    MADs of the distance on background pixels) and at most half way to the parts' contrast.
+    Pixels of the `scene` (surfaces other than the parts') are no evidence either way."""
+    if scene is not None:
+        fg, dist = fg[~scene], dist[~scene].reshape(-1, 1)
     if bg_sample is not None:
         bgd = bg_sample
     else:
@@ -101,9 +104,78 @@ def threshold_of(dist, fg, bg_sample=None):
     return max(t_noise, min(t_otsu, t_parts), STRATEGY.get("min_threshold", 30.0) * 0.3), t_noise
 
 
+def flat_regions(sm, tol):
+    """Labels the image's flat regions: flood fills that follow gradual changes (lighting ramps,
+    vignetting, soft glare) up to `tol` per step and stop at sharp edges (parts, rims), seeded
+    on a grid. Returns (labels, areas by label)."""
+    sh, sw = sm.shape[:2]
+    region = np.zeros((sh, sw), np.int32)
+    areas = [0]
+    step = max(4, min(sh, sw) // 16)
+    for y in range(step // 2, sh, step):
+        for x in range(step // 2, sw, step):
+            if region[y, x]:
+                continue
+            m = np.zeros((sh + 2, sw + 2), np.uint8)
+            cv2.floodFill(sm, m, (x, y), 0, (tol,) * 3, (tol,) * 3, 4 | cv2.FLOODFILL_MASK_ONLY | (1 << 8))
+            r = (m[1:-1, 1:-1] > 0) & (region == 0)
+            region[r] = len(areas)
+            areas.append(int(r.sum()))
+    return region, areas
+
+
+def part_like(mask, total):
+    """The blobs of a mask that have a part's size (1/3000 to 1/20 of the image): (mask, how many)."""
+    _, lbl, st, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), 8)
+    a = st[:, cv2.CC_STAT_AREA]
+    ok = (a >= 0.0003 * total) & (a <= 0.05 * total)
+    ok[0] = False
+    return ok[lbl], int(ok.sum())
+
+
+def parts_surface(img):
+    """The surface the parts lie on, when the image shows more than it (a tray seen with the
+    table around it). Surfaces are flat regions of at least a tenth of the image; the one whose
+    convex outline holds the most part-sized blobs is the parts' surface, the others are scene.
+    Returns (surface, scene) masks, the scene with its blurred edge; or None when there is no
+    other surface, the parts' surface holds no parts, or the others hold parts too (more than
+    one in ten of the parts' surface's: then it is not the only surface with parts)."""
+    h, w = img.shape[:2]
+    f = min(1.0, 300.0 / max(h, w))
+    sm = cv2.resize(img, None, fx=f, fy=f, interpolation=cv2.INTER_AREA) if f < 1.0 else img
+    sm = cv2.GaussianBlur(sm, (0, 0), 1.5)
+    region, areas = flat_regions(sm, 3)
+    total = float(region.size)
+    big = [k for k in range(1, len(areas)) if areas[k] >= 0.1 * total]
+    if len(big) < 2:
+        return None
+    held, outline = {}, {}
+    for k in big:
+        surf = (region == k).astype(np.uint8)
+        outline[k] = np.zeros_like(surf)
+        cv2.fillConvexPoly(outline[k], cv2.convexHull(cv2.findNonZero(surf)), 1)
+        held[k] = part_like((outline[k] > 0) & (surf == 0), total)[1]
+    k = max(big, key=lambda j: (held[j], areas[j]))
+    if held[k] == 0:
+        return None
+    # the other surfaces, with the part-sized holes in them (their texture, or things lying on
+    # them, which must be few)
+    scene = np.isin(region, [j for j in big if j != k])
+    holes, on_scene = part_like(~scene, total)
+    if on_scene > 0.1 * held[k] + 1:
+        return None
+    grow = np.ones((5, 5), np.uint8)  # the blur's reach at this scale
+    # and whatever lies outside the parts' surface's outline (the shadow a tray casts, its rim)
+    scene = cv2.dilate((scene | holes | (outline[k] == 0)).astype(np.uint8), grow)
+    surf = cv2.erode((region == k).astype(np.uint8), grow)
+    return (cv2.resize(surf, (w, h), interpolation=cv2.INTER_NEAREST) > 0,
+            cv2.resize(scene, (w, h), interpolation=cv2.INTER_NEAREST) > 0)
+
+
 def segment(img):
-    """Foreground mask from an iterated local background; returns (mask, dist, threshold,
-    whether the first guess came from the whole image's two-class split)."""
+    """Foreground mask from an iterated local background; returns (mask, dist, threshold, where
+    the first guess came from: "border", "split" (the whole image's two-class split) or
+    "surface" (the parts' surface in a wider scene))."""
     sigma = STRATEGY.get("smooth", 1.5)
     blur = cv2.GaussianBlur(img, (0, 0), sigma)
     lab = cv2.cvtColor(blur, cv2.COLOR_BGR2LAB).astype(np.float32)
@@ -124,7 +196,7 @@ def segment(img):
     edge[b:-b, b:-b] = False
     t0, _ = threshold_of(d0, fg, d0[edge])
     m0 = guess_parts(d0, t0)
-    split_guess = False
+    guess, scene = "border", None
     if m0.mean() < 0.005:
         # The border is no single surface (a photo's border holds the tray, its rim and the
         # table): its spread says nothing of the noise and left no first guess. The whole image's
@@ -141,7 +213,22 @@ def segment(img):
             m1[l1 == i + 1] = 0
         blobs1 = blobs1[~surface]  # removing a component leaves the others as they were
         if (blobs1 >= 20).sum() >= 3 and blobs1.max() < 0.1 * m1.size:
-            m0, split_guess = m1, True
+            m0, guess = m1, "split"
+    if guess == "border" and m0.mean() > 0.3:
+        # Most of the image stands out from the border: the border's colour is not the surface
+        # the parts lie on (a tray seen with the table around it, the border a mix of both).
+        # When the image holds such a surface and other, empty ones, the guess is made against
+        # that surface's colour and spread, and the others are scene: never background, never
+        # parts. (Not when nothing stood out: on real photos of steel trays with reflections the
+        # local background found the parts better than a surface cut out of the reflections.)
+        found = parts_surface(img)
+        if found is not None and found[0].any():
+            surf, scene = found
+            d0 = contrast_map(lab, np.broadcast_to(np.median(lab[surf], axis=0), lab.shape).astype(np.float32))
+            t0, _ = threshold_of(d0, fg, d0[surf], scene)
+            m0 = guess_parts(d0, t0)
+            m0[scene] = 0
+            guess = "surface"
     n0, _, st0, _ = cv2.connectedComponentsWithStats(m0, 8)
     a0 = st0[1:, cv2.CC_STAT_AREA]
     a0 = a0[a0 >= 20]
@@ -150,9 +237,11 @@ def segment(img):
         grow = max(1, int(round(diam / 5.0)))
         fg = cv2.dilate(m0, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1,) * 2))
     for _ in range(3):
+        if scene is not None:
+            fg = np.maximum(fg, scene.astype(np.uint8))
         bg = mesh_background(lab, fg, cell) if diam is None else masked_background(lab, fg, diam)
         dist = contrast_map(lab, bg)
-        thr, t_low = threshold_of(dist, fg)
+        thr, t_low = threshold_of(dist, fg, scene=scene)
         strong = (dist > thr).astype(np.uint8)
         weak = (dist > max(t_low, 0.6 * thr)).astype(np.uint8)
         # hysteresis: weak pixels count where they connect to strong ones (soft part edges)
@@ -161,6 +250,8 @@ def segment(img):
         hit[np.unique(lbl[strong > 0])] = True
         hit[0] = False
         mask = hit[lbl].astype(np.uint8)
+        if scene is not None:
+            mask[scene] = 0
         k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
         mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, k)
         n, lbl, stats, _ = cv2.connectedComponentsWithStats(mask, 8)
@@ -174,7 +265,7 @@ def segment(img):
         # Whatever the foreground encloses stays out of the next background estimate too: the
         # light centres of parts whose rims alone stood out, and the gaps inside clusters.
         fg = cv2.dilate(enclosed(mask), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1,) * 2))
-    return mask, dist, thr, split_guess
+    return mask, dist, thr, guess
 
 
 def enclosed(mask):
@@ -637,7 +728,7 @@ def count_parts():
 def count_in(work):
     """One read of the (working size) image: returns (objects, confidence)."""
     h, w = work.shape[:2]
-    mask, dist, thr, split_guess = segment(work)
+    mask, dist, thr, guess = segment(work)
     before = mask
     mask = drop_soft_blobs(mask, dist)
     blobs = mask.copy()  # the foreground as segmented (unthinned): what clusters are counted by area on
@@ -690,7 +781,7 @@ def count_in(work):
     objects = []
     # decisions the count rests on: close ones lower the confidence, whichever way they went
     evidence = {"ambiguous": 0, "splits": 0, "near_miss": 0, "soft_drops": soft_drops,
-                "split_guess": int(split_guess)}
+                "split_guess": int(guess == "split"), "surface": int(guess == "surface")}
     if segs:
         # a part-sized piece dropped as glare with a rim not far beyond the limit may be a part
         # under a highlight
