@@ -137,6 +137,25 @@ TEST(CoderAccuracyTest, TouchingBoltsBesideLoneOnesCountEachBolt) {
   }
 }
 
+/// `count` parts of one kind on an evenly lit tray with sensor noise, rendered from `seed`.
+cv::Mat PlainTray(int seed, int kind, int count, cv::Size size, double part_scale,
+                  std::vector<cv::Rect>* boxes) {
+  TrayStyle style;
+  style.kind = kind;
+  style.noise_sigma = 3;
+  style.size = size;
+  style.part_scale = part_scale;
+  cv::RNG rng(seed);
+  return RenderTray(count, style, rng, boxes);
+}
+
+/// Sensor noise (sigma 3) drawn from `seed`, for what a test draws around a rendered tray.
+void AddNoise(cv::Mat& img, int seed) {
+  cv::Mat noise(img.size(), CV_8UC3);
+  cv::RNG(seed).fill(noise, cv::RNG::NORMAL, 0, 3);
+  img += noise;
+}
+
 TEST(CoderAccuracyTest, TheTraysRimIsNotParts) {
   // Regression: real photos of tablets on a steel tray counted the tray's rim: the band the
   // frame cuts along an edge and the inner rim line came out as a row of "parts" (p05, p06, p07
@@ -145,17 +164,10 @@ TEST(CoderAccuracyTest, TheTraysRimIsNotParts) {
   // border for longer than 2.5 part lengths, and a strip longer than that and thinner than a part,
   // are no parts.
   for (int seed : {1, 4, 11}) {
-    TrayStyle style;
-    style.kind = seed % 3;
-    style.noise_sigma = 3;
-    style.size = {400, 256};
-    cv::RNG rng(seed);
     std::vector<cv::Rect> boxes;
-    const cv::Mat parts = RenderTray(10, style, rng, &boxes);
+    const cv::Mat parts = PlainTray(seed, seed % 3, 10, {400, 256}, 1.0, &boxes);
     cv::Mat tray(300, 400, CV_8UC3, cv::mean(parts.rowRange(parts.rows - 4, parts.rows)));
-    cv::Mat noise(tray.size(), CV_8UC3);
-    cv::RNG(seed).fill(noise, cv::RNG::NORMAL, 0, 3);
-    tray += noise;
+    AddNoise(tray, seed);
     parts.copyTo(tray.rowRange(44, 300));
     for (cv::Rect& b : boxes) b.y += 44;
     const cv::Scalar rim(40, 40, 40);
@@ -175,22 +187,14 @@ TEST(CoderAccuracyTest, ATraySeenWithTheTableAroundItIsCountedOnTheTray) {
   // background. The parts' surface is the flat region holding the most part-sized blobs; the
   // table and band are scene, never background and never parts.
   for (int seed : {1, 4, 9}) {
-    TrayStyle style;
-    style.kind = seed % 4;
-    style.noise_sigma = 3;
-    style.size = {360, 270};
-    style.part_scale = 1.6;
-    cv::RNG rng(seed);
     std::vector<cv::Rect> boxes;
-    const cv::Mat parts = RenderTray(20, style, rng, &boxes);
+    const cv::Mat parts = PlainTray(seed, seed % 4, 20, {360, 270}, 1.6, &boxes);
     cv::Mat view(400, 400, CV_8UC3, cv::Scalar(205, 210, 215));
     cv::rectangle(view, {0, 385}, {399, 399}, cv::Scalar(25, 25, 25), cv::FILLED);
     cv::rectangle(view, {385, 0}, {399, 399}, cv::Scalar(25, 25, 25), cv::FILLED);
     parts.copyTo(view(cv::Rect(20, 115, 360, 270)));
     for (cv::Rect& b : boxes) b += cv::Point(20, 115);
-    cv::Mat noise(view.size(), CV_8UC3);
-    cv::RNG(seed).fill(noise, cv::RNG::NORMAL, 0, 3);
-    view += noise;
+    AddNoise(view, seed);
     cv::GaussianBlur(view, view, cv::Size(), 0.8);
     SCOPED_TRACE("seed " + std::to_string(seed));
     ExpectExactWithObjects(CountTray(view), boxes, view.size());
