@@ -807,9 +807,18 @@ def count_in(work):
             # (or its convex hull at least half a typical one's: a cut nut or washer loses more
             # of its ring than of its cover, its hole being open to the border)
             seen = max(s["raw"] / (0.9 * r1), hull_area(s) / c1) if on_border else 1.0
+            # a round part (nut, washer, tablet, coin) shows its own size: the share of the
+            # circle its outline follows that lies inside the image (in a mixed tray the
+            # typical part may be of another kind and size)
+            disc = circle_seen(s, w, h, edge, whole) if on_border else None
+            if disc is not None:
+                seen = disc
+            # how close to the border rule's decision: a circle's share is measured, an area
+            # ratio against a typical part only estimated
+            close = (0.35, 0.65) if disc is not None else (0.33, 0.85)
             if seen < 0.5:
-                if seen >= 0.33:
-                    evidence["near_miss"] += 1  # close to the border rule's decision
+                if seen >= close[0]:
+                    evidence["near_miss"] += 1
                 continue
             if s["area"] < 0.15 * a1:
                 continue
@@ -837,7 +846,7 @@ def count_in(work):
                 score = 0.7  # look-alikes could be clusters like it
             if s.get("merged") and s["area"] > 1.1 * a1:
                 score = min(score, 0.7)  # fragments joined into more than a typical part
-            if seen < 0.85:
+            if seen < close[1]:
                 score = min(score, 0.6)  # close to the border rule's decision
             if s["soft"] > 1.5 * soft_med and s["soft"] > 4.0:
                 score = min(score, 0.6)  # a soft rim: glare or shading may have made it
@@ -907,6 +916,50 @@ def count_in(work):
         EVIDENCE.update(evidence, agree=agree, spread=spread, necked=necked, strength=strength,
                         by_area=by_area, count=count)
     return objects, conf
+
+
+def circle_seen(s, w, h, edge, whole):
+    """The share of a border piece's circle inside the image, when its convex outline away from
+    the border follows a circle (least squares; RMS off it under 6% of the radius, over at least a
+    third of a turn) and whole round parts of that circle's size lie in the image (0.6 to 1.6
+    times its area, length under 1.3 widths: a bolt's head is round too, but a bolt is not);
+    else None."""
+    x, y, bw, bh = s["box"]
+    local = np.zeros((bh + 2, bw + 2), np.uint8)
+    p = s["pts"].astype(int)
+    local[p[:, 1] - y + 1, p[:, 0] - x + 1] = 1
+    # the convex cover's outline: a cut ring's hole, open to the border, is no part of it
+    cv2.fillConvexPoly(local, cv2.convexHull(cv2.findNonZero(local)), 1)
+    cs, _ = cv2.findContours(local, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    if not cs:
+        return None
+    c = max(cs, key=len).reshape(-1, 2).astype(np.float64) + (x - 1, y - 1)
+    free = ((c[:, 0] > edge + 1) & (c[:, 1] > edge + 1) & (c[:, 0] < w - 2 - edge)
+            & (c[:, 1] < h - 2 - edge))
+    c = c[free]
+    if len(c) < 12:
+        return None
+    a = np.column_stack([c[:, 0], c[:, 1], np.ones(len(c))])
+    sol = np.linalg.lstsq(a, -(c[:, 0] ** 2 + c[:, 1] ** 2), rcond=None)[0]
+    cx, cy = -sol[0] / 2.0, -sol[1] / 2.0
+    r2 = cx * cx + cy * cy - sol[2]
+    if r2 <= 4.0:
+        return None
+    r = math.sqrt(r2)
+    off = np.hypot(c[:, 0] - cx, c[:, 1] - cy) - r
+    turn = np.unique(np.floor((np.arctan2(c[:, 1] - cy, c[:, 0] - cx) + math.pi) / (math.pi / 18.0)))
+    if math.sqrt(float(np.mean(off * off))) > 0.06 * r or len(turn) < 12:
+        return None
+    disc = math.pi * r2
+    if not any(0.6 * disc <= hull_area(t) <= 1.6 * disc and elongation(t) < 1.3
+               for t in whole if not t["on_border"]):
+        return None
+    # the disc's share inside the image, on a grid of the disc's bounding square
+    g = np.linspace(-r, r, 41)
+    gx, gy = np.meshgrid(cx + g, cy + g)
+    inside_disc = (gx - cx) ** 2 + (gy - cy) ** 2 <= r2
+    inside_img = (gx >= 0) & (gx <= w - 1) & (gy >= 0) & (gy <= h - 1)
+    return float((inside_disc & inside_img).sum()) / max(1, int(inside_disc.sum()))
 
 
 def recount_clusters(objects, blobs, w, h, edge, evidence):
