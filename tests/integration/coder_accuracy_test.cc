@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <cmath>
+#include <initializer_list>
 #include <iostream>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -106,16 +107,27 @@ void ExpectExactOrNotConfident(const json& line, const std::vector<cv::Rect>& tr
     EXPECT_LT(line["confidence"].get<double>(), 0.8) << line.dump();
 }
 
+/// Renders `count` parts in `style` from each seed; each must be counted exactly, every box on a
+/// part. Without border parts every one of the `count` must have been placed.
+void ExpectEachSeedExact(const TrayStyle& style, int count, std::initializer_list<int> seeds) {
+  for (int seed : seeds) {
+    cv::RNG rng(seed);
+    std::vector<cv::Rect> boxes;
+    const cv::Mat tray = RenderTray(count, style, rng, &boxes);
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    if (style.border_parts == 0) {
+      ASSERT_EQ(boxes.size(), std::size_t(count));
+    }
+    ExpectExactWithObjects(CountTray(tray), boxes, tray.size());
+  }
+}
+
 TEST(CoderAccuracyTest, TouchingClustersCountEachPart) {
   TrayStyle style;
   style.kind = 2;  // washers: rings that touch along their rims
   style.clusters = 3;
   style.noise_sigma = 3;
-  cv::RNG rng(41);
-  std::vector<cv::Rect> boxes;
-  const cv::Mat tray = RenderTray(12, style, rng, &boxes);
-  ASSERT_EQ(boxes.size(), 12u);
-  ExpectExactWithObjects(CountTray(tray), boxes, tray.size());
+  ExpectEachSeedExact(style, 12, {41});
 }
 
 TEST(CoderAccuracyTest, TouchingBoltsBesideLoneOnesCountEachBolt) {
@@ -123,18 +135,11 @@ TEST(CoderAccuracyTest, TouchingBoltsBesideLoneOnesCountEachBolt) {
   // into heads and head-plus-shaft pieces and counted piece by piece against a typical area
   // that the clusters dragged: one or two bolts short (18 of 20). A cluster is now counted by
   // its area against the lone bolts' when the pieces' count is inconsistent with it.
-  for (int seed : {18, 19, 21}) {
-    TrayStyle style;
-    style.kind = 0;
-    style.clusters = 2;
-    style.noise_sigma = 3;
-    cv::RNG rng(seed);
-    std::vector<cv::Rect> boxes;
-    const cv::Mat tray = RenderTray(20, style, rng, &boxes);
-    ASSERT_EQ(boxes.size(), 20u);
-    SCOPED_TRACE("seed " + std::to_string(seed));
-    ExpectExactWithObjects(CountTray(tray), boxes, tray.size());
-  }
+  TrayStyle style;
+  style.kind = 0;
+  style.clusters = 2;
+  style.noise_sigma = 3;
+  ExpectEachSeedExact(style, 20, {18, 19, 21});
 }
 
 /// `count` parts of one kind on an evenly lit tray with sensor noise, rendered from `seed`.
@@ -207,18 +212,12 @@ TEST(CoderAccuracyTest, RoundPartsCutByTheBorderCountByTheirOwnCircle) {
   // rule compared their visible area with a typical part of another kind and size. A round
   // part's outline away from the border now gives its own circle, and the share of that circle
   // inside the image decides.
-  for (int seed : {3, 44, 52}) {
-    TrayStyle style;
-    style.kind = 3;
-    style.size_mix = 0.25;
-    style.border_parts = 3;
-    style.noise_sigma = 3;
-    cv::RNG rng(seed);
-    std::vector<cv::Rect> boxes;
-    const cv::Mat tray = RenderTray(8, style, rng, &boxes);
-    SCOPED_TRACE("seed " + std::to_string(seed));
-    ExpectExactWithObjects(CountTray(tray), boxes, tray.size());
-  }
+  TrayStyle style;
+  style.kind = 3;
+  style.size_mix = 0.25;
+  style.border_parts = 3;
+  style.noise_sigma = 3;
+  ExpectEachSeedExact(style, 8, {3, 44, 52});
 }
 
 TEST(CoderAccuracyTest, CoinsFillingAPhotoWithAMixedBorderAreCounted) {
@@ -261,17 +260,13 @@ TEST(CoderAccuracyTest, BlurredTouchingWashersCountOnePerHoleAndSaySo) {
 TEST(CoderAccuracyTest, TwoPartsBesideCutOffOnesCountTwo) {
   // Regression: with few whole parts, the parts cut off by the border dragged the typical part's
   // area down and every whole nut or washer counted as several (15 and 11 instead of 2).
-  for (const auto& [seed, kind] : {std::pair{7, 1}, std::pair{12, 2}}) {
-    TrayStyle style;
-    style.kind = kind;
-    style.border_parts = 3;
-    style.noise_sigma = 3;
-    cv::RNG rng(seed);
-    std::vector<cv::Rect> boxes;
-    const cv::Mat tray = RenderTray(2, style, rng, &boxes);
-    SCOPED_TRACE("seed " + std::to_string(seed));
-    ExpectExactWithObjects(CountTray(tray), boxes, tray.size());
-  }
+  TrayStyle style;
+  style.border_parts = 3;
+  style.noise_sigma = 3;
+  style.kind = 1;  // nuts
+  ExpectEachSeedExact(style, 2, {7});
+  style.kind = 2;  // washers
+  ExpectEachSeedExact(style, 2, {12});
 }
 
 TEST(CoderAccuracyTest, ACountRestingOnANearBorderDecisionIsNotConfident) {
