@@ -71,6 +71,11 @@ def contrast_map(lab, bg):
     return np.sqrt((d * d).sum(axis=2))
 
 
+def contrast_to(lab, sample):
+    """Colour distance (as contrast_map) from one colour: the median of the `sample` pixels."""
+    return contrast_map(lab, np.broadcast_to(np.median(sample, axis=0), lab.shape).astype(np.float32))
+
+
 def otsu_level(dist):
     """The level that splits a colour distance map into two classes (Otsu, at half-unit steps)."""
     d8 = np.clip(dist * 2.0, 0, 255).astype(np.uint8)
@@ -191,7 +196,7 @@ def segment(img):
     b = max(2, min(h, w) // 40)
     border = np.concatenate([lab[:b].reshape(-1, 3), lab[-b:].reshape(-1, 3),
                              lab[:, :b].reshape(-1, 3), lab[:, -b:].reshape(-1, 3)])
-    d0 = contrast_map(lab, np.broadcast_to(np.median(border, axis=0), lab.shape).astype(np.float32))
+    d0 = contrast_to(lab, border)
     edge = np.ones((h, w), bool)
     edge[b:-b, b:-b] = False
     t0, _ = threshold_of(d0, fg, d0[edge])
@@ -224,7 +229,7 @@ def segment(img):
         found = parts_surface(img)
         if found is not None and found[0].any():
             surf, scene = found
-            d0 = contrast_map(lab, np.broadcast_to(np.median(lab[surf], axis=0), lab.shape).astype(np.float32))
+            d0 = contrast_to(lab, lab[surf])
             t0, _ = threshold_of(d0, fg, d0[surf], scene)
             m0 = guess_parts(d0, t0)
             m0[scene] = 0
@@ -926,10 +931,8 @@ def circle_seen(s, w, h, edge, whole):
     else None."""
     x, y, bw, bh = s["box"]
     local = np.zeros((bh + 2, bw + 2), np.uint8)
-    p = s["pts"].astype(int)
-    local[p[:, 1] - y + 1, p[:, 0] - x + 1] = 1
     # the convex cover's outline: a cut ring's hole, open to the border, is no part of it
-    cv2.fillConvexPoly(local, cv2.convexHull(cv2.findNonZero(local)), 1)
+    cv2.fillConvexPoly(local, cv2.convexHull(s["pts"].astype(np.int32) - (x - 1, y - 1)), 1)
     cs, _ = cv2.findContours(local, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
     if not cs:
         return None
