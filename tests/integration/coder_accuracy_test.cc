@@ -64,6 +64,28 @@ TEST(CoderAccuracyTest, FixedSetOfGaugesAndTrays) {
   EXPECT_GE(exact, 5) << "trays counted exactly";
 }
 
+TEST(CoderAccuracyTest, TraysInAWiderViewAreCountedWithTheTraysAndReportedApart) {
+  auto coder = MakeCvCoder();
+  CoderEvalOptions options;
+  options.gauges = 0;
+  options.trays = 2;
+  options.wider = 4;
+  options.seed = 20261203;
+  const CoderEvalReport r = EvaluateCoder(*coder, Runner(), options);
+  ASSERT_EQ(r.trays, 6);
+  EXPECT_EQ(r.trays_wider, 4);
+  int exact_wider = 0;
+  for (const CoderEvalCase& c : r.cases) {
+    EXPECT_FALSE(c.failed) << "tray " << c.index << ": " << c.error;
+    EXPECT_EQ(c.wider_view, c.index >= 2) << "tray " << c.index;
+    exact_wider += c.wider_view && CaseIsRight(c);
+  }
+  EXPECT_DOUBLE_EQ(r.count_exact_wider_pct, 100.0 * exact_wider / 4);
+  // the counter finds the tray in the view and counts on it: 3 of this seed's 4 exactly (raise
+  // this as it improves)
+  EXPECT_GE(exact_wider, 3);
+}
+
 /// Counts one rendered tray through the coder; returns the answer line.
 json CountTray(const cv::Mat& tray) {
   auto coder = MakeCvCoder();

@@ -96,6 +96,43 @@ TEST(SamplesTest, TraysHoldExactlyTheCountInside) {
   EXPECT_TRUE(Same(RenderTray(10, ta, a), RenderTray(10, tb, b)));
 }
 
+TEST(SamplesTest, ATrayInAWiderViewKeepsItsPartsAndTheirBoxes) {
+  TrayStyle style;
+  style.kind = 2;
+  style.tray = {60, 60, 60};
+  style.texture = 0;
+  style.surround.left = 40;
+  style.surround.top = 0;
+  style.surround.right = 12;
+  style.surround.bottom = 30;
+  style.surround.table = {220, 220, 220};
+  style.surround.shadow = true;
+  std::vector<cv::Rect> alone, wide;
+  TrayStyle bare = style;
+  bare.surround = TraySurround{};
+  EXPECT_TRUE(style.surround.Any());
+  EXPECT_FALSE(bare.surround.Any());
+  cv::RNG a(3), b(3);
+  const cv::Mat tray = RenderTray(9, bare, a, &alone);
+  const cv::Mat img = RenderTray(9, style, b, &wide);
+  ASSERT_EQ(img.size(), cv::Size(style.size.width + 52, style.size.height + 30));
+  ASSERT_EQ(wide.size(), alone.size());
+  for (std::size_t i = 0; i < wide.size(); ++i) EXPECT_EQ(wide[i], alone[i] + cv::Point(40, 0));
+  // the same tray, pixel for pixel, where the view holds it
+  EXPECT_TRUE(Same(img(cv::Rect(40, 0, tray.cols, tray.rows)), tray));
+  // the table on the left, its colour; the shadow darkens it below the tray, offset right
+  EXPECT_NEAR(cv::mean(img(cv::Rect(0, 0, 20, 20)))[0], 220, 2);
+  EXPECT_LT(cv::mean(img(cv::Rect(80, style.size.height + 1, 40, 3)))[0], 170);
+  cv::RNG r1(11), r2(11);
+  const TraySurround s1 = RandomTraySurround(r1), s2 = RandomTraySurround(r2);
+  EXPECT_EQ(s1.left + s1.top + s1.right + s1.bottom, s2.left + s2.top + s2.right + s2.bottom);
+  for (int seed = 0; seed < 50; ++seed) {
+    cv::RNG rng(seed);
+    const TraySurround s = RandomTraySurround(rng);
+    EXPECT_GE(s.left + s.top + s.right + s.bottom, 60) << "seed " << seed;
+  }
+}
+
 TEST(SamplesTest, TrayConditionsKeepExactTruth) {
   TrayStyle even;
   even.kind = 1;

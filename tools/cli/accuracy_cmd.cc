@@ -33,6 +33,9 @@ int PrintFigures(const backend::CoderEvalReport& r, const char* counts_header,
       std::printf("    touching clusters: %.1f%% of %d; uneven light: %.1f%% of %d\n",
                   r.count_exact_clustered_pct, r.trays_clustered, r.count_exact_uneven_pct,
                   r.trays_uneven);
+    if (r.trays_wider)
+      std::printf("    trays in a wider view (the table around them): %.1f%% of %d\n",
+                  r.count_exact_wider_pct, r.trays_wider);
     std::fputs(
         backend::FormatReliabilityTable(backend::MakeReliabilityTable(r.cases, "tray"), "exact")
             .c_str(),
@@ -74,6 +77,11 @@ const CommandRegistration kAccuracy("accuracy", [](CLI::App& root, int& exit_cod
   cmd->add_option("--gauges", options->gauges, "Gauge images")->check(CLI::Range(0, 100000));
   cmd->add_option("--trays", options->trays, "Tray images (1-25 parts)")
       ->check(CLI::Range(0, 100000));
+  options->wider = 25;
+  cmd->add_option("--wider", options->wider,
+                  "Further trays seen with the table around them (counted with the trays)")
+      ->check(CLI::Range(0, 100000))
+      ->capture_default_str();
   cmd->add_option("--seed", options->seed, "Seed of the generated set");
   cmd->add_option("--workers", options->workers, "Programs run at once")->check(CLI::Range(1, 64));
   cmd->add_flag("--direct", *direct,
@@ -121,18 +129,19 @@ const CommandRegistration kAccuracy("accuracy", [](CLI::App& root, int& exit_cod
           std::printf("  gauge %d: truth %.4g read %.4g (%.1f%% of span)%s%s\n", c.index, c.truth,
                       c.answer, c.error_pct, c.failed ? " FAILED: " : "", c.error.c_str());
         if (c.kind == "tray" && (c.failed || c.answer != c.truth))
-          std::printf("  tray %d: truth %.0f counted %.0f (confidence %.2f%s%s)%s%s\n", c.index,
+          std::printf("  tray %d: truth %.0f counted %.0f (confidence %.2f%s%s%s)%s%s\n", c.index,
                       c.truth, c.answer, c.confidence, c.uneven_light ? ", uneven light" : "",
-                      c.clustered ? ", clusters" : "", c.failed ? " FAILED: " : "",
-                      c.error.c_str());
+                      c.clustered ? ", clusters" : "", c.wider_view ? ", wider view" : "",
+                      c.failed ? " FAILED: " : "", c.error.c_str());
       }
     }
     if (r.gauges)
       std::printf("gauges: %d (seed %llu)\n", r.gauges,
                   static_cast<unsigned long long>(options->seed));
-    const std::string trays = "trays: " + std::to_string(r.trays) + " with " +
-                              std::to_string(options->min_parts) + "-" +
-                              std::to_string(options->max_parts) + " parts";
+    const std::string trays =
+        "trays: " + std::to_string(r.trays) + " with " + std::to_string(options->min_parts) + "-" +
+        std::to_string(options->max_parts) + " parts" +
+        (options->wider ? " (" + std::to_string(r.trays_wider) + " in a wider view)" : "");
     exit_code = PrintFigures(r, trays.c_str(), 97.0);
   });
 });

@@ -81,8 +81,8 @@ struct EvalItem {
   CoderInput input;
   double truth = 0, span = 1;  ///< span: the gauge's value range (error is in % of it)
   bool gauge = true;
-  bool uneven = false, clustered = false;  ///< trays: the generator's conditions
-  std::string file;                        ///< real set: the image as truth.json names it
+  bool uneven = false, clustered = false, wider = false;  ///< trays: the generator's conditions
+  std::string file;   ///< real set: the image as truth.json names it
   std::string error;  ///< why the item could not be prepared (scored as a failure)
 };
 
@@ -106,6 +106,7 @@ CoderEvalReport ScoreItems(Coder& coder, const ProgramRunner& runner,
       c.truth = item.truth;
       c.uneven_light = item.uneven;
       c.clustered = item.clustered;
+      c.wider_view = item.wider;
       if (!item.error.empty()) {
         c.failed = true;
         c.error = item.error;
@@ -131,7 +132,7 @@ CoderEvalReport ScoreItems(Coder& coder, const ProgramRunner& runner,
   for (int w = 0; w < std::max(1, options.workers); ++w) threads.emplace_back(work);
   for (auto& t : threads) t.join();
 
-  int within3 = 0, exact = 0, exact_uneven = 0, exact_clustered = 0;
+  int within3 = 0, exact = 0, exact_uneven = 0, exact_clustered = 0, exact_wider = 0;
   double sum = 0;
   for (const CoderEvalCase& c : report.cases) {
     const bool right = CaseIsRight(c);
@@ -149,6 +150,8 @@ CoderEvalReport ScoreItems(Coder& coder, const ProgramRunner& runner,
       exact_uneven += c.uneven_light && right;
       report.trays_clustered += c.clustered;
       exact_clustered += c.clustered && right;
+      report.trays_wider += c.wider_view;
+      exact_wider += c.wider_view && right;
     }
   }
   if (report.gauges) {
@@ -160,6 +163,7 @@ CoderEvalReport ScoreItems(Coder& coder, const ProgramRunner& runner,
     report.count_exact_uneven_pct = 100.0 * exact_uneven / report.trays_uneven;
   if (report.trays_clustered)
     report.count_exact_clustered_pct = 100.0 * exact_clustered / report.trays_clustered;
+  if (report.trays_wider) report.count_exact_wider_pct = 100.0 * exact_wider / report.trays_wider;
   report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return report;
 }
@@ -260,11 +264,17 @@ CoderEvalReport EvaluateCoder(Coder& coder, const ProgramRunner& runner,
     item.input.images.push_back({"image/png", png(image)});
     items.push_back(std::move(item));
   }
-  for (int i = 0; i < options.trays; ++i) {
-    const TrayStyle style = RandomTrayStyle(rng);
+  for (int i = 0; i < options.trays + options.wider; ++i) {
+    TrayStyle style = RandomTrayStyle(rng);
+    EvalItem item;
+    item.wider = i >= options.trays;
+    if (item.wider) {
+      // parts cut by the tray's edge would not be cut by the image's: none in a wider view
+      style.border_parts = 0;
+      style.surround = RandomTraySurround(rng);
+    }
     const int count = rng.uniform(options.min_parts, options.max_parts + 1);
     std::vector<cv::Rect> boxes;
-    EvalItem item;
     item.gauge = false;
     item.uneven = style.UnevenLight();
     item.clustered = style.Clustered();

@@ -832,6 +832,59 @@ TrayStyle RandomTrayStyle(cv::RNG& rng) {
   return s;
 }
 
+TraySurround RandomTraySurround(cv::RNG& rng) {
+  TraySurround s;
+  for (int* m : {&s.left, &s.top, &s.right, &s.bottom})
+    *m = rng.uniform(0, 4) == 0 ? 0 : rng.uniform(8, 80);
+  if (s.left + s.top + s.right + s.bottom < 60) {
+    int* sides[] = {&s.left, &s.top, &s.right, &s.bottom};
+    *sides[rng.uniform(0, 4)] = 70;
+  }
+  const int table = rng.uniform(0, 4);
+  auto colour_in = [&](int low, int high) {   // each channel in [low, high)
+    const double a = rng.uniform(low, high);  // one draw per statement: order is fixed
+    const double b = rng.uniform(low, high);
+    return cv::Scalar(a, b, rng.uniform(low, high));
+  };
+  if (table == 0) {
+    s.table = colour_in(195, 235);  // light
+  } else if (table == 1) {
+    s.table = colour_in(15, 50);  // dark
+  } else if (table == 2) {
+    const double b = rng.uniform(40, 80);  // wood
+    const double g = rng.uniform(80, 120);
+    s.table = cv::Scalar(b, g, rng.uniform(120, 170));
+    s.grain = 8;
+  } else {
+    s.table = cv::Scalar::all(rng.uniform(90, 140));  // grey
+  }
+  s.shadow = rng.uniform(0, 2) == 1;
+  return s;
+}
+
+namespace {
+
+/// `tray` placed on the surround's table (with its cast shadow); boxes move with it.
+cv::Mat PlaceOnTable(const cv::Mat& tray, const TraySurround& s, std::vector<cv::Rect>* boxes) {
+  cv::Mat img(tray.rows + s.top + s.bottom, tray.cols + s.left + s.right, CV_8UC3, s.table);
+  if (s.grain > 0) {
+    for (int y = 0; y < img.rows; ++y)
+      img.row(y) += cv::Scalar::all(s.grain * std::sin(y * 0.35 + 3 * std::sin(y * 0.05)));
+  }
+  if (s.shadow) {
+    cv::Mat layer = img.clone();
+    cv::rectangle(layer, cv::Rect(s.left + 6, s.top + 6, tray.cols, tray.rows), s.table * 0.55,
+                  cv::FILLED);
+    cv::GaussianBlur(layer, img, cv::Size(), 5);
+  }
+  tray.copyTo(img(cv::Rect(s.left, s.top, tray.cols, tray.rows)));
+  if (boxes)
+    for (cv::Rect& b : *boxes) b += cv::Point(s.left, s.top);
+  return img;
+}
+
+}  // namespace
+
 cv::Mat RenderTray(int count, const TrayStyle& style, cv::RNG& rng, std::vector<cv::Rect>* boxes) {
   count = std::clamp(count, 0, 40);
   const PaletteSet palette = TonedPalette(style, rng);
@@ -844,6 +897,7 @@ cv::Mat RenderTray(int count, const TrayStyle& style, cv::RNG& rng, std::vector<
   double part_size = 0;
   for (const Part& p : parts) part_size += p.size / double(parts.size());
   ApplyLight(img, s, parts.empty() ? 20.0 : part_size, rng);
+  if (s.surround.Any()) img = PlaceOnTable(img, s.surround, boxes);
   Degrade(img, 0, false, s.blur_sigma, s.noise_sigma, s.jpeg_quality, rng);
   return img;
 }

@@ -96,6 +96,22 @@ enum class TrayTone {
   kLightOnDark,  ///< light parts on a dark tray
 };
 
+/// The view around a tray photographed through a wider frame: the table it stands on shows on
+/// some sides (margins in px; 0 = the tray reaches that edge of the image), maybe with the
+/// shadow the tray casts on it. None by default: the image is the tray.
+struct TraySurround {
+  int left = 0, top = 0, right = 0, bottom = 0;
+  /// The table's colour (BGR); `grain` > 0 adds a soft wood grain of that amplitude.
+  cv::Scalar table{128, 128, 128};
+  double grain = 0;
+  bool shadow = false;  ///< the tray's cast shadow, offset down and right, soft
+  bool Any() const { return left > 0 || top > 0 || right > 0 || bottom > 0; }
+};
+
+/// A random surround: a light, dark, wooden or grey table on at least two sides (60 px in all
+/// at least; 8-80 px each where it shows), a cast shadow half the time. Draws from `rng` only.
+TraySurround RandomTraySurround(cv::RNG& rng);
+
 /// What a parts tray looks like. The defaults are an evenly lit tray of separate parts; the
 /// fields under "conditions" make it harder the way real stations are hard.
 struct TrayStyle {
@@ -118,6 +134,8 @@ struct TrayStyle {
   int clusters = 0;      ///< groups of 2-5 parts touching each other (each part counts)
   double size_mix = 0;   ///< two part sizes: nominal x (1 - this) and x (1 + this)
   int border_parts = 0;  ///< extra parts cut off by the image border (see RenderTray)
+  /// The tray seen with the table around it (a wider view); `size` stays the tray's own.
+  TraySurround surround;
 
   /// Tags for per-condition figures.
   bool UnevenLight() const { return light_gradient > 0 || vignette > 0 || glare_spots > 0; }
@@ -133,6 +151,8 @@ TrayStyle RandomTrayStyle(cv::RNG& rng);
 /// the image. The style's `border_parts` add parts cut off by the border: one counts (and gets a
 /// box, clipped to the image) when at least half of its area is visible; the renderer draws them
 /// only clearly in (65-85% visible) or clearly out (15-35%), so the truth is never a coin toss.
+/// With a `surround` the image is larger than `size` by its margins (the boxes are in the
+/// image's pixels) and blur, noise and JPEG loss apply to the whole view.
 cv::Mat RenderTray(int count, const TrayStyle& style, cv::RNG& rng,
                    std::vector<cv::Rect>* boxes = nullptr);
 

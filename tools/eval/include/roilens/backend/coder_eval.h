@@ -32,6 +32,9 @@ struct CoderEvalOptions {
   int max_attempts = 5;  ///< as the backend: revisions after a failed execution
   int min_parts = 1;     ///< trays hold min_parts..max_parts parts (uniform)
   int max_parts = 25;
+  /// Further trays seen through a wider frame, the table around them (TraySurround), after the
+  /// `trays` from the same seed; counted with the trays and reported apart too.
+  int wider = 0;
 };
 
 /// Per-image outcome.
@@ -49,6 +52,7 @@ struct CoderEvalCase {
   std::string file;           ///< real set: the image, as named in truth.json
   bool uneven_light = false;  ///< trays: gradient, vignette or glare spots
   bool clustered = false;     ///< trays: holds clusters of touching parts
+  bool wider_view = false;    ///< trays: seen with the table around the tray
   int objects = -1;           ///< trays: length of the answer's objects (-1: none given)
 };
 
@@ -60,9 +64,10 @@ struct CoderEvalReport {
   double gauge_within3_pct = 0;  ///< % of gauges within 3% of span
   double gauge_max_error_pct = 0;
   double count_exact_pct = 0;  ///< % of trays counted exactly
-  int trays_uneven = 0, trays_clustered = 0;
+  int trays_uneven = 0, trays_clustered = 0, trays_wider = 0;
   double count_exact_uneven_pct = 0;     ///< % exact among trays with uneven light
   double count_exact_clustered_pct = 0;  ///< % exact among trays with touching clusters
+  double count_exact_wider_pct = 0;      ///< % exact among trays seen in a wider view
   double seconds = 0;
 };
 
