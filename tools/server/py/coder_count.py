@@ -177,6 +177,27 @@ def parts_surface(img):
             cv2.resize(scene, (w, h), interpolation=cv2.INTER_NEAREST) > 0)
 
 
+def tray_blob(m0):
+    """The tray as the first guess's largest blob, when the flood fills found no edge between
+    tray and table (a vignetted or blurred tray edge ramps into the table): the blob stands out
+    from the border's colour with a sharp rim (soft blobs were dropped), covers at least 30% of
+    the image, and nothing part-sized stands out outside it. Returns (surface, scene) as
+    parts_surface does, or None."""
+    n, lbl, st, _ = cv2.connectedComponentsWithStats(m0, 8)
+    if n < 2:
+        return None
+    k = 1 + int(np.argmax(st[1:, cv2.CC_STAT_AREA]))
+    if st[k, cv2.CC_STAT_AREA] < 0.3 * m0.size:
+        return None
+    filled = enclosed((lbl == k).astype(np.uint8)) > 0
+    if part_like((m0 > 0) & ~filled, float(m0.size))[1] > 0:
+        return None
+    grow = np.ones((5, 5), np.uint8)
+    surf = cv2.erode(filled.astype(np.uint8), grow) > 0
+    scene = cv2.dilate((~filled).astype(np.uint8), grow) > 0
+    return surf, scene
+
+
 def segment(img):
     """Foreground mask from an iterated local background; returns (mask, dist, threshold, where
     the first guess came from: "border", "split" (the whole image's two-class split) or
@@ -227,6 +248,10 @@ def segment(img):
         # parts. (Not when nothing stood out: on real photos of steel trays with reflections the
         # local background found the parts better than a surface cut out of the reflections.)
         found = parts_surface(img)
+        if found is None:
+            # no edge stopped the flood fills between tray and table (a vignetted tray's rim
+            # darkens into a dark table): the blob that stood out from the border is the tray
+            found = tray_blob(m0)
         if found is not None and found[0].any():
             surf, scene = found
             d0 = contrast_to(lab, lab[surf])
