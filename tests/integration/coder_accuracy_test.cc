@@ -260,6 +260,18 @@ TEST(CoderAccuracyTest, APartLyingInAGlareSpotIsCounted) {
   ExpectEachSeedExact(style, 12, {14, 18, 31});
 }
 
+TEST(CoderAccuracyTest, ALongBoltAmongShortOnesCountsOne) {
+  // Regression: in a mixed tray of two sizes (12 parts), a bolt of the larger size with no other
+  // like it was counted as two or three parts by its area against the typical (small) part:
+  // 13, 15 and 14 on these seeds. A piece with the proportions of a smaller single part
+  // (elongation, area over thickness squared) is that part at a larger size.
+  TrayStyle style;
+  style.kind = 3;
+  style.size_mix = 0.3;
+  style.noise_sigma = 3;
+  ExpectEachSeedExact(style, 12, {10, 35, 47});
+}
+
 TEST(CoderAccuracyTest, RoundPartsCutByTheBorderCountByTheirOwnCircle) {
   // Regression: in a mixed tray of two sizes, nuts and washers cut off by the border but two
   // thirds visible were left out (8 for 9 on seeds 3 and 44, 9 for 10 on seed 52): the border

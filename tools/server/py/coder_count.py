@@ -653,6 +653,26 @@ def similar(s, t):
             and abs(s["elong"] - t["elong"]) <= 0.25 * max(s["elong"], t["elong"]))
 
 
+def scaled(s, t):
+    """Two pieces of one shape at different sizes: alike in elongation and in area over
+    thickness squared (15% each), which a change of size keeps."""
+    for u in (s, t):
+        if "elong" not in u:
+            u["elong"] = elongation(u)
+    fs = s["area"] / max(1.0, s["thick"]) ** 2
+    ft = t["area"] / max(1.0, t["thick"]) ** 2
+    return (abs(s["elong"] - t["elong"]) <= 0.15 * max(s["elong"], t["elong"])
+            and abs(fs - ft) <= 0.15 * max(fs, ft))
+
+
+def parts_by_area(s, a_hi, h1):
+    """How many typical parts a piece's area holds: a thicker piece is a larger part of its kind
+    (its area scales with the square), but only beyond the spread of one kind's thickness: two
+    parts lying across each other are a little thicker where they cross and still two parts."""
+    scale = max(1.0, s["thick"] / (1.15 * h1))
+    return s["area"] / (a_hi * scale * scale)
+
+
 def hull_area(sg):
     """Area of a piece's convex hull (px): what a part covers, its hole or the notch a border
     cut leaves in it included."""
@@ -907,11 +927,7 @@ def count_in(work):
                 continue
             if s["area"] < 0.15 * a1:
                 continue
-            # a thicker piece is a larger part of its kind (its area scales with the square),
-            # but only beyond the spread of one kind's thickness: two parts lying across each
-            # other are a little thicker where they cross and still two parts
-            scale = max(1.0, s["thick"] / (1.15 * h1))
-            ratio = s["area"] / (a_hi * scale * scale)  # parts of this thickness the area holds
+            ratio = parts_by_area(s, a_hi, h1)
             n = max(1, int(math.floor(ratio + 0.3)))  # 1.7 typical areas make two parts
             kin = 0
             if not STRATEGY.get("split", True) or s["holed"]:
@@ -921,6 +937,12 @@ def count_in(work):
                 # others like it (same area, thickness and elongation): in a mixed tray a bolt
                 # is not two nuts
                 kin = sum(1 for t in segs if t is not s and similar(s, t))
+                # or a single part of the same shape, only smaller: area grows with the square
+                # of thickness for a larger size of one kind (a long bolt beside short ones),
+                # while parts lying side by side or end to end change the proportions
+                kin = kin or sum(1 for t in segs if t is not s and not t["holed"]
+                                 and t["area"] < s["area"] and parts_by_area(t, a_hi, h1) < 1.4
+                                 and scaled(s, t))
                 if kin:
                     n = 1
             margin = abs(ratio + 0.3 - round(ratio + 0.3))  # distance to a decision boundary
