@@ -272,6 +272,19 @@ TEST(CoderAccuracyTest, ALongBoltAmongShortOnesCountsOne) {
   ExpectEachSeedExact(style, 12, {10, 35, 47});
 }
 
+TEST(CoderAccuracyTest, LargeWashersAmongSmallOnesCountOnePerHole) {
+  // Regression: washers of two sizes (10 per tray) counted 13, 13 and 14 on these seeds: a
+  // large washer's hole, bigger than the limit set by the typical (small) part's area, was not
+  // taken for a hole, and its ring was cut into pieces at the maxima of its distance transform.
+  // A round hole larger than that limit is a hole when the part around it is at least 1.7 times
+  // its area.
+  TrayStyle style;
+  style.kind = 2;
+  style.size_mix = 0.3;
+  style.noise_sigma = 3;
+  ExpectEachSeedExact(style, 10, {18, 28, 59});
+}
+
 TEST(CoderAccuracyTest, RoundPartsCutByTheBorderCountByTheirOwnCircle) {
   // Regression: in a mixed tray of two sizes, nuts and washers cut off by the border but two
   // thirds visible were left out (8 for 9 on seeds 3 and 44, 9 for 10 on seed 52): the border

@@ -406,13 +406,22 @@ def fill_holes(mask, max_area):
     holes: each is one holed part, however the parts around it touch)."""
     inv = (1 - mask).astype(np.uint8)
     n, lbl, stats, cents = cv2.connectedComponentsWithStats(inv, 4)
+    _, parts, part_stats, _ = cv2.connectedComponentsWithStats(mask, 8)
     h, w = mask.shape
     out = mask.copy()
     holes = []
     for i in range(1, n):
         x, y, ww, hh, a = stats[i]
-        if x <= 0 or y <= 0 or x + ww >= w or y + hh >= h or a > max_area:
+        if x <= 0 or y <= 0 or x + ww >= w or y + hh >= h or a > 3 * max_area:
             continue
+        large = a > max_area
+        if large:
+            # a larger part's hole (two sizes in one tray): still well inside the part
+            # around it, the part (or the touching parts) enclosing it at least 1.7 times its area
+            around = parts[y - 1:y + hh + 1, x - 1:x + ww + 1]
+            ids = around[around > 0]
+            if not ids.size or a > 0.6 * part_stats[np.bincount(ids).argmax(), cv2.CC_STAT_AREA]:
+                continue
         if a >= 12:
             hole = (lbl[y:y + hh, x:x + ww] == i).astype(np.uint8)
             cs, _ = cv2.findContours(hole, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
@@ -424,6 +433,8 @@ def fill_holes(mask, max_area):
             (_, _), rad = cv2.minEnclosingCircle(c)
             if a >= 0.5 * math.pi * rad * rad:
                 holes.append((float(cents[i][0]), float(cents[i][1]), float(rad)))
+            elif large:
+                continue
         out[lbl == i] = 1
     # a gap between three touching parts can pass for a small round hole: a part's hole is not
     # much smaller than the typical hole (area under a third of the median hole's is a gap)
