@@ -470,7 +470,7 @@ def holed_parts(mask, raw, holes, dist):
     gy = cv2.Sobel(dist, cv2.CV_32F, 0, 1)
     grad = np.sqrt(gx * gx + gy * gy) / 8.0
     outline = (mask > 0) & (cv2.erode(mask, np.ones((3, 3), np.uint8)) == 0)
-    segs = []
+    found = []
     for (hx, hy, hr) in holes:
         reach = []
         for c, s in zip(ca, sa):
@@ -481,7 +481,22 @@ def holed_parts(mask, raw, holes, dist):
                     break
                 r += 0.5
             reach.append(r)
-        rad = 1.15 * float(np.percentile(reach, 33))
+        found.append((hx, hy, hr, 1.15 * float(np.percentile(reach, 33))))
+    # A gap enclosed by several touching holed parts (four nuts in a square) can be round: its
+    # rim is then their bodies. The holes whose parts are most like a holed part (part radius
+    # over hole radius lowest; a gap's rays run on through the filled parts around it) are
+    # taken first, and a hole whose rim lies for the most part inside parts already taken is
+    # such a gap.
+    taken = []
+    for (hx, hy, hr, rad) in sorted(found, key=lambda f: f[3] / max(f[2], 1.0)):
+        rim = np.stack([hx + (hr + 1.5) * ca, hy + (hr + 1.5) * sa], axis=1)
+        inside = np.zeros(len(rim), bool)
+        for (tx, ty, _, trad) in taken:
+            inside |= np.hypot(rim[:, 0] - tx, rim[:, 1] - ty) < trad
+        if inside.mean() < 0.5:
+            taken.append((hx, hy, hr, rad))
+    segs = []
+    for (hx, hy, hr, rad) in taken:
         disc = np.zeros_like(mask)
         cv2.circle(disc, (int(round(hx)), int(round(hy))), int(math.ceil(rad)), 1, -1)
         part = (disc > 0) & (mask > 0)
