@@ -436,11 +436,6 @@ def fill_holes(mask, max_area):
             elif large:
                 continue
         out[lbl == i] = 1
-    # a gap between three touching parts can pass for a small round hole: a part's hole is not
-    # much smaller than the typical hole (area under a third of the median hole's is a gap)
-    if len(holes) >= 3:
-        med = float(np.median([r for (_, _, r) in holes]))
-        holes = [hl for hl in holes if hl[2] >= 0.58 * med]
     return out, holes
 
 
@@ -482,6 +477,14 @@ def holed_parts(mask, raw, holes, dist):
                 r += 0.5
             reach.append(r)
         found.append((hx, hy, hr, 1.15 * float(np.percentile(reach, 33))))
+    # A gap between three touching parts can pass for a small round hole: much smaller than
+    # the typical hole (area under a third of the median hole's), and the rays from it run on
+    # through the parts around it (over four times its radius; a nut or a washer is about
+    # twice its hole's, a fender washer up to four times). A small hole in a small part of a
+    # mixed tray keeps its own part's proportions.
+    if len(found) >= 3:
+        med = float(np.median([f[2] for f in found]))
+        found = [f for f in found if f[2] >= 0.58 * med or f[3] <= 4.0 * f[2]]
     # A gap enclosed by several touching holed parts (four nuts in a square) can be round: its
     # rim is then their bodies. The holes whose parts are most like a holed part (part radius
     # over hole radius lowest; a gap's rays run on through the filled parts around it) are
