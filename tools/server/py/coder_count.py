@@ -343,24 +343,25 @@ def parts_in_glare(work, dropped, kept, kept_area, thr):
     background that follows the spot (the median colour over 1.5 parts' widths) a part inside
     it stands out with a sharp rim of its own; glare alone leaves only a soft residue. Returns
     the mask of such parts (part-sized, 0.5 to 2.5 typical areas, rim as sharp as drop_soft_blobs
-    asks) among the `dropped` pixels' surroundings."""
-    out = np.zeros(dropped.shape, np.uint8)
+    asks) around the part-sized `dropped` blobs ((labels, stats) of the dropped pixels), and how
+    many of those blobs held one."""
+    lbl, st = dropped
+    out = np.zeros(lbl.shape, np.uint8)
     diam = 2.0 * math.sqrt(kept_area / math.pi)
     k = int(1.5 * diam) | 1
     if k < 5:
-        return out
-    n, lbl, st, _ = cv2.connectedComponentsWithStats(dropped, 8)
-    h, w = dropped.shape
-    pad = k
+        return out, 0
+    h, w = lbl.shape
+    held = 0
     # a piece beside a kept one is that part's soft end (a bolt's head in shade), not a part
     reach = 2 * max(3, int(diam / 6)) + 1
     near = cv2.dilate(kept, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (reach, reach)))
-    for i in range(1, n):
+    for i in range(1, len(st)):
         x, y, bw, bh, a = st[i]
         if a < 0.5 * kept_area:
             continue
-        x0, y0 = max(0, x - pad), max(0, y - pad)
-        x1, y1 = min(w, x + bw + pad), min(h, y + bh + pad)
+        x0, y0 = max(0, x - k), max(0, y - k)
+        x1, y1 = min(w, x + bw + k), min(h, y + bh + k)
         sm = cv2.GaussianBlur(work[y0:y1, x0:x1], (0, 0), STRATEGY.get("smooth", 1.5))
         lab = cv2.cvtColor(sm, cv2.COLOR_BGR2LAB)
         bg = cv2.medianBlur(lab, k).astype(np.float32)
@@ -370,6 +371,7 @@ def parts_in_glare(work, dropped, kept, kept_area, thr):
         cand = cv2.morphologyEx(cand, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3)))
         cand = fill_holes(cand, 0.6 * kept_area)[0]
         m, cl, cs, _ = cv2.connectedComponentsWithStats(cand, 8)
+        found = False
         for j in range(1, m):
             if not 0.5 * kept_area <= cs[j, cv2.CC_STAT_AREA] <= 2.5 * kept_area:
                 continue
@@ -378,7 +380,9 @@ def parts_in_glare(work, dropped, kept, kept_area, thr):
                 continue
             if drop_soft_blobs(one, d, kept_area).any():  # its own rim is sharp
                 out[y0:y1, x0:x1][one > 0] = 1
-    return out
+                found = True
+        held += found
+    return out, held
 
 
 def shape_mask(mask, dist, thr):
@@ -859,17 +863,17 @@ def count_in(work):
     blobs = mask.copy()  # the foreground as segmented (unthinned): what clusters are counted by area on
     # a part-sized blob dropped for its soft rim may be a part inside a glare spot: a decision
     # the count rests on
-    _, _, st_d, _ = cv2.connectedComponentsWithStats(((before > 0) & (mask == 0)).astype(np.uint8), 8)
+    _, lbl_d, st_d, _ = cv2.connectedComponentsWithStats(((before > 0) & (mask == 0)).astype(np.uint8), 8)
     _, _, st_k, _ = cv2.connectedComponentsWithStats(mask, 8)
     kept = st_k[1:, cv2.CC_STAT_AREA]
     soft_drops = int((st_d[1:, cv2.CC_STAT_AREA] >= 0.5 * float(np.median(kept))).sum()) if len(kept) else 0
     # a part lying inside a glare spot went with it: searched for against the spot's own light
     rescued = 0
     if soft_drops:
-        found = parts_in_glare(work, ((before > 0) & (mask == 0)).astype(np.uint8), mask,
-                               float(np.median(kept)), thr)
+        found, held = parts_in_glare(work, (lbl_d, st_d), mask, float(np.median(kept)), thr)
         if found.any():
             rescued = cv2.connectedComponents(found, connectivity=8)[0] - 1
+            soft_drops -= held  # the blobs left are those with no part found in them
             mask = np.maximum(mask, found)
     n0, _, st0, _ = cv2.connectedComponentsWithStats(mask, 8)
     comp_areas = st0[1:, cv2.CC_STAT_AREA]
@@ -914,7 +918,7 @@ def count_in(work):
     objects = []
     # decisions the count rests on: close ones lower the confidence, whichever way they went
     evidence = {"ambiguous": 0, "splits": 0, "near_miss": 0,
-                "soft_drops": max(0, soft_drops - rescued), "rescued": rescued,
+                "soft_drops": soft_drops, "rescued": rescued,
                 "split_guess": int(guess == "split"), "surface": int(guess == "surface")}
     if segs:
         # a part-sized piece dropped as glare with a rim not far beyond the limit may be a part
