@@ -206,6 +206,20 @@ TEST_F(SandboxHostileTest, InfiniteLoopTimesOut) {
   EXPECT_EQ(r.error, "timed out after 2.0 s");
 }
 
+TEST(SandboxFixtureTest, AProcFileWhoseReadFailsReadsAsWhatWasReadNeverThrows) {
+  // Regression: the survivor scan after an attack read /proc/<pid>/cmdline through an
+  // ifstream; a process that exited between open and read failed the read with ESRCH, and
+  // libstdc++'s filebuf threw ("basic_filebuf::underflow error reading the file: No such
+  // process"), failing MemoryBombHitsTheMemoryLimit once in CI. A directory fails its read the
+  // same way (EISDIR), deterministically.
+  std::string text = "unset";
+  EXPECT_NO_THROW(text = roilens::testing::ReadProcFile("/proc/self"));
+  EXPECT_EQ(text, "");
+  EXPECT_EQ(roilens::testing::ReadProcFile("/proc/self/no-such-file"), "");
+  EXPECT_NE(roilens::testing::ReadProcFile("/proc/self/cmdline").find("sandbox_hostile_test"),
+            std::string::npos);
+}
+
 TEST_F(SandboxHostileTest, MemoryBombHitsTheMemoryLimit) {
   auto r = RunHostile(MakeJob(R"PY(
 hoard = []

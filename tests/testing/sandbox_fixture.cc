@@ -2,11 +2,11 @@
 #include "testing/sandbox_fixture.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
-#include <fstream>
-#include <iterator>
 #include <memory>
 #include <mutex>
 
@@ -15,12 +15,28 @@ namespace {
 std::once_flag g_once;
 std::unique_ptr<backend::Sandbox> g_sandbox;
 std::string g_error;
-
-std::string ReadWhole(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
 }  // namespace
+
+std::string ReadProcFile(const std::string& path) {
+  // A process that exits between open and read fails the read with ESRCH, and libstdc++'s
+  // filebuf throws on a read error: POSIX calls, keeping what was read.
+  std::string out;
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return out;
+  char buf[4096];
+  for (;;) {
+    const ssize_t n = read(fd, buf, sizeof buf);
+    if (n > 0) {
+      out.append(buf, static_cast<std::size_t>(n));
+    } else if (n < 0 && errno == EINTR) {
+      continue;
+    } else {
+      break;
+    }
+  }
+  close(fd);
+  return out;
+}
 
 backend::SandboxOptions SandboxTestOptions() {
   backend::SandboxOptions o;
@@ -57,8 +73,8 @@ std::vector<int> HostProcessesWith(const std::string& marker) {
     long pid = std::strtol(e->d_name, &end, 10);
     if (*end != '\0' || pid <= 0) continue;
     const std::string base = std::string("/proc/") + e->d_name;
-    if (ReadWhole(base + "/cmdline").find(marker) != std::string::npos ||
-        ReadWhole(base + "/environ").find(marker) != std::string::npos) {
+    if (ReadProcFile(base + "/cmdline").find(marker) != std::string::npos ||
+        ReadProcFile(base + "/environ").find(marker) != std::string::npos) {
       found.push_back(static_cast<int>(pid));
     }
   }
@@ -69,7 +85,7 @@ std::vector<int> HostProcessesWith(const std::string& marker) {
 namespace {
 /// Parent PID from /proc/<pid>/stat ("pid (comm) state ppid ..."; comm may hold spaces).
 long ParentOf(long pid) {
-  const std::string stat = ReadWhole("/proc/" + std::to_string(pid) + "/stat");
+  const std::string stat = ReadProcFile("/proc/" + std::to_string(pid) + "/stat");
   const auto close = stat.rfind(')');
   if (close == std::string::npos) return 0;
   char state = 0;

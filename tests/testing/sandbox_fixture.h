@@ -19,6 +19,9 @@ backend::SandboxOptions SandboxTestOptions();
 backend::Sandbox* SharedSandbox();
 std::string SandboxCreateError();
 
+/// The contents of a /proc file; what was read before an error (a process that exited while
+/// it was read: ESRCH), empty when it cannot be opened. Never throws.
+std::string ReadProcFile(const std::string& path);
 /// Host PIDs whose /proc/<pid>/cmdline or environ contains `marker`.
 std::vector<int> HostProcessesWith(const std::string& marker);
 /// The subset of HostProcessesWith(marker) that descends from this process.
