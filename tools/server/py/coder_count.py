@@ -998,17 +998,8 @@ def count_in(work):
             if n == 1:
                 objects.append({"box": [x, y, bw, bh], "score": score, "_seg": s})
             else:
-                # one segment holding n parts: split its pixels into n groups for the boxes
-                crit = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 20, 0.5)
-                _, lab_k, _ = cv2.kmeans(s["pts"], n, None, crit, 2, cv2.KMEANS_PP_CENTERS)
-                for k in range(n):
-                    p = s["pts"][lab_k.ravel() == k]
-                    if not len(p):
-                        p = s["pts"]
-                    x0, y0 = p.min(axis=0)
-                    x1, y1 = p.max(axis=0)
-                    objects.append({"box": [int(x0), int(y0), int(x1 - x0 + 1), int(y1 - y0 + 1)],
-                                    "score": score, "_seg": s})
+                # one segment holding n parts: its pixels split into n groups for the boxes
+                objects.extend(split_boxes(s["pts"], n, score, s))
         if STRATEGY.get("split", True):
             objects = recount_clusters(objects, blobs, w, h, edge, evidence)
         for o in objects:
@@ -1102,6 +1093,32 @@ def circle_seen(s, w, h, edge, whole):
     return float((inside_disc & inside_img).sum()) / max(1, int(inside_disc.sum()))
 
 
+def split_boxes(pts, n, score, seg):
+    """Objects for n parts in one set of pixels: the pixels split into n groups (k-means on
+    their positions), a box around each group."""
+    if n > 1:
+        crit = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 20, 0.5)
+        _, lab_k, _ = cv2.kmeans(pts, n, None, crit, 2, cv2.KMEANS_PP_CENTERS)
+        lab_k = lab_k.ravel()
+    else:
+        lab_k = np.zeros(len(pts), np.int32)
+    out = []
+    for k in range(n):
+        p = pts[lab_k == k]
+        if not len(p):
+            p = pts
+        x0, y0 = p.min(axis=0)
+        x1, y1 = p.max(axis=0)
+        out.append({"box": [int(x0), int(y0), int(x1 - x0 + 1), int(y1 - y0 + 1)], "score": score,
+                    "_seg": seg})
+    return out
+
+
+def pixels_of(group):
+    """The pixels of the pieces a group of objects was counted from (each piece once)."""
+    return np.concatenate([sg["pts"] for sg in {id(o["_seg"]): o["_seg"] for o in group}.values()])
+
+
 def recount_clusters(objects, blobs, w, h, edge, evidence):
     """Counts every cluster of touching parts without holes by its area against a lone part's.
 
@@ -1160,22 +1177,7 @@ def recount_clusters(objects, blobs, w, h, edge, evidence):
             continue
         evidence["ambiguous"] += 1
         evidence["recounted"] = evidence.get("recounted", 0) + 1
-        pts = np.concatenate([sg["pts"] for sg in {id(o["_seg"]): o["_seg"] for o in g}.values()])
-        if n > 1:
-            crit = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 20, 0.5)
-            _, lab_k, _ = cv2.kmeans(pts, n, None, crit, 2, cv2.KMEANS_PP_CENTERS)
-            lab_k = lab_k.ravel()
-        else:
-            lab_k = np.zeros(len(pts), np.int32)
-        score = clamp01(0.5 - abs(ratio - n))
-        for k in range(n):
-            p = pts[lab_k == k]
-            if not len(p):
-                p = pts
-            x0, y0 = p.min(axis=0)
-            x1, y1 = p.max(axis=0)
-            out.append({"box": [int(x0), int(y0), int(x1 - x0 + 1), int(y1 - y0 + 1)], "score": score,
-                        "_seg": g[0]["_seg"]})
+        out.extend(split_boxes(pixels_of(g), n, clamp01(0.5 - abs(ratio - n)), g[0]["_seg"]))
     return out
 
 
