@@ -1119,16 +1119,153 @@ def pixels_of(group):
     return np.concatenate([sg["pts"] for sg in {id(o["_seg"]): o["_seg"] for o in group}.values()])
 
 
+class PartFitter:
+    """Counts a blob by laying copies of a lone part's silhouette on it.
+
+    Parts in a cluster touch along sides, cross shafts and lie head to tail, where the distance
+    transform finds no neck and the area spreads with the parts' sizes; the silhouette of a part
+    seen alone says what one part covers. Copies are turned in steps that move the far end of
+    the part by about 3 px, mirrored when the shape is not symmetric, and sized 0.8 to 1.25
+    times (one kind's sizes vary). Work is at a scale where the part's radius is at most 16 px."""
+
+    SIZES = (0.8, 0.9, 1.0, 1.12, 1.25)
+
+    def __init__(self, sil):
+        ys, xs = np.nonzero(sil)
+        radius = math.sqrt(float(((ys - ys.mean()) ** 2 + (xs - xs.mean()) ** 2).max()))
+        self.f = min(1.0, 16.0 / max(radius, 1.0))
+        self.area = float(len(ys))
+        sil = self._scaled(sil)
+        ys, xs = np.nonzero(sil)
+        cy, cx = float(ys.mean()), float(xs.mean())
+        self.radius = math.sqrt(float(((ys - cy) ** 2 + (xs - cx) ** 2).max()))
+        R = int(math.ceil(self.radius * 1.2)) + 2
+        size = 2 * R + 1
+        base = cv2.warpAffine(sil.astype(np.float32), np.float32([[1, 0, R - cx], [0, 1, R - cy]]),
+                              (size, size), flags=cv2.INTER_LINEAR)
+        self.shapes = [base]
+        # mirrored about its principal axis: a second shape only when it differs
+        m = cv2.moments((base > 0.5).astype(np.uint8), True)
+        axis = 0.5 * math.degrees(math.atan2(2 * m["mu11"], m["mu20"] - m["mu02"]))
+        flat = cv2.warpAffine(base, cv2.getRotationMatrix2D((R, R), axis, 1.0), (size, size))
+        mirror = cv2.warpAffine(cv2.flip(flat, 0), cv2.getRotationMatrix2D((R, R), -axis, 1.0),
+                                (size, size))
+        a, b = base > 0.5, mirror > 0.5
+        if (a & b).sum() < 0.9 * (a | b).sum():
+            self.shapes.append(mirror)
+        self.step = min(15.0, max(5.0, math.degrees(3.0 / max(self.radius, 1.0))))
+        self.cache = {}
+
+    def _scaled(self, m):
+        if self.f >= 1.0:
+            return m.astype(np.uint8)
+        small = cv2.resize(m.astype(np.float32), None, fx=self.f, fy=self.f,
+                           interpolation=cv2.INTER_AREA)
+        return (small >= 0.5).astype(np.uint8)
+
+    def stencil(self, shape, angle, scale):
+        """The silhouette turned by `angle` and sized by `scale`: (kernel, area, half size)."""
+        key = (shape, round(angle, 2), round(scale, 3))
+        if key not in self.cache:
+            base = self.shapes[shape]
+            c = (base.shape[0] - 1) / 2.0
+            R = int(math.ceil(c * max(1.0, scale)))
+            size = 2 * R + 1
+            rot = cv2.getRotationMatrix2D((c, c), angle, scale)
+            rot[:, 2] += R - c
+            k = (cv2.warpAffine(base, rot, (size, size)) > 0.5).astype(np.float32)
+            self.cache[key] = (k, float(k.sum()), R)
+        return self.cache[key]
+
+    def one_larger(self, blob):
+        """How well a single copy sized to the blob's area covers it (best intersection over
+        union over the turns): a larger part of the same shape is one part."""
+        blob = self._scaled(blob)
+        area = float(blob.sum())
+        scale = math.sqrt(area / max(1.0, self.area * self.f * self.f))
+        best = 0.0
+        for shape in range(len(self.shapes)):
+            for t in np.arange(0.0, 360.0, self.step):
+                k, ka, R = self.stencil(shape, t, scale)
+                inb = np.pad(blob.astype(np.float32), R)
+                v = float(cv2.filter2D(inb, -1, k, borderType=cv2.BORDER_CONSTANT).max())
+                best = max(best, v / (area + ka - v))
+        return best
+
+    def count(self, blob, most):
+        """Lays copies one at a time, each where it covers most of the blob not yet covered while
+        lying inside it (a pixel outside costs three covered), until none covers at least half
+        its own area anew with at most a sixth of it outside. Returns (the boxes of the copies
+        laid, in the blob's pixels; share of the blob covered; area laid over area covered: 1
+        when the copies do not overlap)."""
+        blob = self._scaled(blob)
+        P = int(math.ceil(self.radius * 1.2 * max(self.SIZES))) + 4
+        inb = np.pad(blob.astype(np.float32), P)
+        cov = np.zeros_like(inb)
+        h, w = blob.shape
+        boxes, laid = [], 0.0
+        turns = [(s, t) for s in range(len(self.shapes)) for t in np.arange(0.0, 360.0, self.step)]
+
+        def best_of(gain, cands):  # the copy with the most gain: (gain, centre, shape, turn, size)
+            top = None
+            for (s, t, z) in cands:
+                k, ka, R = self.stencil(s, t, z)
+                S = cv2.filter2D(gain, -1, k, borderType=cv2.BORDER_CONSTANT)
+                _, v, _, loc = cv2.minMaxLoc(S[P:P + h, P:P + w])
+                if top is None or v > top[0]:
+                    top = (v, loc, s, t, z)
+            return top
+
+        while len(boxes) < most:
+            gain = inb * (1.0 - cov) - 3.0 * (1.0 - inb)
+            # all turns at the part's own size, then the best turn's neighbours and sizes
+            _, loc, s, t, z = best_of(gain, [(s, t, 1.0) for (s, t) in turns])
+            half = 0.5 * self.step
+            _, loc, s, t, z = best_of(gain, [(s, t + dt, z) for dt in (-half, 0.0, half)
+                                             for z in self.SIZES])
+            k, ka, R = self.stencil(s, t, z)
+            x, y = loc[0] + P - R, loc[1] + P - R
+            win = (slice(y, y + 2 * R + 1), slice(x, x + 2 * R + 1))
+            new = float((k * inb[win] * (1.0 - cov[win])).sum())
+            outside = ka - float((k * inb[win]).sum())
+            if new < 0.5 * ka or outside > ka / 6.0:
+                break
+            cov[win] = np.maximum(cov[win], k * inb[win])
+            laid += ka
+            ys, xs = np.nonzero(k * inb[win])
+            x0, y0 = (x + xs.min() - P) / self.f, (y + ys.min() - P) / self.f
+            x1, y1 = (x + xs.max() + 1 - P) / self.f, (y + ys.max() + 1 - P) / self.f
+            boxes.append([int(x0), int(y0), int(math.ceil(x1 - x0)), int(math.ceil(y1 - y0))])
+        covered = float(cov.sum())
+        return boxes, covered / max(1.0, float(inb.sum())), laid / max(1.0, covered)
+
+
+def one_shape(lbl, stats, ids, tb):
+    """Whether at least 80% of the lone parts `ids` have the elongation of `tb` (within 25%):
+    lone parts of several kinds give no one silhouette to count by."""
+    def elong(b):
+        x, y, bw, bh, _ = stats[b]
+        ys, xs = np.nonzero(lbl[y:y + bh, x:x + bw] == b)
+        (_, _), (p, q), _ = cv2.minAreaRect(np.stack([xs, ys], 1).astype(np.float32))
+        return max(p, q) / max(1.0, min(p, q))
+
+    e = elong(tb)
+    alike = sum(1 for b in ids if abs(elong(b) - e) <= 0.25 * max(e, elong(b)))
+    return alike >= 0.8 * len(ids)
+
+
 def recount_clusters(objects, blobs, w, h, edge, evidence):
-    """Counts every cluster of touching parts without holes by its area against a lone part's.
+    """Counts every cluster of touching parts without holes against a lone part.
 
     The pieces the distance transform cuts a cluster into are unreliable where parts touch
     along a side or where thin parts (a bolt's shaft) lie against others, and the typical area
     taken over all pieces drifts when most parts lie in clusters. Lone parts are what a single
     part looks like: blobs of the unthinned foreground that hold one counted part, none
-    holed, away from the border. A blob of several such parts covers about as many times their
-    median area (parts touch, they do not overlap). Where that disagrees with the pieces' count,
-    the area's count is taken and the decision is marked ambiguous."""
+    holed, away from the border. A cluster is counted by laying copies of a lone part's
+    silhouette on it (PartFitter); where no copy fits it, by area: a blob of several parts
+    covers about as many times their median area (parts touch, they do not overlap), when at
+    least three lone parts of one size say what that area is. Where either disagrees with the
+    pieces' count, it is taken and the decision is marked ambiguous."""
     lbl_n, lbl, stats, _ = cv2.connectedComponentsWithStats(blobs, 8)
     if lbl_n <= 2:
         return objects
@@ -1144,25 +1281,59 @@ def recount_clusters(objects, blobs, w, h, edge, evidence):
         inside = x > edge and y > edge and x + bw < w - edge and y + bh < h - edge
         return b > 0 and inside and not any(o["_seg"]["holed"] for o in groups[b])
 
-    lone = [float(stats[b, cv2.CC_STAT_AREA]) for b, g in groups.items()
-            if plain(b) and len(g) == 1 and not g[0]["_seg"].get("merged")]
-    if len(lone) < 3:
+    def area_of(b):
+        return float(stats[b, cv2.CC_STAT_AREA])
+
+    def blob_mask(b):
+        x, y, bw, bh, _ = stats[b]
+        return (lbl[y:y + bh, x:x + bw] == b).astype(np.uint8)
+
+    lone_ids = [b for b, g in groups.items()
+                if plain(b) and len(g) == 1 and not g[0]["_seg"].get("merged")]
+    if not lone_ids:
         return objects
-    a_lone = float(np.median(lone))
-    near = [a for a in lone if 0.6 * a_lone <= a <= 1.6 * a_lone]
-    if len(near) < max(3, 0.8 * len(lone)):
-        return objects  # lone parts of several sizes (kinds): a cluster's area is no count
-    a_lone = float(np.median(near))
-    spread = float(np.std(near) / max(np.mean(near), 1e-6))
-    if spread > 0.3:
-        return objects  # lone parts too unlike each other to count a cluster by area
+    a_lone = float(np.median([area_of(b) for b in lone_ids]))
+    near = [b for b in lone_ids if 0.6 * a_lone <= area_of(b) <= 1.6 * a_lone]
+    # by area: three lone parts or more, of one size (kind), alike enough to count by
+    by_area = len(lone_ids) >= 3 and len(near) >= max(3, 0.8 * len(lone_ids))
+    spread = 1.0
+    if by_area:
+        a_lone = float(np.median([area_of(b) for b in near]))
+        spread = float(np.std([area_of(b) for b in near]) / max(a_lone, 1e-6))
+        by_area = spread <= 0.3
+    # the silhouette: the lone part nearest the median (the larger one when there are only one or
+    # two, which may lie against the border of a crowd), when the lone parts are of one shape
+    fitter = None
+    if by_area or len(lone_ids) < 3:
+        tb = (min(near, key=lambda b: abs(area_of(b) - a_lone)) if by_area
+              else max(lone_ids, key=area_of))
+        if one_shape(lbl, stats, lone_ids, tb):
+            fitter = PartFitter(blob_mask(tb))
     out = []
     for b, g in groups.items():
-        area = float(stats[b, cv2.CC_STAT_AREA])
+        area = area_of(b)
         pieces = len({id(o["_seg"]) for o in g})
+        if not plain(b):
+            out.extend(g)
+            continue
+        if fitter is not None and (pieces > 1 or area >= 1.5 * fitter.area):
+            m = blob_mask(b)
+            # a blob that one larger copy covers is a larger part: parts come in sizes
+            if fitter.one_larger(m) < 0.8:
+                laid, covered, overlap = fitter.count(m, int(1.5 * area / fitter.area) + 2)
+                # the copies explain the blob: they cover it and do not pile on each other
+                if laid and covered >= 0.85 and overlap <= 1.3:
+                    if len(laid) != len(g):
+                        evidence["ambiguous"] += 1
+                        evidence["fitted"] = evidence.get("fitted", 0) + 1
+                        x, y = int(stats[b, cv2.CC_STAT_LEFT]), int(stats[b, cv2.CC_STAT_TOP])
+                        g = [{"box": [x + bx, y + by, bw, bh], "score": 0.5, "_seg": g[0]["_seg"]}
+                             for (bx, by, bw, bh) in laid]
+                    out.extend(g)
+                    continue
         # a blob of one piece (no neck) may be a larger part: parts come in sizes, and a
         # lone part's area says nothing about the next size up
-        if not plain(b) or pieces == 1:
+        if not by_area or pieces == 1:
             out.extend(g)
             continue
         ratio = area / a_lone
