@@ -1184,11 +1184,13 @@ class PartFitter:
         area = float(blob.sum())
         scale = math.sqrt(area / max(1.0, self.area * self.f * self.f))
         best = 0.0
+        padded = {}  # the blob padded by each stencil's half size (one size for all turns)
         for shape in range(len(self.shapes)):
             for t in np.arange(0.0, 360.0, self.step):
                 k, ka, R = self.stencil(shape, t, scale)
-                inb = np.pad(blob.astype(np.float32), R)
-                v = float(cv2.filter2D(inb, -1, k, borderType=cv2.BORDER_CONSTANT).max())
+                if R not in padded:
+                    padded[R] = np.pad(blob.astype(np.float32), R)
+                v = float(cv2.filter2D(padded[R], -1, k, borderType=cv2.BORDER_CONSTANT).max())
                 best = max(best, v / (area + ka - v))
         return best
 
@@ -1246,11 +1248,11 @@ def one_shape(lbl, stats, ids, tb):
     def elong(b):
         x, y, bw, bh, _ = stats[b]
         ys, xs = np.nonzero(lbl[y:y + bh, x:x + bw] == b)
-        (_, _), (p, q), _ = cv2.minAreaRect(np.stack([xs, ys], 1).astype(np.float32))
-        return max(p, q) / max(1.0, min(p, q))
+        return elongation({"pts": np.stack([xs, ys], 1).astype(np.float32)})
 
     e = elong(tb)
-    alike = sum(1 for b in ids if abs(elong(b) - e) <= 0.25 * max(e, elong(b)))
+    others = [elong(b) for b in ids]
+    alike = sum(1 for o in others if abs(o - e) <= 0.25 * max(e, o))
     return alike >= 0.8 * len(ids)
 
 
