@@ -206,6 +206,27 @@ TEST(CoderAccuracyTest, TheTraysRimIsNotParts) {
   }
 }
 
+TEST(CoderAccuracyTest, PiecesOfAThinRimLineAreNotParts) {
+  // Regression: where glare breaks a tray's thin inner rim line into pieces shorter than the
+  // strip rule's 2.5 part lengths, each piece counted as a part (dev/real p07: 8 for 7, the
+  // pieces of the rim along its top edge). Here three 8 x 70 px pieces of a line lie above 10
+  // nuts: 13 on each seed. A thin piece (under 0.6 part widths, 8 times as long as wide) lying
+  // along the frame's direction is a rim or an edge, not a part.
+  for (int seed : {1, 7, 10}) {
+    std::vector<cv::Rect> boxes;
+    const cv::Mat parts = PlainTray(seed, 1, 10, {400, 256}, 1.0, &boxes);
+    cv::Mat tray(300, 400, CV_8UC3, cv::mean(parts.rowRange(parts.rows - 4, parts.rows)));
+    AddNoise(tray, seed);
+    parts.copyTo(tray.rowRange(44, 300));
+    for (cv::Rect& b : boxes) b.y += 44;
+    const cv::Scalar rim(40, 40, 40);
+    for (int x0 : {20, 150, 290}) cv::rectangle(tray, {x0, 20}, {x0 + 70, 27}, rim, cv::FILLED);
+    cv::GaussianBlur(tray, tray, cv::Size(), 0.8);
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    ExpectExactWithObjects(CountTray(tray), boxes, tray.size());
+  }
+}
+
 TEST(CoderAccuracyTest, ATraySeenWithTheTableAroundItIsCountedOnTheTray) {
   // Regression: a tray of 20 parts seen through a wider frame, a light table along the top and
   // left and a dark band along the bottom and right, counted 22, 30 and 16 on these seeds (the

@@ -754,6 +754,19 @@ def border_runs(blobs, edge, limit, gap):
     return out
 
 
+def rim_like(s, w1, l1):
+    """A thin strip lying along the frame's direction: a tray's rim, a table edge or a piece of
+    one that glare or the segmentation broke off (narrower than 0.6 part widths, eight times as
+    long as wide, at least half a part long, its long side within 10 deg of the image's axes).
+    Rims and edges run along the frame when a camera looks down at a tray; a thin part lying so
+    among parts that are not thin is rare."""
+    wd, ln = s["rect"]
+    if not (wd < 0.6 * w1 and ln >= 8.0 * max(wd, 1.0) and ln >= 0.5 * l1):
+        return False
+    ang = cv2.minAreaRect(s["pts"])[2] % 90.0  # a side's direction, up to a quarter turn
+    return min(ang, 90.0 - ang) <= 10.0
+
+
 def drop_structures(segs, blobs, edge):
     """Drops what is longer than a part and is no part: the tray's rim, a table edge, a shadow or
     a reflection band, a cable. Two rules, both against the typical part's length and width (the
@@ -763,7 +776,8 @@ def drop_structures(segs, blobs, edge):
       touches it over at most its own length. Pieces lying at the border mostly along such a
       stretch go; pieces away from the border (parts lying against the rim) stay;
     - a piece longer than 2.5 part lengths and narrower than 0.6 part widths is a strip, not a
-      part (a tray of nails has nail-shaped typical parts, so its nails stay)."""
+      part (a tray of nails has nail-shaped typical parts, so its nails stay); so is a shorter
+      one that is eight times as long as wide and lies along the frame's direction (rim_like)."""
     whole = [s for s in segs if not s["on_border"]]
     if len(whole) < 3:
         return segs
@@ -794,6 +808,8 @@ def drop_structures(segs, blobs, edge):
     out = []
     for k, s in enumerate(segs):
         if blob[k] in strip or (s["rect"][1] > limit and s["rect"][0] < 0.6 * w1):
+            continue
+        if rim_like(s, w1, limit / 2.5):
             continue
         if s["on_border"]:
             p = s["pts"].astype(int)
