@@ -554,6 +554,59 @@ def dt_peaks(dt, min_rel, min_height=0.0):
     return [(p[0], p[1], p[2]) for p in peaks if p[3]]
 
 
+def join_lengthwise(markers, mask, dt):
+    """Joins pieces that the watershed cut apart lengthwise. A shaft of even width is a flat ridge
+    of the distance transform: a slight narrowing along it (a highlight eating its edge) makes a
+    second maximum, and the two basins flooding the flat ridge from both ends meet along it
+    instead of across a neck. Such a cut is much longer (over three times) than the part is
+    wide where it runs, the thinner piece is much thinner than the other (under 0.65 of its
+    inscribed radius: a shaft's flank beside a head) and does not rise above the cut (by under a
+    tenth of its height): it is the flank of the other piece's ridge. Two parts lying side by
+    side are each as thick as a part and stay apart. Returns the markers with such pieces
+    joined."""
+    ys, xs = np.nonzero((markers == -1) & (mask > 0))
+    if not len(ys):
+        return markers
+    # the two labels on either side of each boundary pixel (of its 8 neighbours)
+    pad = np.pad(markers, 1)
+    lo = np.full(len(ys), np.iinfo(np.int32).max)
+    hi = np.full(len(ys), -1)
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            v = pad[ys + 1 + dy, xs + 1 + dx]
+            lo = np.where(v >= 2, np.minimum(lo, v), lo)
+            hi = np.where(v >= 2, np.maximum(hi, v), hi)
+    cuts = {}  # (label, label): [boundary length, highest distance along it]
+    for a, b, d in zip(lo, hi, dt[ys, xs]):
+        if b >= 2 and a != b:
+            c = cuts.setdefault((int(a), int(b)), [0, 0.0])
+            c[0] += 1
+            c[1] = max(c[1], float(d))
+    top = np.zeros(int(markers.max()) + 1)
+    inside = markers >= 2
+    np.maximum.at(top, markers[inside], dt[inside])
+    root = list(range(len(top)))
+
+    def find(a):
+        while root[a] != a:
+            a = root[a]
+        return a
+
+    for (a, b), (n, ridge) in cuts.items():
+        thin, thick = sorted((top[a], top[b]))
+        if n > 3.0 * 2.0 * ridge and thin <= 0.65 * thick and thin - ridge <= 0.1 * thin:
+            root[find(b)] = find(a)
+    lut = np.array([find(a) for a in range(len(top))], np.int32)
+    if (lut == np.arange(len(top))).all():
+        return markers
+    out = markers.copy()
+    out[inside] = lut[markers[inside]]
+    # the cut between joined pieces belongs to the joined piece
+    same = (hi >= 2) & (lut[np.minimum(lo, len(top) - 1)] == lut[np.maximum(hi, 0)])
+    out[ys[same], xs[same]] = lut[lo[same]]
+    return out
+
+
 def split_clusters(mask, raw, dist):
     """Splits every component at the significant maxima of its distance transform (watershed
     from one marker per maximum). Returns a list of segments (region mask slices) as dicts."""
@@ -591,6 +644,7 @@ def split_clusters(mask, raw, dist):
         # watershed on the distance transform: boundaries fall on the necks between parts
         relief = cv2.normalize(-dt, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
         markers = cv2.watershed(cv2.merge([relief, relief, relief]), markers)
+        markers = join_lengthwise(markers, mask, dt)
     segs = []
     # pixels grouped by segment once (a full-image comparison per segment is slow on big trays)
     flat = np.where(mask.ravel() > 0, markers.ravel(), 0)
