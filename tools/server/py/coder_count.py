@@ -309,6 +309,14 @@ def enclosed(mask):
     return (reach[1:-1, 1:-1] != 2).astype(np.uint8)
 
 
+def edge_gradient(dist):
+    """The slope of a contrast map per pixel (Sobel magnitude scaled to contrast units per px):
+    with a blob's contrast it gives its edge width."""
+    gx = cv2.Sobel(dist, cv2.CV_32F, 1, 0)
+    gy = cv2.Sobel(dist, cv2.CV_32F, 0, 1)
+    return np.sqrt(gx * gx + gy * gy) / 8.0
+
+
 def drop_soft_blobs(mask, dist, typical_area=None):
     """Removes components without a sharp edge: glare spots and light pools fade out over many
     pixels, a part's rim is as sharp as the optics (edge width = contrast / edge gradient, in px,
@@ -320,9 +328,7 @@ def drop_soft_blobs(mask, dist, typical_area=None):
     if typical_area is None:
         typical_area = float(np.median(areas[areas >= 20] if (areas >= 20).any() else areas))
     diam = 2.0 * math.sqrt(typical_area / math.pi)
-    gx = cv2.Sobel(dist, cv2.CV_32F, 1, 0)
-    gy = cv2.Sobel(dist, cv2.CV_32F, 0, 1)
-    grad = np.sqrt(gx * gx + gy * gy) / 8.0
+    grad = edge_gradient(dist)
     rim = mask - cv2.erode(mask, np.ones((3, 3), np.uint8))
     out = mask.copy()
     limit = max(6.0, 0.2 * diam)
@@ -465,9 +471,7 @@ def holed_parts(mask, raw, holes, dist):
     dt_raw = cv2.distanceTransform((raw > 0).astype(np.uint8), cv2.DIST_L2, 5)
     ang = np.linspace(0, 2 * math.pi, 32, endpoint=False)
     ca, sa = np.cos(ang), np.sin(ang)
-    gx = cv2.Sobel(dist, cv2.CV_32F, 1, 0)
-    gy = cv2.Sobel(dist, cv2.CV_32F, 0, 1)
-    grad = np.sqrt(gx * gx + gy * gy) / 8.0
+    grad = edge_gradient(dist)
     outline = (mask > 0) & (cv2.erode(mask, np.ones((3, 3), np.uint8)) == 0)
     found = []
     for (hx, hy, hr) in holes:
@@ -612,9 +616,7 @@ def split_clusters(mask, raw, dist):
     from one marker per maximum). Returns a list of segments (region mask slices) as dicts."""
     dt = cv2.distanceTransform(mask, cv2.DIST_L2, 5)
     dt_raw = cv2.distanceTransform((raw > 0).astype(np.uint8), cv2.DIST_L2, 5)
-    gx = cv2.Sobel(dist, cv2.CV_32F, 1, 0)
-    gy = cv2.Sobel(dist, cv2.CV_32F, 0, 1)
-    grad = np.sqrt(gx * gx + gy * gy) / 8.0
+    grad = edge_gradient(dist)
     outline = (mask > 0) & (cv2.erode(mask, np.ones((3, 3), np.uint8)) == 0)
     n, lbl, stats, _ = cv2.connectedComponentsWithStats(mask, 8)
     markers = np.zeros(mask.shape, np.int32)
