@@ -343,6 +343,60 @@ def drop_soft_blobs(mask, dist, typical_area=None):
     return out
 
 
+def skirted(mask, dist, typical_area):
+    """Blobs with a soft skirt: a part lying in a glare spot keeps its own sharp rim inside the
+    spot's soft fringe, so its blob was kept, but over half of the blob's outline fades out
+    wider than drop_soft_blobs' edge width. Returns (mask of those blobs, mask of the sharp
+    stretches of their outlines)."""
+    n, lbl, st, _ = cv2.connectedComponentsWithStats(mask, 8)
+    out = np.zeros(mask.shape, np.uint8)
+    sharp = np.zeros(mask.shape, np.uint8)
+    limit = max(6.0, 0.2 * 2.0 * math.sqrt(typical_area / math.pi))
+    grad = edge_gradient(dist)
+    rim = mask - cv2.erode(mask, np.ones((3, 3), np.uint8))
+    for i in range(1, n):
+        x, y, w, h, a = st[i]
+        if a < 0.5 * typical_area:
+            continue
+        sub = lbl[y:y + h, x:x + w] == i
+        on = sub & (rim[y:y + h, x:x + w] > 0)
+        edge = grad[y:y + h, x:x + w][on]
+        c = float(np.median(dist[y:y + h, x:x + w][sub]))
+        soft = c / np.maximum(edge, 1e-6) > limit
+        if edge.size and soft.mean() >= 0.5:
+            out[y:y + h, x:x + w][sub] = 1
+            ys, xs = np.nonzero(on)
+            sharp[y + ys[~soft], x + xs[~soft]] = 1
+    return out, sharp
+
+
+def parts_in_skirts(work, mask, dist, thr):
+    """A part inside a glare spot whose blob was kept for the part's sharp rim (skirted): the
+    part is searched for against the spot's own light (parts_in_glare), and replaces the blob
+    when the parts found account for the blob's sharp rim (90% of it within 3 px of them): a
+    sharp stretch far from them is another part that the spot's light hid. Returns (mask with
+    the blobs replaced, how many blobs were)."""
+    _, _, st, _ = cv2.connectedComponentsWithStats(mask, 8)
+    areas = st[1:, cv2.CC_STAT_AREA]
+    if len(areas) < 3:
+        return mask, 0
+    typical_area = float(np.median(areas))
+    skirt, sharp = skirted(mask, dist, typical_area)
+    if not skirt.any():
+        return mask, 0
+    _, lbl, st = cv2.connectedComponentsWithStats(skirt, 8)[:3]
+    found, held = parts_in_glare(work, (lbl, st), mask * (1 - skirt), typical_area, thr)
+    if not held:
+        return mask, 0
+    near = cv2.dilate(found, np.ones((7, 7), np.uint8)) > 0
+    hit = [j for j in np.unique(lbl[found > 0])
+           if j and near[(lbl == j) & (sharp > 0)].mean() >= 0.9]
+    if not hit:
+        return mask, 0
+    gone = np.isin(lbl, hit)
+    return np.where(gone, found, mask).astype(np.uint8), len(hit)
+
+
 def parts_in_glare(work, dropped, kept, kept_area, thr):
     """Parts lying inside a glare spot: the spot and the part in it make one blob whose outer
     rim is the glare's soft fringe, so the blob was dropped as lighting. Against a local
@@ -947,6 +1001,13 @@ def count_in(work):
             rescued = cv2.connectedComponents(found, connectivity=8)[0] - 1
             soft_drops -= held  # the blobs left are those with no part found in them
             mask = np.maximum(mask, found)
+    if STRATEGY.get("split", True):
+        kept_mask = mask
+        mask, skirts = parts_in_skirts(work, mask, dist, thr)
+        if skirts:
+            rescued += skirts
+            # the blobs clusters are counted on lose the skirts too
+            blobs = np.where(mask != kept_mask, mask, blobs).astype(np.uint8)
     n0, _, st0, _ = cv2.connectedComponentsWithStats(mask, 8)
     comp_areas = st0[1:, cv2.CC_STAT_AREA]
     big = comp_areas[comp_areas >= 20]
