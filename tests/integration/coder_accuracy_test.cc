@@ -452,6 +452,26 @@ TEST(CoderAccuracyTest, ACountRestingOnANearBorderDecisionIsNotConfident) {
   ExpectExactOrNotConfident(line, boxes, tray.size());
 }
 
+TEST(CoderAccuracyTest, ACountRestingOnOneCloseDecisionIsNotConfident) {
+  // Regression: bolts on a dark tray under glare spots. A small spot with a soft rim counted as
+  // a part (seed 43: 9 for 8) and a bolt with glare at its neck counted as two (seed 50: 9 for 8),
+  // each a close decision that scored its object 0.6 or 0.7, and the counts still said 0.80 and
+  // 0.85. Over the 1000 generated trays a count resting on one such decision was right 11 times
+  // of 13: not the 99% that 0.8 promises. One close decision now takes a count below 0.8.
+  TrayStyle style;
+  style.kind = 0;
+  style.glare_spots = 3;
+  style.noise_sigma = 3;
+  style.tray = cv::Scalar(40, 40, 40);
+  for (int seed : {43, 50}) {
+    cv::RNG rng(seed);
+    std::vector<cv::Rect> boxes;
+    const cv::Mat tray = RenderTray(8, style, rng, &boxes);
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    ExpectExactOrNotConfident(CountTray(tray), boxes, tray.size());
+  }
+}
+
 TEST(CoderAccuracyTest, UnevenLightCountsExactly) {
   TrayStyle style;
   style.kind = 3;
