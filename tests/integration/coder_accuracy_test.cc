@@ -333,18 +333,24 @@ TEST(CoderAccuracyTest, TheGapBetweenFourTouchingNutsIsNoPart) {
   ExpectEachSeedExact(style, 16, {15, 49, 1});
 }
 
+/// A mixed tray of two part sizes (nominal x 0.7 and x 1.3) in three touching groups, with
+/// sensor noise.
+TrayStyle MixedSizesInGroups() {
+  TrayStyle style;
+  style.kind = 3;
+  style.size_mix = 0.3;
+  style.clusters = 3;
+  style.noise_sigma = 3;
+  return style;
+}
+
 TEST(CoderAccuracyTest, ASmallNutTouchingALargePartKeepsItsHole) {
   // Regression: in a mixed tray of two sizes with touching groups, a small nut against a large
   // part was counted with it, 11 for 12 on these seeds at confidence 0.9, 0.92 and 0.89: its
   // hole, under 0.58 of the median hole's radius, was dropped as a gap between three touching
   // parts. A small hole is a gap only when its rays also run on through the parts around it
   // (over four times its radius); a small part's hole keeps its part's proportions.
-  TrayStyle style;
-  style.kind = 3;
-  style.size_mix = 0.3;
-  style.clusters = 3;
-  style.noise_sigma = 3;
-  ExpectEachSeedExact(style, 12, {3, 21, 55});
+  ExpectEachSeedExact(MixedSizesInGroups(), 12, {3, 21, 55});
 }
 
 TEST(CoderAccuracyTest, BoltsLyingAgainstEachOtherCountOneCopyOfALoneBoltEach) {
@@ -366,12 +372,7 @@ TEST(CoderAccuracyTest, ABoltsShaftIsNotCutLengthwiseIntoTwoParts) {
   // the shaft, not across a neck, and one bolt counted two (13 for 12 on these seeds of a mixed
   // tray in touching groups, two sizes). Pieces cut apart along a line much longer than the part
   // is wide there, one a thin flank of the other's ridge, are one piece.
-  TrayStyle style;
-  style.kind = 3;
-  style.clusters = 3;
-  style.size_mix = 0.3;
-  style.noise_sigma = 3;
-  ExpectEachSeedExact(style, 12, {34, 35, 41});
+  ExpectEachSeedExact(MixedSizesInGroups(), 12, {34, 35, 41});
 }
 
 TEST(CoderAccuracyTest, RoundPartsCutByTheBorderCountByTheirOwnCircle) {
