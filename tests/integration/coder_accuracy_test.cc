@@ -268,17 +268,22 @@ TEST(CoderAccuracyTest, AVignettedTrayOnADarkTableIsCountedOnTheTray) {
   ExpectEachSeedExact(style, 8, {11, 14, 17});
 }
 
-TEST(CoderAccuracyTest, APartLyingInAGlareSpotIsCounted) {
-  // Regression: 12 light nuts on a dark tray under four glare spots counted 11 on these seeds
-  // (two at confidence 0.77): a nut inside a spot made one blob with it, whose outer rim is the
-  // glare's soft fringe, and the blob was dropped as lighting. Each dropped blob is now searched
-  // against a background that follows the spot; the nut stands out there with a sharp rim.
+/// Nuts light on a dark tray under four glare spots, with sensor noise.
+TrayStyle LightNutsUnderGlare() {
   TrayStyle style;
   style.kind = 1;
   style.glare_spots = 4;
   style.tone = TrayTone::kLightOnDark;
   style.noise_sigma = 3;
-  ExpectEachSeedExact(style, 12, {14, 18, 31});
+  return style;
+}
+
+TEST(CoderAccuracyTest, APartLyingInAGlareSpotIsCounted) {
+  // Regression: 12 light nuts on a dark tray under four glare spots counted 11 on these seeds
+  // (two at confidence 0.77): a nut inside a spot made one blob with it, whose outer rim is the
+  // glare's soft fringe, and the blob was dropped as lighting. Each dropped blob is now searched
+  // against a background that follows the spot; the nut stands out there with a sharp rim.
+  ExpectEachSeedExact(LightNutsUnderGlare(), 12, {14, 18, 31});
 }
 
 TEST(CoderAccuracyTest, APartWhoseBlobCarriesAGlareSkirtIsCountedOnce) {
@@ -287,12 +292,7 @@ TEST(CoderAccuracyTest, APartWhoseBlobCarriesAGlareSkirtIsCountedOnce) {
   // as two parts (13 for 12 on each seed; seed 35 at confidence 0.97). A blob whose outline is
   // soft over half its length is searched for a sharp-rimmed part against the spot's own light,
   // and the part found replaces it when it accounts for the blob's sharp rim.
-  TrayStyle style;
-  style.kind = 1;
-  style.glare_spots = 4;
-  style.tone = TrayTone::kLightOnDark;
-  style.noise_sigma = 3;
-  ExpectEachSeedExact(style, 12, {30, 35, 46});
+  ExpectEachSeedExact(LightNutsUnderGlare(), 12, {30, 35, 46});
 }
 
 TEST(CoderAccuracyTest, ALongBoltAmongShortOnesCountsOne) {

@@ -317,29 +317,41 @@ def edge_gradient(dist):
     return np.sqrt(gx * gx + gy * gy) / 8.0
 
 
+def blob_rims(mask, dist, typical_area=None):
+    """Every blob's rim as drop_soft_blobs and skirted judge it. Returns (limit, [(x, y, area,
+    the blob's pixels in its box, its rim pixels in its box, the contrast map's slope on the
+    rim, the blob's median contrast)]): the limit is the widest edge (contrast / slope, px) a
+    part's rim has, a fifth of a typical part's diameter and at least 6 px (the typical area,
+    when not given, the median of the blobs of 20 px or more)."""
+    n, lbl, stats, _ = cv2.connectedComponentsWithStats(mask, 8)
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    if typical_area is None:
+        typical_area = float(np.median(areas[areas >= 20] if (areas >= 20).any() else areas))
+    limit = max(6.0, 0.2 * (2.0 * math.sqrt(typical_area / math.pi)))
+    grad = edge_gradient(dist)
+    rim = mask - cv2.erode(mask, np.ones((3, 3), np.uint8))
+    out = []
+    for i in range(1, n):
+        x, y, w, h, a = stats[i]
+        sub = lbl[y:y + h, x:x + w] == i
+        on = sub & (rim[y:y + h, x:x + w] > 0)
+        out.append((x, y, a, sub, on, grad[y:y + h, x:x + w][on],
+                    float(np.median(dist[y:y + h, x:x + w][sub]))))
+    return limit, out
+
+
 def drop_soft_blobs(mask, dist, typical_area=None):
     """Removes components without a sharp edge: glare spots and light pools fade out over many
     pixels, a part's rim is as sharp as the optics (edge width = contrast / edge gradient, in px,
     compared with a fifth of a typical part's diameter, and at least 6 px)."""
-    n, lbl, stats, _ = cv2.connectedComponentsWithStats(mask, 8)
-    if n <= 1:
+    if not mask.any():
         return mask
-    areas = stats[1:, cv2.CC_STAT_AREA]
-    if typical_area is None:
-        typical_area = float(np.median(areas[areas >= 20] if (areas >= 20).any() else areas))
-    diam = 2.0 * math.sqrt(typical_area / math.pi)
-    grad = edge_gradient(dist)
-    rim = mask - cv2.erode(mask, np.ones((3, 3), np.uint8))
+    limit, rims = blob_rims(mask, dist, typical_area)
     out = mask.copy()
-    limit = max(6.0, 0.2 * diam)
-    for i in range(1, n):
-        x, y, w, h, a = stats[i]
-        sub = lbl[y:y + h, x:x + w] == i
-        edge = grad[y:y + h, x:x + w][sub & (rim[y:y + h, x:x + w] > 0)]
-        c = float(np.median(dist[y:y + h, x:x + w][sub]))
+    for x, y, _, sub, _, edge, c in rims:
         # the sharpest fifth of the rim: a part merged with a glare pool keeps its own rim
         if edge.size and c / max(float(np.percentile(edge, 80)), 1e-6) > limit:
-            out[y:y + h, x:x + w][sub] = 0
+            out[y:y + sub.shape[0], x:x + sub.shape[1]][sub] = 0
     return out
 
 
@@ -348,23 +360,15 @@ def skirted(mask, dist, typical_area):
     spot's soft fringe, so its blob was kept, but over half of the blob's outline fades out
     wider than drop_soft_blobs' edge width. Returns (mask of those blobs, mask of the sharp
     stretches of their outlines)."""
-    n, lbl, st, _ = cv2.connectedComponentsWithStats(mask, 8)
     out = np.zeros(mask.shape, np.uint8)
     sharp = np.zeros(mask.shape, np.uint8)
-    limit = max(6.0, 0.2 * 2.0 * math.sqrt(typical_area / math.pi))
-    grad = edge_gradient(dist)
-    rim = mask - cv2.erode(mask, np.ones((3, 3), np.uint8))
-    for i in range(1, n):
-        x, y, w, h, a = st[i]
+    limit, rims = blob_rims(mask, dist, typical_area)
+    for x, y, a, sub, on, edge, c in rims:
         if a < 0.5 * typical_area:
             continue
-        sub = lbl[y:y + h, x:x + w] == i
-        on = sub & (rim[y:y + h, x:x + w] > 0)
-        edge = grad[y:y + h, x:x + w][on]
-        c = float(np.median(dist[y:y + h, x:x + w][sub]))
         soft = c / np.maximum(edge, 1e-6) > limit
         if edge.size and soft.mean() >= 0.5:
-            out[y:y + h, x:x + w][sub] = 1
+            out[y:y + sub.shape[0], x:x + sub.shape[1]][sub] = 1
             ys, xs = np.nonzero(on)
             sharp[y + ys[~soft], x + xs[~soft]] = 1
     return out, sharp
