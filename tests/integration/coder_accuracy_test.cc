@@ -365,6 +365,20 @@ TEST(CoderAccuracyTest, BoltsLyingAgainstEachOtherCountOneCopyOfALoneBoltEach) {
   ExpectEachSeedExact(style, 10, {3, 21, 22});
 }
 
+TEST(CoderAccuracyTest, TouchingBoltsAreCutAtTheirNecksNotWrappedRoundEachOther) {
+  // Regression: clusters of touching bolts were split by cv2.watershed on the distance
+  // transform, which floods by the difference between neighbouring pixels (the transform's
+  // slope, about the same everywhere), not by the transform itself: one piece ran along the
+  // level lines round its neighbours and took in another bolt's head and shaft, and 6 bolts
+  // counted 5 on each of these seeds. The pieces now flood the transform from its top down
+  // and meet at its saddles, and a shaft's end beyond a slight narrowing joins its bolt.
+  TrayStyle style;
+  style.kind = 0;
+  style.clusters = 2;
+  style.noise_sigma = 3;
+  ExpectEachSeedExact(style, 6, {28, 50, 54});
+}
+
 TEST(CoderAccuracyTest, ABoltsShaftIsNotCutLengthwiseIntoTwoParts) {
   // Regression: a bolt whose shaft narrows slightly along its length (a highlight eats an edge)
   // has a second maximum of its distance transform there, and the watershed from the head and

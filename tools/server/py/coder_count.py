@@ -617,15 +617,17 @@ def dt_peaks(dt, min_rel, min_height=0.0):
 
 
 def join_lengthwise(markers, mask, dt):
-    """Joins pieces that the watershed cut apart lengthwise. A shaft of even width is a flat ridge
-    of the distance transform: a slight narrowing along it (a highlight eating its edge) makes a
-    second maximum, and the two basins flooding the flat ridge from both ends meet along it
-    instead of across a neck. Such a cut is much longer (over three times) than the part is
-    wide where it runs, the thinner piece is much thinner than the other (under 0.65 of its
-    inscribed radius: a shaft's flank beside a head) and does not rise above the cut (by under a
-    tenth of its height): it is the flank of the other piece's ridge. Two parts lying side by
-    side are each as thick as a part and stay apart. Returns the markers with such pieces
-    joined."""
+    """Joins a shaft's pieces to the part they belong to. A shaft of even width is a flat ridge
+    of the distance transform, and a slight narrowing along it (a highlight eating its edge)
+    makes a second maximum, so the watershed gives the shaft's end a piece of its own. Such a
+    piece is much thinner than its neighbour (under 0.65 of its inscribed radius) and either
+    cut from it along the ridge (a cut over three times as long as the part is wide there, the
+    thin piece not rising above it by a tenth of its height: the flank of the other's ridge) or
+    across it with the cut nearly as thick as the piece (rising by under 0.35 of its
+    height), or it is itself a shaft (over twice as long as wide) met by a cut of some
+    thickness. A part touching another meets it at a neck much thinner than itself, and two
+    parts lying side by side are each as thick as a part: they stay apart. Returns the markers
+    with such pieces joined."""
     ys, xs = np.nonzero((markers == -1) & (mask > 0))
     if not len(ys):
         return markers
@@ -647,6 +649,7 @@ def join_lengthwise(markers, mask, dt):
     top = np.zeros(int(markers.max()) + 1)
     inside = markers >= 2
     np.maximum.at(top, markers[inside], dt[inside])
+    area = np.bincount(markers[inside], minlength=len(top))
     root = list(range(len(top)))
 
     def find(a):
@@ -654,10 +657,23 @@ def join_lengthwise(markers, mask, dt):
             a = root[a]
         return a
 
+    # each thin piece joins the one neighbour it is the flank or the continuation of (the
+    # highest cut), so that a shaft lying across two parts does not chain them into one
+    best = {}
     for (a, b), (n, ridge) in cuts.items():
-        thin, thick = sorted((top[a], top[b]))
-        if n > 3.0 * 2.0 * ridge and thin <= 0.65 * thick and thin - ridge <= 0.1 * thin:
-            root[find(b)] = find(a)
+        (thin, t), (thick, _) = sorted(((top[a], a), (top[b], b)))
+        if thin > 0.65 * thick:
+            continue
+        lengthwise = n > 3.0 * 2.0 * ridge and thin - ridge <= 0.1 * thin
+        # a shaft's end beyond a slight narrowing: cut across, the cut nearly as thick as the
+        # piece itself, or the piece a shaft (over twice as long as wide) met by a cut of
+        # some thickness (a part touching another meets it at a neck much thinner than itself)
+        onward = thin - ridge <= 0.35 * thin or (
+            area[t] >= 2.0 * (2.0 * thin) ** 2 and ridge >= 0.4 * thin)
+        if (lengthwise or onward) and ridge > best.get(t, (-1.0, 0))[0]:
+            best[t] = (ridge, a + b - t)
+    for t, (_, other) in best.items():
+        root[find(t)] = find(other)
     lut = np.array([find(a) for a in range(len(top))], np.int32)
     if (lut == np.arange(len(top))).all():
         return markers
@@ -666,6 +682,44 @@ def join_lengthwise(markers, mask, dt):
     # the cut between joined pieces belongs to the joined piece
     same = (hi >= 2) & (lut[np.minimum(lo, len(top) - 1)] == lut[np.maximum(hi, 0)])
     out[ys[same], xs[same]] = lut[lo[same]]
+    return out
+
+
+def flood(markers, dt, mask):
+    """Watershed by flooding the distance transform from its top down: at each level (half a
+    pixel apart) every piece grows over the foreground at or above that level that it reaches,
+    so pieces meet at the necks (the saddles of the distance transform) rather than half way
+    between their markers. (cv2.watershed floods by the difference between neighbouring
+    pixels, which on a distance transform is its slope, about the same everywhere: its pieces
+    ran along the level lines and wrapped round each other, and it marked every pixel reached
+    from two labels, the background's included, as a boundary, so split pieces lost their
+    outline.) Returns the markers with every
+    foreground pixel a piece's, and -1 on one side of each boundary between two pieces."""
+    ys, xs = np.nonzero(mask)
+    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    fg = mask[y0:y1, x0:x1] > 0
+    d = dt[y0:y1, x0:x1]
+    lab = np.where(fg, markers[y0:y1, x0:x1], 0).astype(np.float32)
+    cross = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
+    level = float(d.max())
+    while True:
+        level = max(0.0, level - 0.5)
+        free = fg & (d >= level)
+        while True:
+            grown = cv2.dilate(lab, cross)
+            new = free & (lab == 0) & (grown >= 2)
+            if not new.any():
+                break
+            lab[new] = grown[new]
+        if level <= 0.0:
+            break
+    # one side of each boundary (the higher label) is the boundary, as cv2.watershed marks it
+    lo = cv2.erode(np.where(lab >= 2, lab, 1e9).astype(np.float32), cross)
+    edge = (lab >= 2) & (lo < lab)
+    lab[edge] = -1
+    out = markers.copy()
+    sub = out[y0:y1, x0:x1]
+    sub[fg] = lab[fg].astype(np.int32)
     return out
 
 
@@ -702,8 +756,7 @@ def split_clusters(mask, raw, dist):
     markers[mask == 0] = 1
     if nxt > 3:
         # watershed on the distance transform: boundaries fall on the necks between parts
-        relief = cv2.normalize(-dt, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
-        markers = cv2.watershed(cv2.merge([relief, relief, relief]), markers)
+        markers = flood(markers, dt, mask)
         markers = join_lengthwise(markers, mask, dt)
     segs = []
     # pixels grouped by segment once (a full-image comparison per segment is slow on big trays)
