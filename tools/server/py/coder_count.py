@@ -650,6 +650,17 @@ def join_lengthwise(markers, mask, dt):
     inside = markers >= 2
     np.maximum.at(top, markers[inside], dt[inside])
     area = np.bincount(markers[inside], minlength=len(top))
+    axes = {}
+
+    def axis(lab):
+        """(direction in rad, elongation: major over minor spread) of a piece's pixels"""
+        if lab not in axes:
+            py, px = np.nonzero(markers == lab)
+            c = np.cov(np.stack([px, py]).astype(np.float64)) if len(px) > 2 else np.eye(2)
+            ev, vec = np.linalg.eigh(c)
+            axes[lab] = (math.atan2(vec[1, 1], vec[0, 1]),
+                         math.sqrt(max(ev[1], 1e-9) / max(ev[0], 1e-9)))
+        return axes[lab]
     root = list(range(len(top)))
 
     def find(a):
@@ -662,14 +673,22 @@ def join_lengthwise(markers, mask, dt):
     best = {}
     for (a, b), (n, ridge) in cuts.items():
         (thin, t), (thick, _) = sorted(((top[a], a), (top[b], b)))
-        if thin > 0.65 * thick:
+        # a shaft: over twice as long as wide (a large bolt's shaft is up to 0.8 times as
+        # thick as its head, and a head half hidden under a neighbour is thinner than itself)
+        shaft = area[t] >= 2.0 * (2.0 * thin) ** 2
+        if thin > (0.8 if shaft else 0.65) * thick:
             continue
         lengthwise = n > 3.0 * 2.0 * ridge and thin - ridge <= 0.1 * thin
         # a shaft's end beyond a slight narrowing: cut across, the cut nearly as thick as the
-        # piece itself, or the piece a shaft (over twice as long as wide) met by a cut of
-        # some thickness (a part touching another meets it at a neck much thinner than itself)
-        onward = thin - ridge <= 0.35 * thin or (
-            area[t] >= 2.0 * (2.0 * thin) ** 2 and ridge >= 0.4 * thin)
+        # piece itself, or the piece a shaft met by a cut of some thickness (a part touching
+        # another meets it at a neck much thinner than itself)
+        onward = thin - ridge <= 0.35 * thin or (shaft and ridge >= 0.5 * thin)
+        if onward and not lengthwise:
+            # a piece continuing a long one runs along it: a thin part (a small bolt) lying
+            # across a long part's end is a part of its own
+            (da, ea), (db, _) = axis(a + b - t), axis(t)
+            turn = abs((da - db + math.pi / 2) % math.pi - math.pi / 2)
+            onward = ea < 1.8 or turn <= math.radians(25)
         if (lengthwise or onward) and ridge > best.get(t, (-1.0, 0))[0]:
             best[t] = (ridge, a + b - t)
     for t, (_, other) in best.items():
