@@ -449,11 +449,28 @@ def parts_in_glare(work, dropped, kept, kept_area, thr):
     return out, held
 
 
+def ring_cut(sub, core):
+    """Whether `core` cuts open the one round hole that the blob `sub` encloses (a ring, whose
+    hole no longer enclosed would not count it)."""
+    s8 = sub.astype(np.uint8)
+    hole = enclosed(s8) - s8
+    n, _, st, _ = cv2.connectedComponentsWithStats(hole, 4)
+    if n != 2 or st[1, cv2.CC_STAT_AREA] < 12:
+        return False
+    _, _, bw, bh, ha = st[1]
+    if ha < 0.5 * math.pi * (0.5 * max(bw, bh)) ** 2:  # not round: a gap, not a hole
+        return False
+    c8 = core.astype(np.uint8)
+    return int(enclosed(c8).sum()) - int(c8.sum()) < 0.5 * ha
+
+
 def shape_mask(mask, dist, thr):
     """Each component cut at half its own contrast: a blurred edge's true place, without the
     blur halo and the cast shadow that widen the necks between touching parts."""
     n, lbl, stats, _ = cv2.connectedComponentsWithStats(mask, 8)
     out = np.zeros_like(mask)
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    one = float(np.median(areas[areas >= 20])) if (areas >= 20).any() else 0.0
     for i in range(1, n):
         x, y, w, h, a = stats[i]
         sub = lbl[y:y + h, x:x + w] == i
@@ -463,6 +480,8 @@ def shape_mask(mask, dist, thr):
         core = sub & (d >= level)
         if core.sum() < 0.3 * a:
             core = sub
+        elif 0.5 * one <= a <= 1.6 * one and ring_cut(sub, core):
+            core = sub  # a washer whose wall is dimmer on one side stays a ring
         out[y:y + h, x:x + w][core] = 1
     return out
 
