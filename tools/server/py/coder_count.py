@@ -635,7 +635,7 @@ def dt_peaks(dt, min_rel, min_height=0.0):
     return [(p[0], p[1], p[2]) for p in peaks if p[3]]
 
 
-def join_lengthwise(markers, mask, dt):
+def join_shaft_pieces(markers, mask, dt):
     """Joins a shaft's pieces to the part they belong to. A shaft of even width is a flat ridge
     of the distance transform, and a slight narrowing along it (a highlight eating its edge)
     makes a second maximum, so the watershed gives the shaft's end a piece of its own. Such a
@@ -795,7 +795,7 @@ def split_clusters(mask, raw, dist):
     if nxt > 3:
         # watershed on the distance transform: boundaries fall on the necks between parts
         markers = flood(markers, dt, mask)
-        markers = join_lengthwise(markers, mask, dt)
+        markers = join_shaft_pieces(markers, mask, dt)
     segs = []
     # pixels grouped by segment once (a full-image comparison per segment is slow on big trays)
     flat = np.where(mask.ravel() > 0, markers.ravel(), 0)
