@@ -642,11 +642,12 @@ def join_shaft_pieces(markers, mask, dt):
     piece is much thinner than its neighbour (under 0.65 of its inscribed radius) and either
     cut from it along the ridge (a cut over three times as long as the part is wide there, the
     thin piece not rising above it by a tenth of its height: the flank of the other's ridge) or
-    across it with the cut nearly as thick as the piece (rising by under 0.35 of its
-    height), or it is itself a shaft (over twice as long as wide) met by a cut of some
-    thickness. A part touching another meets it at a neck much thinner than itself, and two
-    parts lying side by side are each as thick as a part: they stay apart. Returns the markers
-    with such pieces joined."""
+    across it with the cut nearly as thick as the piece (rising by under 0.35 of its height),
+    or it is itself a shaft (over twice as long as wide, up to 0.8 times as thick as its
+    neighbour) met by a cut at least half as thick, running along its neighbour's length. A
+    part touching another meets it at a neck much thinner than itself, and two parts lying side
+    by side are each as thick as a part: they stay apart. Each thin piece joins one neighbour
+    at most. Returns the markers with such pieces joined."""
     ys, xs = np.nonzero((markers == -1) & (mask > 0))
     if not len(ys):
         return markers
@@ -731,8 +732,8 @@ def flood(markers, dt, mask):
     pixels, which on a distance transform is its slope, about the same everywhere: its pieces
     ran along the level lines and wrapped round each other, and it marked every pixel reached
     from two labels, the background's included, as a boundary, so split pieces lost their
-    outline.) Returns the markers with every
-    foreground pixel a piece's, and -1 on one side of each boundary between two pieces."""
+    outline.) Returns the markers with every foreground pixel a piece's, and -1 on one side of
+    each boundary between two pieces."""
     ys, xs = np.nonzero(mask)
     y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
     fg = mask[y0:y1, x0:x1] > 0
