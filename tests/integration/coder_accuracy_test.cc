@@ -414,8 +414,9 @@ TEST(CoderAccuracyTest, ABoltsShaftIsNotCutLengthwiseIntoTwoParts) {
   // has a second maximum of its distance transform there, and the watershed from the head and
   // from that maximum flooded the shaft's flat ridge from both ends: the two pieces met along
   // the shaft, not across a neck, and one bolt counted two (13 for 12 on these seeds of a mixed
-  // tray in touching groups, two sizes). Pieces cut apart along a line much longer than the part
-  // is wide there, one a thin flank of the other's ridge, are one piece.
+  // tray in touching groups, two sizes). The watershed now floods the distance transform from
+  // its top down, so the two pieces meet across the shaft, and the shaft's end joins its bolt
+  // (join_shaft_pieces; the join of pieces cut along a shaft that fixed this first is gone).
   ExpectEachSeedExact(MixedSizesInGroups(), 12, {34, 35, 41});
 }
 

@@ -638,16 +638,15 @@ def dt_peaks(dt, min_rel, min_height=0.0):
 def join_shaft_pieces(markers, mask, dt):
     """Joins a shaft's pieces to the part they belong to. A shaft of even width is a flat ridge
     of the distance transform, and a slight narrowing along it (a highlight eating its edge)
-    makes a second maximum, so the watershed gives the shaft's end a piece of its own. Such a
-    piece is much thinner than its neighbour (under 0.65 of its inscribed radius) and either
-    cut from it along the ridge (a cut over three times as long as the part is wide there, the
-    thin piece not rising above it by a tenth of its height: the flank of the other's ridge) or
-    across it with the cut nearly as thick as the piece (rising by under 0.35 of its height),
-    or it is itself a shaft (over twice as long as wide, up to 0.8 times as thick as its
-    neighbour) met by a cut at least half as thick, running along its neighbour's length. A
-    part touching another meets it at a neck much thinner than itself, and two parts lying side
-    by side are each as thick as a part: they stay apart. Each thin piece joins one neighbour
-    at most. Returns the markers with such pieces joined."""
+    makes a second maximum, so the watershed gives the shaft's end a piece of its own, cut
+    across the shaft. Such a piece is much thinner than its neighbour (under 0.65 of its
+    inscribed radius) and the cut nearly as thick as the piece (it rises by under 0.35 of its
+    height above it), or it is itself a shaft (over twice as long as wide, up to 0.8 times as
+    thick as its neighbour) met by a cut at least half as thick; either way it runs along its
+    neighbour's length when that one is long. A part touching another meets it at a neck much
+    thinner than itself, and two parts lying side by side are each as thick as a part: they stay
+    apart. Each thin piece joins one neighbour at most. Returns the markers with such pieces
+    joined."""
     ys, xs = np.nonzero((markers == -1) & (mask > 0))
     if not len(ys):
         return markers
@@ -660,12 +659,10 @@ def join_shaft_pieces(markers, mask, dt):
             v = pad[ys + 1 + dy, xs + 1 + dx]
             lo = np.where(v >= 2, np.minimum(lo, v), lo)
             hi = np.where(v >= 2, np.maximum(hi, v), hi)
-    cuts = {}  # (label, label): [boundary length, highest distance along it]
+    cuts = {}  # (label, label): the highest distance along the boundary between them
     for a, b, d in zip(lo, hi, dt[ys, xs]):
         if b >= 2 and a != b:
-            c = cuts.setdefault((int(a), int(b)), [0, 0.0])
-            c[0] += 1
-            c[1] = max(c[1], float(d))
+            cuts[(int(a), int(b))] = max(cuts.get((int(a), int(b)), 0.0), float(d))
     top = np.zeros(int(markers.max()) + 1)
     inside = markers >= 2
     np.maximum.at(top, markers[inside], dt[inside])
@@ -691,25 +688,24 @@ def join_shaft_pieces(markers, mask, dt):
     # each thin piece joins the one neighbour it is the flank or the continuation of (the
     # highest cut), so that a shaft lying across two parts does not chain them into one
     best = {}
-    for (a, b), (n, ridge) in cuts.items():
+    for (a, b), ridge in cuts.items():
         (thin, t), (thick, _) = sorted(((top[a], a), (top[b], b)))
         # a shaft: over twice as long as wide (a large bolt's shaft is up to 0.8 times as
         # thick as its head, and a head half hidden under a neighbour is thinner than itself)
         shaft = area[t] >= 2.0 * (2.0 * thin) ** 2
         if thin > (0.8 if shaft else 0.65) * thick:
             continue
-        lengthwise = n > 3.0 * 2.0 * ridge and thin - ridge <= 0.1 * thin
         # a shaft's end beyond a slight narrowing: cut across, the cut nearly as thick as the
         # piece itself, or the piece a shaft met by a cut of some thickness (a part touching
         # another meets it at a neck much thinner than itself)
         onward = thin - ridge <= 0.35 * thin or (shaft and ridge >= 0.5 * thin)
-        if onward and not lengthwise:
+        if onward:
             # a piece continuing a long one runs along it: a thin part (a small bolt) lying
             # across a long part's end is a part of its own
             (da, ea), (db, _) = axis(a + b - t), axis(t)
             turn = abs((da - db + math.pi / 2) % math.pi - math.pi / 2)
             onward = ea < 1.8 or turn <= math.radians(25)
-        if (lengthwise or onward) and ridge > best.get(t, (-1.0, 0))[0]:
+        if onward and ridge > best.get(t, (-1.0, 0))[0]:
             best[t] = (ridge, a + b - t)
     for t, (_, other) in best.items():
         root[find(t)] = find(other)
