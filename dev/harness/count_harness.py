@@ -6,7 +6,8 @@ the sandbox: coder_common.py + coder_count.py with the first attempt's strategy)
 editing so that a run measures one version. A set is a folder with a truth.json, either
 {name: {"count": n, ...}} (dump_trays) or dev/real's {"images": [...]} (count images only, cut to
 their "rect").
-env: OUTJSON=file (every result with its evidence, for compare.py), ONLY=name substring,
+env: OUTJSON=file (every result with its evidence and objects [x, y, w, h, score], for compare.py;
+dump_trays sets add the true boxes), ONLY=name substring,
 V=1 (every image), W=1 (the wrong ones), J=jobs (2), VIZ=dir (boxes drawn: green >= 0.7,
 orange >= 0.5, red below)."""
 import json, os, sys, glob, multiprocessing as mp
@@ -33,6 +34,7 @@ def run_one(item):
     NS["load_input"] = lambda: (img, path)
     def fin(img_, name, f, objects, count, conf):
         res["count"] = int(count); res["conf"] = round(float(conf), 3)
+        res["objects"] = [[round(v / f, 1) for v in o["box"]] + [round(float(o["score"]), 3)] + ([o["why"]] if "why" in o else []) for o in objects]
         if os.environ.get("VIZ"):
             out = img_.copy()
             for o in objects:
@@ -73,7 +75,7 @@ def main():
         sname = os.path.basename(d.rstrip("/"))
         ok = conf = confw = 0
         for (name, _, _, tr), r in zip(its, res):
-            r["truth"] = tr["count"]; r.update({k: tr[k] for k in ("uneven", "clustered", "wider", "kind") if k in tr})
+            r["truth"] = tr["count"]; r.update({k: tr[k] for k in ("uneven", "clustered", "wider", "kind", "boxes") if k in tr})
             allres[sname + "/" + name] = r
             right = r["count"] == tr["count"]
             ok += right

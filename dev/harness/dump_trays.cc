@@ -113,7 +113,11 @@ int main(int argc, char** argv) {
     cv::imwrite(out + "/" + name, image);
     truth << (i ? ",\n" : "\n") << "\"" << name << "\": {\"count\": " << boxes.size()
           << ", \"uneven\": " << style.UnevenLight() << ", \"clustered\": " << style.Clustered()
-          << ", \"wider\": " << wider << ", \"kind\": " << style.kind << "}";
+          << ", \"wider\": " << wider << ", \"kind\": " << style.kind << ", \"boxes\": [";
+    for (std::size_t b = 0; b < boxes.size(); ++b)
+      truth << (b ? ", [" : "[") << boxes[b].x << ", " << boxes[b].y << ", " << boxes[b].width
+            << ", " << boxes[b].height << "]";
+    truth << "]}";
   }
   truth << "\n}\n";
   return 0;
