@@ -536,6 +536,38 @@ def rim_softness(dist, grad, outline, sel):
     return float(np.median(dist[sel])) / max(float(np.percentile(rim, 80)), 1e-6)
 
 
+def glare_spots(work, fg, dist, segs, soft_med):
+    """Pieces that are a specular highlight, not a part: a rim softer than most parts' (1.5 times
+    the median edge width), lighter than the tray around it (a highlight only adds light), no
+    larger than a part and peaked like a light spot (its brightest twentieth stands a third
+    above its median contrast) where a part's face is about level."""
+    if len(segs) < 2:
+        return []
+    L = cv2.cvtColor(work, cv2.COLOR_BGR2LAB)[:, :, 0].astype(np.float32)
+    a_med = float(np.median([s["area"] for s in segs]))
+    h, w = fg.shape
+    around = cv2.dilate((fg > 0).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    out = []
+    for s in segs:
+        if s["holed"] or not (s["soft"] > 1.5 * soft_med and s["soft"] > 4.0):
+            continue
+        if s["area"] > 1.3 * a_med:
+            continue
+        xs, ys = s["pts"][:, 0].astype(int), s["pts"][:, 1].astype(int)
+        v = dist[ys, xs]
+        if float(np.percentile(v, 95)) < 1.33 * float(np.median(v)):
+            continue
+        x, y, bw, bh = s["box"]
+        pad = max(4, int(0.5 * max(bw, bh)))
+        x0, y0, x1, y1 = max(0, x - pad), max(0, y - pad), min(w, x + bw + pad), min(h, y + bh + pad)
+        ring = ~around[y0:y1, x0:x1]
+        if ring.sum() < 10:
+            continue
+        if float(np.median(L[ys, xs])) > float(np.median(L[y0:y1, x0:x1][ring])):
+            out.append(s)
+    return out
+
+
 def holed_parts(mask, raw, holes, dist):
     """One part per round hole, bounded by its own rim: a disc around the hole out to where the
     part ends (the lower third of the rim distances along 32 rays, so that neighbours touching
@@ -1139,6 +1171,9 @@ def count_in(work):
         soft_med = float(np.median([s["soft"] for s in segs])) if segs else 0.0
         glare = [s for s in segs if s["soft"] > 2.0 * soft_med and s["soft"] > 4.0]
         segs = [s for s in segs if not (s["soft"] > 2.0 * soft_med and s["soft"] > 4.0)]
+        spots = glare_spots(work, before, dist, segs, soft_med)
+        glare += spots
+        segs = [s for s in segs if not any(s is g for g in spots)]
         segs = drop_structures(segs, blobs, edge)
     objects = []
     # decisions the count rests on: close ones lower the confidence, whichever way they went
