@@ -526,6 +526,24 @@ def fill_holes(mask, max_area):
     return out, holes
 
 
+def slits(raw, filled):
+    """The slit-shaped gaps that filling closed: background enclosed by the foreground (`raw`
+    before, `filled` after fill_holes) at least 6 px in area and three times as long as it is
+    wide. A part's own holes are round; a slit is the gap left between two parts lying side by
+    side, so a piece enclosing one may be two parts."""
+    gaps = ((raw == 0) & (filled > 0)).astype(np.uint8)
+    n, lbl, st, _ = cv2.connectedComponentsWithStats(gaps, 4)
+    out = np.zeros(gaps.shape, bool)
+    for j in range(1, n):
+        if st[j, cv2.CC_STAT_AREA] < 6:
+            continue
+        ys, xs = np.nonzero(lbl == j)
+        (_, _), (a, b), _ = cv2.minAreaRect(np.stack([xs, ys], axis=1).astype(np.float32))
+        if max(a, b) >= 3.0 * max(1.0, min(a, b)):
+            out |= lbl == j
+    return out
+
+
 def rim_softness(dist, grad, outline, sel):
     """Edge width in px of the pixels `sel`: their median contrast over the gradient on the
     sharpest fifth of their outline. A part's rim is as sharp as the optics, glare and shading
@@ -1152,6 +1170,10 @@ def count_in(work):
         sg["holes"] = 0
         sg["holed"] = False
     segs = [s for s in segs if s["area"] >= 12] + holed
+    slit = slits(raw, rest)
+    for sg in segs:
+        xs, ys = sg["pts"][:, 0].astype(int), sg["pts"][:, 1].astype(int)
+        sg["slit"] = (not sg["holed"]) and bool(slit[ys, xs].any())
     edge = 2 + int(STRATEGY.get("smooth", 1.5))  # blur and opening eat an edge pixel or two
     for s in segs:
         x, y, bw, bh = s["box"]
@@ -1250,6 +1272,8 @@ def count_in(work):
                 score = min(score, 0.6)  # close to the border rule's decision
             if s["soft"] > 1.5 * soft_med and s["soft"] > 4.0:
                 score = min(score, 0.6)  # a soft rim: glare or shading may have made it
+            if s["slit"] and n == 1:
+                score = min(score, 0.6)  # one part round a slit: two lying side by side?
             s["score"] = score
             if score < 0.8:
                 evidence["ambiguous"] += 1
