@@ -393,8 +393,11 @@ def parts_in_skirts(work, mask, dist, thr):
     if not held:
         return mask, 0
     near = cv2.dilate(found, np.ones((7, 7), np.uint8)) > 0
-    hit = [j for j in np.unique(lbl[found > 0])
-           if j and near[(lbl == j) & (sharp > 0)].mean() >= 0.9]
+    def accounted(j):  # share of blob j's sharp rim near the parts found (none: not theirs)
+        rim = near[(lbl == j) & (sharp > 0)]
+        return rim.size > 0 and rim.mean() >= 0.9
+
+    hit = [j for j in np.unique(lbl[found > 0]) if j and accounted(j)]
     if not hit:
         return mask, 0
     gone = np.isin(lbl, hit)
