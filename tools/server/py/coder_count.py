@@ -557,6 +557,12 @@ def rim_softness(dist, grad, outline, sel):
     return float(np.median(dist[sel])) / max(float(np.percentile(rim, 80)), 1e-6)
 
 
+def softer(s, factor, soft_med):
+    """Whether piece `s` has a rim `factor` times as wide as the median piece's (`soft_med`),
+    and wider than 4 px (where every rim is sharp, twice as wide is still sharp)."""
+    return s["soft"] > factor * soft_med and s["soft"] > 4.0
+
+
 def glare_spots(work, fg, dist, segs, soft_med):
     """Pieces that are a specular highlight, not a part: a rim softer than most parts' (1.5 times
     the median edge width), lighter than the tray around it (a highlight only adds light), no
@@ -570,7 +576,7 @@ def glare_spots(work, fg, dist, segs, soft_med):
     around = cv2.dilate((fg > 0).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
     out = []
     for s in segs:
-        if s["holed"] or not (s["soft"] > 1.5 * soft_med and s["soft"] > 4.0):
+        if s["holed"] or not softer(s, 1.5, soft_med):
             continue
         if s["area"] > 1.3 * a_med:
             continue
@@ -1194,8 +1200,8 @@ def count_in(work):
         # rim as sharp as the same optics make it: a piece whose edge is more than twice as wide
         # as the median piece's (and wider than 4 px) is lighting, not a part.
         soft_med = float(np.median([s["soft"] for s in segs])) if segs else 0.0
-        glare = [s for s in segs if s["soft"] > 2.0 * soft_med and s["soft"] > 4.0]
-        segs = [s for s in segs if not (s["soft"] > 2.0 * soft_med and s["soft"] > 4.0)]
+        glare = [s for s in segs if softer(s, 2.0, soft_med)]
+        segs = [s for s in segs if not softer(s, 2.0, soft_med)]
         spots = glare_spots(work, before, dist, segs, soft_med)
         glare += spots
         segs = [s for s in segs if not any(s is g for g in spots)]
@@ -1273,7 +1279,7 @@ def count_in(work):
                 score = min(score, 0.7)  # fragments joined into more than a typical part
             if seen < close[1]:
                 score = min(score, 0.6)  # close to the border rule's decision
-            if s["soft"] > 1.5 * soft_med and s["soft"] > 4.0:
+            if softer(s, 1.5, soft_med):
                 score = min(score, 0.6)  # a soft rim: glare or shading may have made it
             if s["slit"] and n == 1:
                 score = min(score, 0.6)  # one part round a slit: two lying side by side?
