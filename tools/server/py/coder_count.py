@@ -570,20 +570,22 @@ def glare_spots(work, fg, dist, segs, soft_med):
     above its median contrast) where a part's face is about level."""
     if len(segs) < 2:
         return []
-    L = cv2.cvtColor(work, cv2.COLOR_BGR2LAB)[:, :, 0].astype(np.float32)
     a_med = float(np.median([s["area"] for s in segs]))
-    h, w = fg.shape
-    around = cv2.dilate((fg > 0).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
-    out = []
+    peaked = []
     for s in segs:
-        if s["holed"] or not softer(s, 1.5, soft_med):
-            continue
-        if s["area"] > 1.3 * a_med:
+        if s["holed"] or not softer(s, 1.5, soft_med) or s["area"] > 1.3 * a_med:
             continue
         xs, ys = s["pts"][:, 0].astype(int), s["pts"][:, 1].astype(int)
         v = dist[ys, xs]
-        if float(np.percentile(v, 95)) < 1.33 * float(np.median(v)):
-            continue
+        if float(np.percentile(v, 95)) >= 1.33 * float(np.median(v)):
+            peaked.append((s, xs, ys))
+    if not peaked:
+        return []
+    L = cv2.cvtColor(work, cv2.COLOR_BGR2LAB)[:, :, 0].astype(np.float32)
+    h, w = fg.shape
+    around = cv2.dilate((fg > 0).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    out = []
+    for s, xs, ys in peaked:
         x, y, bw, bh = s["box"]
         pad = max(4, int(0.5 * max(bw, bh)))
         x0, y0, x1, y1 = max(0, x - pad), max(0, y - pad), min(w, x + bw + pad), min(h, y + bh + pad)
