@@ -562,8 +562,8 @@ TEST(CoderAccuracyTest, AGlareSpotIsNotCountedAsAPart) {
   // Regression: a glare spot a part across, bright enough to pass the threshold and not soft
   // enough to be dropped as lighting (its rim 1.5 to 2 times as wide as the median part's), was
   // counted as a part at score 0.6: bolts on a dark tray, seed 43, 9 for 8 at 0.74; a mixed tray
-  // under four spots, seed 80, 13 for 12 at 0.79 (and 15 of the 1400 generated trays of the
-  // closing notes). A piece with such a rim that is lighter than the tray around it, no larger
+  // under four spots, seed 80, 13 for 12 at 0.79 (15 such boxes over the 1400 generated trays of
+  // the closing notes). A piece with such a rim that is lighter than the tray around it, no larger
   // than a part and peaked like a light spot, not level like a part's face, is glare.
   ExpectEachSeedExact(BoltsOnADarkTrayUnderGlare(), 8, {43});
   TrayStyle mixed;
