@@ -645,14 +645,44 @@ def holed_parts(mask, raw, holes, dist):
         if inside.mean() < 0.5:
             taken.append((hx, hy, hr, rad))
     segs = []
+    parts = []
     for (hx, hy, hr, rad) in taken:
         disc = np.zeros_like(mask)
         cv2.circle(disc, (int(round(hx)), int(round(hy))), int(math.ceil(rad)), 1, -1)
         part = (disc > 0) & (mask > 0)
+        if part.any():
+            rest[disc > 0] = 0
+            parts.append([hx, hy, rad, part])
+    # A hole off its part's centre (a relief or an imprint on a coin or a tablet that did not
+    # stand out) leaves the far side of the part outside the disc: a crescent hugging it (thin,
+    # running along the disc, no farther from the hole than its part's far rim could be, and
+    # making a convex whole with the disc) is the same part.
+    if parts:
+        n, lbl, st, _ = cv2.connectedComponentsWithStats(rest, 8)
+        dt_rest = cv2.distanceTransform(rest, cv2.DIST_L2, 5)
+        for i in range(1, n):
+            x, y, bw, bh, _ = st[i]
+            sub = lbl[y:y + bh, x:x + bw] == i
+            ys, xs = np.nonzero(sub)
+            xs, ys = xs + x, ys + y
+            thin = float(dt_rest[ys, xs].max())
+            for pt in parts:
+                hx, hy, rad, part = pt
+                r = np.hypot(xs - hx, ys - hy)
+                if r.min() > rad + 2.0 or r.max() > 2.2 * rad or thin > 0.5 * rad:
+                    continue
+                # a crescent runs along the disc (a neighbour's piece cut off by it is squat)
+                (_, _), (rw, rh), _ = cv2.minAreaRect(np.stack([xs, ys], axis=1).astype(np.float32))
+                if max(rw, rh) < 5.0 * thin:
+                    continue
+                both = part | (lbl == i)
+                pts = cv2.findNonZero(both.astype(np.uint8))
+                if both.sum() >= 0.92 * cv2.contourArea(cv2.convexHull(pts)):
+                    pt[3] = both
+                    rest[lbl == i] = 0
+                    break
+    for (hx, hy, rad, part) in parts:
         ys, xs = np.nonzero(part)
-        if xs.size == 0:
-            continue
-        rest[disc > 0] = 0
         segs.append({"soft": rim_softness(dist, grad, outline, part), "comp": -1 - len(segs), "area": int(xs.size),
                      "thick": float(dt[part].max()), "wall": float(dt_raw[part].max()),
                      "raw": int((raw[part] > 0).sum()), "holes": 1, "holed": True,
