@@ -506,6 +506,44 @@ TEST(CoderAccuracyTest, ACoinWithAReliefOffItsCentreCountsOne) {
   }
 }
 
+TEST(CoderAccuracyTest, TheShadowsLightTabletsCastAreNotParts) {
+  // Regression: tablets lit from one side cast soft shadows on the cloth, darker than the cloth
+  // and of its colour; each shadow between two tablets was cut off as a piece of its own and
+  // counted: 40 for these 20 tablets (dev/real p13: 38 for 30 Advil tablets on a dark cloth). Where
+  // the parts are lighter than the surface, a smaller piece darker than it and of its colour is
+  // a shadow.
+  for (int seed : {1, 2}) {
+    cv::RNG rng(seed);
+    const int r = 30;
+    std::vector<cv::Point> centres;
+    for (int i = 0; i < 20; ++i)
+      centres.emplace_back(100 + i % 5 * 76 + i / 5 % 2 * 38 + rng.uniform(-2, 3),
+                           70 + i / 5 * 66 + rng.uniform(-2, 3));
+    cv::Mat shade(360, 560, CV_32F, cv::Scalar(0));
+    for (const cv::Point& c : centres) cv::circle(shade, c + cv::Point(-18, 5), r, 1.0, cv::FILLED);
+    cv::GaussianBlur(shade, shade, cv::Size(), 5);
+    cv::Mat tray(shade.size(), CV_8UC3);
+    for (int y = 0; y < tray.rows; ++y)
+      for (int x = 0; x < tray.cols; ++x)
+        tray.at<cv::Vec3b>(y, x) =
+            cv::Vec3b::all(cv::saturate_cast<uchar>(55 * (1 - 0.6 * shade.at<float>(y, x))));
+    std::vector<cv::Rect> boxes;
+    for (const cv::Point& c : centres) {
+      cv::circle(tray, c, r, cv::Scalar(70, 100, 190), cv::FILLED, cv::LINE_AA);
+      boxes.emplace_back(c.x - r, c.y - r, 2 * r + 1, 2 * r + 1);
+    }
+    cv::GaussianBlur(tray, tray, cv::Size(), 1.5);
+    // camera noise both ways (AddNoise's only lightens)
+    cv::Mat noisy, noise(tray.size(), CV_16SC3);
+    rng.fill(noise, cv::RNG::NORMAL, 0, 3);
+    tray.convertTo(noisy, CV_16SC3);
+    noisy += noise;
+    noisy.convertTo(tray, CV_8UC3);
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    ExpectExactWithObjects(CountTray(tray), boxes, tray.size());
+  }
+}
+
 TEST(CoderAccuracyTest, BlurredTouchingWashersCountOnePerHoleAndSaySo) {
   // Regression: blurred, low-contrast washers in touching pairs were split along their rings by
   // the distance transform (7 for 6) and no count reached confidence 0.8; every round hole is

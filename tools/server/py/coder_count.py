@@ -201,7 +201,8 @@ def tray_blob(m0):
 def segment(img):
     """Foreground mask from an iterated local background; returns (mask, dist, threshold, where
     the first guess came from: "border", "split" (the whole image's two-class split) or
-    "surface" (the parts' surface in a wider scene))."""
+    "surface" (the parts' surface in a wider scene), each pixel's Lab offset from the local
+    background)."""
     sigma = STRATEGY.get("smooth", 1.5)
     blur = cv2.GaussianBlur(img, (0, 0), sigma)
     lab = cv2.cvtColor(blur, cv2.COLOR_BGR2LAB).astype(np.float32)
@@ -295,7 +296,7 @@ def segment(img):
         # Whatever the foreground encloses stays out of the next background estimate too: the
         # light centres of parts whose rims alone stood out, and the gaps inside clusters.
         fg = cv2.dilate(enclosed(mask), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1,) * 2))
-    return mask, dist, thr, guess
+    return mask, dist, thr, guess, lab - bg
 
 
 def enclosed(mask):
@@ -1113,6 +1114,33 @@ def drop_structures(segs, blobs, edge):
     return out
 
 
+def shadows(segs, offset):
+    """The pieces that are shadows: where the parts stand out lighter than the surface, a piece
+    darker than the surface, of its colour and smaller than a part (a cast shadow, the dark gap
+    between touching tablets) is no part. The parts are the larger half of the pieces (shadows,
+    as many as the parts where each casts one, are smaller); smaller: under 0.6 of their median
+    area, so that a dark part of typical size among light ones stays; of the surface's colour: a
+    colour offset (a, b) under half the parts' (and under 12, at least 6 for grey parts).
+    (Dark parts cast shadows darker still: nothing tells those apart here.)"""
+    if len(segs) < 3:
+        return []
+    feats = []
+    for sg in segs:
+        xs, ys = sg["pts"][:, 0].astype(int), sg["pts"][:, 1].astype(int)
+        o = np.median(offset[ys, xs], axis=0)
+        feats.append((float(o[0]), float(math.hypot(o[1], o[2]))))
+    areas = np.array([sg["area"] for sg in segs], float)
+    ref = areas >= np.median(areas)
+    light = np.array([f[0] for f in feats])[ref]
+    if np.median(light) < 10.0 or (light > 0).mean() < 0.8:
+        return []  # the parts are not lighter than the surface, or not all of them
+    hue = float(np.median(np.array([f[1] for f in feats])[ref]))
+    a_ref = float(np.median(areas[ref]))
+    return [sg for sg, (lo, co) in zip(segs, feats)
+            if not sg["holed"] and lo <= -8.0 and sg["area"] < 0.6 * a_ref
+            and co < max(6.0, min(12.0, 0.5 * hue))]
+
+
 def typical(segs):
     """Area and thickness of a typical single part: medians over the segments, then over those
     within a factor of two of the first median (so clusters and specks do not drag it). Parts
@@ -1166,7 +1194,7 @@ def count_parts():
 def count_in(work):
     """One read of the (working size) image: returns (objects, confidence)."""
     h, w = work.shape[:2]
-    mask, dist, thr, guess = segment(work)
+    mask, dist, thr, guess, offset = segment(work)
     before = mask
     mask = drop_soft_blobs(mask, dist)
     blobs = mask.copy()  # the foreground as segmented (unthinned): what clusters are counted by area on
@@ -1238,6 +1266,8 @@ def count_in(work):
         glare += spots
         segs = [s for s in segs if not any(s is g for g in spots)]
         segs = drop_structures(segs, blobs, edge)
+        shade = shadows(segs, offset)
+        segs = [s for s in segs if not any(s is t for t in shade)]
     objects = []
     # decisions the count rests on: close ones lower the confidence, whichever way they went
     evidence = {"ambiguous": 0, "splits": 0, "near_miss": 0,
