@@ -7,7 +7,8 @@ editing so that a run measures one version. A set is a folder with a truth.json,
 {name: {"count": n, ...}} (dump_trays) or dev/real's {"images": [...]} (count images only, cut to
 their "rect").
 env: OUTJSON=file (every result with its evidence and objects [x, y, w, h, score], for compare.py;
-dump_trays sets add the true boxes), ONLY=name substring,
+dump_trays sets add the true boxes), ONLY=name substring, WIRE=1 (each image re-encoded as the
+pipeline sends it: over 256 x 256 px as JPEG q92, so real photos count as in `roilens accuracy`),
 V=1 (every image), W=1 (the wrong ones), J=jobs (2), VIZ=dir (boxes drawn: green >= 0.7,
 orange >= 0.5, red below)."""
 import json, os, sys, glob, multiprocessing as mp
@@ -30,6 +31,10 @@ def run_one(item):
     if rect:
         x, y, w, h = rect
         img = img[y:y + h, x:x + w].copy()
+    if os.environ.get("WIRE") and img.shape[0] * img.shape[1] > 256 * 256:
+        # as the pipeline sends it (EncodeCropImage): crops over 256 x 256 px as JPEG q92
+        ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 92])
+        img = cv2.imdecode(buf, cv2.IMREAD_COLOR)
     res = {}
     NS["load_input"] = lambda: (img, path)
     def fin(img_, name, f, objects, count, conf):
