@@ -621,6 +621,17 @@ TEST(CoderAccuracyTest, ACountWithAPartCutNearGlareIsNotConfident) {
   ExpectEachSeedExactOrNotConfident(BoltsOnADarkTrayUnderGlare(), 8, {26, 42, 52, 53});
 }
 
+TEST(CoderAccuracyTest, APieceFarFromConvexIsNotAConfidentSinglePart) {
+  // Regression: two bolts crossing, or lying in a V, make one piece with no neck to cut it at
+  // and an area within a single larger bolt's; it counted as one part and the count of 13 for
+  // 14 said 0.87-0.96 on these seeds. A single part's piece fills at least 0.65 of its convex
+  // hull (bolts measured 0.68 and up); a piece counted as one part below that scores 0.6.
+  ExpectEachSeedExactOrNotConfident(MixedSizesInGroups(), 14, {29, 68});
+  TrayStyle touching = MixedSizesInGroups();
+  touching.touch_chance = 0.15;
+  ExpectEachSeedExactOrNotConfident(touching, 14, {68});
+}
+
 TEST(CoderAccuracyTest, AGlareSpotIsNotCountedAsAPart) {
   // Regression: a glare spot a part across, bright enough to pass the threshold and not soft
   // enough to be dropped as lighting (its rim 1.5 to 2 times as wide as the median part's), was

@@ -1345,6 +1345,8 @@ def count_in(work):
                 score = min(score, 0.6)  # a soft rim: glare or shading may have made it
             if s["slit"] and n == 1:
                 score = min(score, 0.6)  # one part round a slit: two lying side by side?
+            if n == 1 and not s["holed"] and s["area"] < 0.65 * hull_area(s):
+                score = min(score, 0.6)  # far from convex: two parts crossing, or in a V?
             s["score"] = score
             if score < 0.8:
                 evidence["ambiguous"] += 1
