@@ -676,11 +676,12 @@ def holed_parts(mask, raw, holes, dist):
                 (_, _), (rw, rh), _ = cv2.minAreaRect(np.stack([xs, ys], axis=1).astype(np.float32))
                 if max(rw, rh) < 5.0 * thin:
                     continue
-                both = part | (lbl == i)
+                piece = lbl == i
+                both = part | piece
                 pts = cv2.findNonZero(both.astype(np.uint8))
                 if both.sum() >= 0.92 * cv2.contourArea(cv2.convexHull(pts)):
                     pt[3] = both
-                    rest[lbl == i] = 0
+                    rest[piece] = 0
                     break
     for (hx, hy, rad, part) in parts:
         ys, xs = np.nonzero(part)
