@@ -484,7 +484,7 @@ TEST(CoderAccuracyTest, CoinsFillingAPhotoWithAMixedBorderAreCounted) {
 TEST(CoderAccuracyTest, ACoinWithAReliefOffItsCentreCountsOne) {
   // Regression: a dark relief mark on a coin, off its centre and as dark as the cloth, passes for
   // a washer's hole; the part drawn round that hole missed the coin's far side, which counted
-  // as a second part: 24 for these 12 coins at confidence 0.97 (dev/real p16: 36 for 31 euro
+  // as a second part: 24 for these 12 coins at confidence over 0.9 (dev/real p16: 36 for 31 euro
   // coins). A crescent hugging a holed part and closing a convex whole with it is that part.
   for (int seed : {1, 2}) {
     cv::Mat tray(360, 480, CV_8UC3, cv::Scalar(60, 60, 60));
