@@ -1733,14 +1733,18 @@ def recount_clusters(objects, blobs, w, h, edge, evidence):
             # no more copies than the pieces' count could be changed by
             most = min(int(1.5 * area / fitter.area) + 2, len(g) + int(max(2.0, 0.3 * len(g))) + 1)
             laid, residual, uncovered = fitter.count(m, most)
-            # a blob that one larger copy covers is a larger part: parts come in sizes. Otherwise
-            # the copies count it where they explain it: they cover it (a copy's outline at this
-            # scale leaves about a tenth uncovered; a glare spot joined to a part leaves more)
-            # without lying outside it or on each other, and they add or take away at most two
-            # parts or 30% of the pieces' count (a silhouette taken from a fragment tiles a blob
-            # with many copies)
-            if (fitter.one_larger(m) >= 0.8 or residual > 0.3 or uncovered > 0.2 or
-                    abs(len(laid) - len(g)) > max(2.0, 0.3 * len(g))):
+            # a blob that one larger copy covers and the copies lay one on is one larger part
+            # (parts come in sizes), even where the distance transform cut it in two at its
+            # narrowest. Otherwise the copies count it where they explain it: they cover it (a
+            # copy's outline at this scale leaves about a tenth uncovered; a glare spot joined to
+            # a part leaves more) without lying outside it or on each other, and they add or take
+            # away at most two parts or 30% of the pieces' count (a silhouette taken from a
+            # fragment tiles a blob with many copies)
+            larger = fitter.one_larger(m) >= 0.8
+            if larger and len(laid) != 1:
+                laid = []
+            elif not larger and (residual > 0.3 or uncovered > 0.2 or
+                                 abs(len(laid) - len(g)) > max(2.0, 0.3 * len(g))):
                 laid = []
             if laid:
                 if len(laid) != len(g):
