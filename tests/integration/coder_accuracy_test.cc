@@ -164,16 +164,21 @@ TEST(CoderAccuracyTest, TouchingClustersCountEachPart) {
   ExpectEachSeedExact(style, 12, {41});
 }
 
+/// Bolts on an evenly lit tray with sensor noise, some of them in two touching groups.
+TrayStyle BoltsInTwoTouchingGroups() {
+  TrayStyle style;
+  style.kind = 0;
+  style.clusters = 2;
+  style.noise_sigma = 3;
+  return style;
+}
+
 TEST(CoderAccuracyTest, TouchingBoltsBesideLoneOnesCountEachBolt) {
   // Regression: clusters of touching bolts were cut at the necks of their distance transform
   // into heads and head-plus-shaft pieces and counted piece by piece against a typical area
   // that the clusters dragged: one or two bolts short (18 of 20). A cluster is now counted by
   // its area against the lone bolts' when the pieces' count is inconsistent with it.
-  TrayStyle style;
-  style.kind = 0;
-  style.clusters = 2;
-  style.noise_sigma = 3;
-  ExpectEachSeedExact(style, 20, {18, 19, 21});
+  ExpectEachSeedExact(BoltsInTwoTouchingGroups(), 20, {18, 19, 21});
 }
 
 /// `count` parts of one kind on an evenly lit tray with sensor noise, rendered from `seed`.
@@ -370,11 +375,7 @@ TEST(CoderAccuracyTest, BoltsLyingAgainstEachOtherCountOneCopyOfALoneBoltEach) {
   // seeds: where a head lies against another bolt's shaft or two shafts lie side by side the
   // distance transform finds no neck, and a group's area spreads with the bolts' sizes. A group
   // is now counted by laying copies of a lone bolt's silhouette on it, each boxed where it lies.
-  TrayStyle style;
-  style.kind = 0;
-  style.clusters = 2;
-  style.noise_sigma = 3;
-  ExpectEachSeedExact(style, 10, {3, 21, 22});
+  ExpectEachSeedExact(BoltsInTwoTouchingGroups(), 10, {3, 21, 22});
 }
 
 TEST(CoderAccuracyTest, ACopyLaidAcrossTwoTouchingBoltsMovesOntoOne) {
@@ -384,11 +385,7 @@ TEST(CoderAccuracyTest, ACopyLaidAcrossTwoTouchingBoltsMovesOntoOne) {
   // count stood (8, 8 and 7 for 6 on these seeds). Every copy is now laid again where it fits
   // best given the others, and the number of copies is where one more no longer explains a
   // fifth of a bolt's area.
-  TrayStyle style;
-  style.kind = 0;
-  style.clusters = 2;
-  style.noise_sigma = 3;
-  ExpectEachSeedExact(style, 6, {8, 9, 26});
+  ExpectEachSeedExact(BoltsInTwoTouchingGroups(), 6, {8, 9, 26});
 }
 
 TEST(CoderAccuracyTest, TouchingBoltsAreCutAtTheirNecksNotWrappedRoundEachOther) {
@@ -398,11 +395,7 @@ TEST(CoderAccuracyTest, TouchingBoltsAreCutAtTheirNecksNotWrappedRoundEachOther)
   // level lines round its neighbours and took in another bolt's head and shaft, and 6 bolts
   // counted 5 on each of these seeds. The pieces now flood the transform from its top down
   // and meet at its saddles, and a shaft's end beyond a slight narrowing joins its bolt.
-  TrayStyle style;
-  style.kind = 0;
-  style.clusters = 2;
-  style.noise_sigma = 3;
-  ExpectEachSeedExact(style, 6, {50, 54});
+  ExpectEachSeedExact(BoltsInTwoTouchingGroups(), 6, {50, 54});
 }
 
 TEST(CoderAccuracyTest, ALargeBoltsShaftBeyondANarrowingStaysWithItsHead) {
