@@ -1583,10 +1583,11 @@ class PartFitter:
             k, _, R = self.stencil(s, t, z)
             return k, (slice(y, y + 2 * R + 1), slice(x, x + 2 * R + 1))
 
-        def cost(C):
+        def cost(C):  # (the layout's cost, the blob left uncovered)
             cov = np.minimum(C, 1.0)
-            return float((inb * (1.0 - cov)).sum() + 3.0 * (out_b * cov).sum() +
-                         (inb * np.maximum(C - 1.0, 0.0)).sum())
+            uncovered = (inb * (1.0 - cov)).sum()
+            return (float(uncovered + 3.0 * (out_b * cov).sum() +
+                          (inb * np.maximum(C - 1.0, 0.0)).sum()), float(uncovered))
 
         def best_of(gain, cands):  # the copy that lowers the cost most: (gain, centre, s, t, z)
             top = None
@@ -1628,16 +1629,14 @@ class PartFitter:
                 C[win] += k
             layouts.append(list(copies))
             costs.append(cost(C))
-            if costs[-2] - costs[-1] < step_needed:
+            if costs[-2][0] - costs[-1][0] < step_needed:
                 break
         n = 0
-        while n + 1 < len(costs) and costs[n] - costs[n + 1] >= step_needed:
+        while n + 1 < len(costs) and costs[n][0] - costs[n + 1][0] >= step_needed:
             n += 1
-        C[:] = 0
         boxes = []
         for c in layouts[n]:
             k, win = window(c)
-            C[win] += k
             ys, xs = np.nonzero(k * inb[win])
             if not len(ys):
                 continue
@@ -1646,7 +1645,7 @@ class PartFitter:
             x1, y1 = (x + xs.max() + 1 - P) / self.f, (y + ys.max() + 1 - P) / self.f
             boxes.append([int(x0), int(y0), int(math.ceil(x1 - x0)), int(math.ceil(y1 - y0))])
         area = max(1.0, float(blob.sum()))
-        return boxes, costs[n] / area, float((inb * (1.0 - np.minimum(C, 1.0))).sum()) / area
+        return boxes, costs[n][0] / area, costs[n][1] / area
 
 
 def one_shape(lbl, stats, ids, tb):
@@ -1730,9 +1729,10 @@ def recount_clusters(objects, blobs, w, h, edge, evidence):
         if fitter is not None and (pieces > 1 or area >= 1.5 * fitter.area) and \
                 area <= 12 * fitter.area:
             m = blob_mask(b)
-            # no more copies than the pieces' count could be changed by
-            most = min(int(1.5 * area / fitter.area) + 2, len(g) + int(max(2.0, 0.3 * len(g))) + 1)
-            laid, residual, uncovered = fitter.count(m, most)
+            # the copies may change the pieces' count by at most this; no more are laid
+            slack = max(2.0, 0.3 * len(g))
+            laid, residual, uncovered = fitter.count(
+                m, min(int(1.5 * area / fitter.area) + 2, len(g) + int(slack) + 1))
             # a blob that one larger copy covers and the copies lay one on is one larger part
             # (parts come in sizes), even where the distance transform cut it in two at its
             # narrowest. Otherwise the copies count it where they explain it: they cover it (a
@@ -1740,13 +1740,11 @@ def recount_clusters(objects, blobs, w, h, edge, evidence):
             # a part leaves more) without lying outside it or on each other, and they add or take
             # away at most two parts or 30% of the pieces' count (a silhouette taken from a
             # fragment tiles a blob with many copies)
-            larger = fitter.one_larger(m) >= 0.8
-            if larger and len(laid) != 1:
-                laid = []
-            elif not larger and (residual > 0.3 or uncovered > 0.2 or
-                                 abs(len(laid) - len(g)) > max(2.0, 0.3 * len(g))):
-                laid = []
-            if laid:
+            if fitter.one_larger(m) >= 0.8:
+                fits = len(laid) == 1
+            else:
+                fits = residual <= 0.3 and uncovered <= 0.2 and abs(len(laid) - len(g)) <= slack
+            if laid and fits:
                 if len(laid) != len(g):
                     evidence["ambiguous"] += 1
                     evidence["fitted"] = evidence.get("fitted", 0) + 1
