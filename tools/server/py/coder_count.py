@@ -1051,12 +1051,15 @@ def border_runs(blobs, edge, limit, gap):
 
 def rim_like(s, w1, l1):
     """A thin strip lying along the frame's direction: a tray's rim, a table edge or a piece of
-    one that glare or the segmentation broke off (narrower than 0.6 part widths, eight times as
-    long as wide, at least half a part long, its long side within 10 deg of the image's axes).
+    one that glare or the segmentation broke off (narrower than 0.6 part widths and eight times
+    as long as wide, or narrower than 0.3 part widths and five times as long as wide: a short
+    reflection of a rim; at least half a part long, its long side within 10 deg of the image's
+    axes).
     Rims and edges run along the frame when a camera looks down at a tray; a thin part lying so
     among parts that are not thin is rare."""
     wd, ln = s["rect"]
-    if not (wd < 0.6 * w1 and ln >= 8.0 * max(wd, 1.0) and ln >= 0.5 * l1):
+    thin = 8.0 if wd >= 0.3 * w1 else 5.0  # how many times as long as wide
+    if not (wd < 0.6 * w1 and ln >= thin * max(wd, 1.0) and ln >= 0.5 * l1):
         return False
     ang = cv2.minAreaRect(s["pts"])[2] % 90.0  # a side's direction, up to a quarter turn
     return min(ang, 90.0 - ang) <= 10.0
@@ -1071,8 +1074,10 @@ def drop_structures(segs, blobs, edge):
       touches it over at most its own length. Pieces lying at the border mostly along such a
       stretch go; pieces away from the border (parts lying against the rim) stay;
     - a piece longer than 2.5 part lengths and narrower than 0.6 part widths is a strip, not a
-      part (a tray of nails has nail-shaped typical parts, so its nails stay); so is a shorter
-      one that is eight times as long as wide and lies along the frame's direction (rim_like)."""
+      part (a tray of nails has nail-shaped typical parts, so its nails stay), and so is one
+      longer than six part lengths that is that narrow on average (a sagging rim); so is a
+      shorter one that is eight times as long as wide, or five times when under 0.3 part widths,
+      and lies along the frame's direction (rim_like)."""
     whole = [s for s in segs if not s["on_border"]]
     if len(whole) < 3:
         return segs
@@ -1092,17 +1097,24 @@ def drop_structures(segs, blobs, edge):
     for k, s in enumerate(segs):
         blob.append(blob_of(s, lbl))
         members.setdefault(blob[-1], []).append(k)
+    def strip_like(pts, area):
+        # longer than 2.5 part lengths and narrower than 0.6 part widths; or, when longer than
+        # six part lengths, that narrow on average (area over length): a rim that sags or widens
+        # along the frame has a wider minimum-area rectangle than its width (two bolts lying end
+        # to end among nuts, about four nut lengths, stay)
+        wd, ln = sorted(cv2.minAreaRect(pts)[1])
+        return ln > limit and (wd < 0.6 * w1 or (ln > 2.5 * limit and area < 0.6 * w1 * ln))
+
     strip = set()  # blobs that are strips as a whole (the pieces a strip was cut into are short)
     for b, ks in members.items():
-        if b and len(ks) > 1:
-            wb, lb = sorted(cv2.minAreaRect(np.concatenate([segs[k]["pts"] for k in ks]))[1])
-            if lb > limit and wb < 0.6 * w1:
-                strip.add(b)
+        if b and len(ks) > 1 and strip_like(np.concatenate([segs[k]["pts"] for k in ks]),
+                                            sum(segs[k]["area"] for k in ks)):
+            strip.add(b)
     band = np.zeros(blobs.shape, bool)
     band[:edge + 1, :] = band[-edge - 1:, :] = band[:, :edge + 1] = band[:, -edge - 1:] = True
     out = []
     for k, s in enumerate(segs):
-        if blob[k] in strip or (s["rect"][1] > limit and s["rect"][0] < 0.6 * w1):
+        if blob[k] in strip or strip_like(s["pts"], s["area"]):
             continue
         if rim_like(s, w1, limit / 2.5):
             continue
