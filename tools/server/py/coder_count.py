@@ -1097,24 +1097,26 @@ def drop_structures(segs, blobs, edge):
     for k, s in enumerate(segs):
         blob.append(blob_of(s, lbl))
         members.setdefault(blob[-1], []).append(k)
-    def strip_like(pts, area):
-        # longer than 2.5 part lengths and narrower than 0.6 part widths; or, when longer than
-        # six part lengths, that narrow on average (area over length): a rim that sags or widens
-        # along the frame has a wider minimum-area rectangle than its width (two bolts lying end
-        # to end among nuts, about four nut lengths, stay)
-        wd, ln = sorted(cv2.minAreaRect(pts)[1])
+    def strip_like(rect, area):
+        # (rect: the minimum-area rectangle's (width, length)) longer than 2.5 part lengths and
+        # narrower than 0.6 part widths; or, when longer than six part lengths, that narrow on
+        # average (area over length): a rim that sags or widens along the frame has a wider
+        # minimum-area rectangle than its width (two bolts lying end to end among nuts, about
+        # four nut lengths, stay)
+        wd, ln = rect
         return ln > limit and (wd < 0.6 * w1 or (ln > 2.5 * limit and area < 0.6 * w1 * ln))
 
     strip = set()  # blobs that are strips as a whole (the pieces a strip was cut into are short)
     for b, ks in members.items():
-        if b and len(ks) > 1 and strip_like(np.concatenate([segs[k]["pts"] for k in ks]),
-                                            sum(segs[k]["area"] for k in ks)):
-            strip.add(b)
+        if b and len(ks) > 1:
+            rect = sorted(cv2.minAreaRect(np.concatenate([segs[k]["pts"] for k in ks]))[1])
+            if strip_like(rect, sum(segs[k]["area"] for k in ks)):
+                strip.add(b)
     band = np.zeros(blobs.shape, bool)
     band[:edge + 1, :] = band[-edge - 1:, :] = band[:, :edge + 1] = band[:, -edge - 1:] = True
     out = []
     for k, s in enumerate(segs):
-        if blob[k] in strip or strip_like(s["pts"], s["area"]):
+        if blob[k] in strip or strip_like(s["rect"], s["area"]):
             continue
         if rim_like(s, w1, limit / 2.5):
             continue
