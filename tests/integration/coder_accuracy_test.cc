@@ -470,6 +470,18 @@ TEST(CoderAccuracyTest, AWasherDimOnOneSideStaysARing) {
   ExpectExactWithObjects(CountTray(tray), boxes, tray.size());
 }
 
+TEST(CoderAccuracyTest, ClustersMergingInOnePassDoNotWidenTheNextBackground) {
+  // Regression: tray 171 of `roilens accuracy --gauges 0 --seed 16180` (7 washers of low contrast
+  // on green, four of them touching) counted 6 at confidence 0.76. The second pass found the
+  // cluster as a few large blobs, their median made a part's diameter 2.8 times the first
+  // pass's, and the next background, averaged over that width, took in the shading round the
+  // washers. A pass's diameter is now at most twice the last's.
+  std::vector<cv::Rect> boxes;
+  const cv::Mat tray = AccuracyTray(16180, 171, &boxes);
+  ASSERT_EQ(boxes.size(), 7u);
+  ExpectExactWithObjects(CountTray(tray), boxes, tray.size());
+}
+
 TEST(CoderAccuracyTest, APieceRoundASlitIsNotAConfidentSinglePart) {
   // Regression: two bolts lying side by side, head to tail, make one blob with a slit between
   // their shafts; alone on the tray, with no other part to measure a part's size by, the blob
