@@ -279,6 +279,67 @@ TEST(CoderAccuracyTest, ACurvedRimBandAndShortThinRimLinesAreNotParts) {
   }
 }
 
+/// A pile of 26 capsules, each touching one placed before it, on a 400 x 400 surface under a
+/// lighting ramp (bright at the top right, a third as bright at the bottom left) with a dark band
+/// along the right border: a tighter, larger version of a real photo (dev/real p12).
+cv::Mat CapsulePile(int seed, std::vector<cv::Rect>* boxes) {
+  cv::RNG rng(seed);
+  cv::Mat surface(400, 400, CV_32FC3);
+  for (int y = 0; y < 400; ++y)
+    for (int x = 0; x < 400; ++x) {
+      const float light = 1.15f - 0.75f * float((399 - x) + y) / 798.0f;
+      surface.at<cv::Vec3f>(y, x) = cv::Vec3f(125, 120, 115) * light;
+    }
+  surface.colRange(388, 400).setTo(cv::Scalar::all(35));
+  cv::Mat taken(surface.size(), CV_8U, cv::Scalar(0));
+  std::vector<std::pair<cv::Point, cv::Point>> caps;
+  for (int tries = 0; caps.size() < 26 && tries < 20000; ++tries) {
+    const cv::Point2d c(rng.uniform(80.0, 320.0), rng.uniform(80.0, 320.0));
+    const double angle = rng.uniform(0.0, CV_PI);
+    const cv::Point2d half(18 * std::cos(angle), 18 * std::sin(angle));
+    const cv::Point a(c - half), b(c + half);
+    cv::Mat cap(surface.size(), CV_8U, cv::Scalar(0));
+    cv::line(cap, a, b, 1, 26);
+    const int shared = cv::countNonZero(cap & taken);
+    if (shared > 60 || (!caps.empty() && shared == 0)) continue;  // touching, not lying on
+    taken |= cap;
+    caps.emplace_back(a, b);
+  }
+  boxes->clear();
+  for (const auto& [a, b] : caps) {
+    cv::line(surface, a, b, cv::Scalar(30, 95, 125), 26, cv::LINE_AA);  // the shaded rim
+    cv::line(surface, a, b, cv::Scalar(45, 165, 210), 22, cv::LINE_AA);
+    boxes->push_back(cv::Rect(a, b) + cv::Size(1, 1) + cv::Point(-13, -13) + cv::Size(26, 26));
+  }
+  cv::GaussianBlur(surface, surface, cv::Size(), 0.8);
+  cv::Mat tray;
+  surface.convertTo(tray, CV_8UC3);
+  AddNoise(tray, seed);
+  return tray;
+}
+
+TEST(CoderAccuracyTest, APileWiderThanTheMeshUnderALightRampIsNotTakenForTheSurface) {
+  // Regression: a real photo of 19 capsules in one touching pile on a board under a lighting
+  // ramp (dev/real p12) counted 24. The border (light board, dark corner, a dark band) gave no
+  // first guess of the parts, nor did the whole image's split (the pile joined the dark corner),
+  // so the first local background was the mesh of cells' median colours, which took the pile's
+  // colour where it filled a cell and its neighbours. Of seeds 1-16 of this pile, 2 were exact
+  // and seeds 7 and 15 counted 2 and 4 at confidence 0.84 and 0.81. A smooth field fitted to the
+  // cells it explains is now the first guess when what stands out from it holds a blob of two
+  // cells' area: 4 of the 16 seeds exact, the others below 0.8 (the seams between touching
+  // capsules are not always found).
+  for (int seed : {7, 15, 16}) {
+    std::vector<cv::Rect> boxes;
+    const cv::Mat tray = CapsulePile(seed, &boxes);
+    ASSERT_EQ(boxes.size(), 26u);
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    if (seed == 7)
+      ExpectExactOrNotConfident(CountTray(tray), boxes, tray.size());
+    else
+      ExpectExactWithObjects(CountTray(tray), boxes, tray.size());
+  }
+}
+
 TEST(CoderAccuracyTest, ATraySeenWithTheTableAroundItIsCountedOnTheTray) {
   // Regression: a tray of 20 parts seen through a wider frame, a light table along the top and
   // left and a dark band along the bottom and right, counted 22, 30 and 16 on these seeds (the
