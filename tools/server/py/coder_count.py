@@ -1053,11 +1053,19 @@ def scaled(s, t):
             and abs(fs - ft) <= 0.15 * max(fs, ft))
 
 
-def parts_by_area(s, a_hi, h1):
+def parts_by_area(s, a_hi, h1, e1):
     """How many typical parts a piece's area holds: a thicker piece is a larger part of its kind
     (its area scales with the square), but only beyond the spread of one kind's thickness: two
-    parts lying across each other are a little thicker where they cross and still two parts."""
+    parts lying across each other are a little thicker where they cross and still two parts.
+    Where the typical part is long (its elongation `e1` at least 2), a piece as thick as two
+    lying side by side (1.5 to 2.5 times) and about half as elongated (0.45 to 0.75 times) is
+    two of them: a larger part of the kind keeps its proportions."""
     scale = max(1.0, s["thick"] / (1.15 * h1))
+    if e1 >= 2.0 and 1.5 * h1 <= s["thick"] <= 2.5 * h1:
+        if "elong" not in s:
+            s["elong"] = elongation(s)
+        if 0.45 * e1 <= s["elong"] <= 0.75 * e1:
+            scale = 1.0
     return s["area"] / (a_hi * scale * scale)
 
 
@@ -1362,6 +1370,9 @@ def count_in(work):
         whole = [t for t in segs if not t["on_border"]] or segs
         c1 = float(np.median([hull_area(t) for t in whole if 0.5 * a1 <= t["area"] <= 2.0 * a1]
                              or [hull_area(t) for t in whole]))
+        # the typical part's elongation (length over width)
+        e1 = float(np.median([elongation(t) for t in whole if 0.5 * a1 <= t["area"] <= 2.0 * a1]
+                             or [elongation(t) for t in whole]))
         for s in segs:
             x, y, bw, bh = s["box"]
             on_border = s["on_border"]
@@ -1388,7 +1399,7 @@ def count_in(work):
                 continue
             if s["area"] < 0.15 * a1:
                 continue
-            ratio = parts_by_area(s, a_hi, h1)
+            ratio = parts_by_area(s, a_hi, h1, e1)
             n = max(1, int(math.floor(ratio + 0.3)))  # 1.7 typical areas make two parts
             kin = 0
             if not STRATEGY.get("split", True) or s["holed"]:
@@ -1402,7 +1413,7 @@ def count_in(work):
                 # of thickness for a larger size of one kind (a long bolt beside short ones),
                 # while parts lying side by side or end to end change the proportions
                 kin = kin or sum(1 for t in segs if t is not s and not t["holed"]
-                                 and t["area"] < s["area"] and parts_by_area(t, a_hi, h1) < 1.4
+                                 and t["area"] < s["area"] and parts_by_area(t, a_hi, h1, e1) < 1.4
                                  and scaled(s, t))
                 if kin:
                     n = 1
