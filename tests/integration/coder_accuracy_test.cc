@@ -318,6 +318,22 @@ cv::Mat CapsulePile(int seed, std::vector<cv::Rect>* boxes) {
   return tray;
 }
 
+/// Counts the capsule pile of each seed: exact, with its objects, or (`or_not_confident`) at
+/// least not confident.
+void ExpectEachPile(std::initializer_list<int> seeds, bool or_not_confident = false) {
+  for (int seed : seeds) {
+    std::vector<cv::Rect> boxes;
+    const cv::Mat tray = CapsulePile(seed, &boxes);
+    ASSERT_EQ(boxes.size(), 26u);
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    const json line = CountTray(tray);
+    if (or_not_confident)
+      ExpectExactOrNotConfident(line, boxes, tray.size());
+    else
+      ExpectExactWithObjects(line, boxes, tray.size());
+  }
+}
+
 TEST(CoderAccuracyTest, APileWiderThanTheMeshUnderALightRampIsNotTakenForTheSurface) {
   // Regression: a real photo of 19 capsules in one touching pile on a board under a lighting
   // ramp (dev/real p12) counted 24. The border (light board, dark corner, a dark band) gave no
@@ -327,17 +343,9 @@ TEST(CoderAccuracyTest, APileWiderThanTheMeshUnderALightRampIsNotTakenForTheSurf
   // and seeds 7 and 15 counted 2 and 4 at confidence 0.84 and 0.81. A smooth field fitted to the
   // cells it explains is now the first guess when what stands out from it holds a blob of two
   // cells' area: 4 of the 16 seeds exact, the others below 0.8 (the seams between touching
-  // capsules are not always found).
-  for (int seed : {7, 15, 16}) {
-    std::vector<cv::Rect> boxes;
-    const cv::Mat tray = CapsulePile(seed, &boxes);
-    ASSERT_EQ(boxes.size(), 26u);
-    SCOPED_TRACE("seed " + std::to_string(seed));
-    if (seed == 7)
-      ExpectExactOrNotConfident(CountTray(tray), boxes, tray.size());
-    else
-      ExpectExactWithObjects(CountTray(tray), boxes, tray.size());
-  }
+  // capsules are not always found; see TwoCapsulesLyingSideBySideCountTwo).
+  ExpectEachPile({7}, /*or_not_confident=*/true);
+  ExpectEachPile({15, 16});
 }
 
 TEST(CoderAccuracyTest, TwoCapsulesLyingSideBySideCountTwo) {
@@ -347,13 +355,7 @@ TEST(CoderAccuracyTest, TwoCapsulesLyingSideBySideCountTwo) {
   // one: 24, 23 and 22 for 26 on these seeds. A larger part of a kind keeps its proportions:
   // where the typical part is long, a piece as thick as two and about half as elongated is
   // counted by its area alone (7 of seeds 1-16 exact, from 4).
-  for (int seed : {2, 3, 11}) {
-    std::vector<cv::Rect> boxes;
-    const cv::Mat tray = CapsulePile(seed, &boxes);
-    ASSERT_EQ(boxes.size(), 26u);
-    SCOPED_TRACE("seed " + std::to_string(seed));
-    ExpectExactWithObjects(CountTray(tray), boxes, tray.size());
-  }
+  ExpectEachPile({2, 3, 11});
 }
 
 TEST(CoderAccuracyTest, ATraySeenWithTheTableAroundItIsCountedOnTheTray) {
