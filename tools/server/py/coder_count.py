@@ -301,14 +301,14 @@ def segment(img):
             m0 = guess_parts(d0, t0)
             m0[scene] = 0
             guess = "surface"
-    if guess == "border" and m0.mean() < 0.005:
+    if guess == "border" and m0.mean() < 0.005 and h * w >= 2 * cell * cell:
         # Neither guess found anything: the first local background is a mesh of cells' median
         # colours, which takes in the parts' colour wherever a cluster of them fills a cell and
         # its neighbours (19 touching capsules under a lighting ramp with a dark band along one
         # border: the pile's middle vanished into the background, its rim counted 24). The
         # surface as one smooth field, fitted to the cells it explains, is the guess when what
         # stands out from it holds a blob of two cells' area or more; smaller parts leave the
-        # mesh alone, as before.
+        # mesh alone, as before (and a crop smaller than two cells holds no such pile).
         surf, fitted = smooth_surface(lab, max(8, min(h, w) // 12))
         d1 = contrast_map(lab, surf)
         m1 = guess_parts(d1, threshold_of(d1, fg, d1[fitted])[0])
