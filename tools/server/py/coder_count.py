@@ -1025,32 +1025,29 @@ def merge_fragments(segs, shape, a1, a_hi):
 
 
 def elongation(sg):
-    """Length over width of a piece's minimum-area rectangle."""
-    (_, _), (a, b), _ = cv2.minAreaRect(sg["pts"])
-    return max(a, b) / max(1.0, min(a, b))
+    """Length over width of a piece's minimum-area rectangle (kept with the piece, as its hull's
+    area is: both are asked for after merge_fragments has joined the pieces)."""
+    if "elong" not in sg:
+        (_, _), (a, b), _ = cv2.minAreaRect(sg["pts"])
+        sg["elong"] = max(a, b) / max(1.0, min(a, b))
+    return sg["elong"]
 
 
 def similar(s, t):
     """Two pieces alike in area (25%), thickness (20%) and elongation (25%): the same kind."""
-    if "elong" not in s:
-        s["elong"] = elongation(s)
-    if "elong" not in t:
-        t["elong"] = elongation(t)
+    es, et = elongation(s), elongation(t)
     return (abs(s["area"] - t["area"]) <= 0.25 * max(s["area"], t["area"])
             and abs(s["thick"] - t["thick"]) <= 0.2 * max(s["thick"], t["thick"])
-            and abs(s["elong"] - t["elong"]) <= 0.25 * max(s["elong"], t["elong"]))
+            and abs(es - et) <= 0.25 * max(es, et))
 
 
 def scaled(s, t):
     """Two pieces of one shape at different sizes: alike in elongation and in area over
     thickness squared (15% each), which a change of size keeps."""
-    for u in (s, t):
-        if "elong" not in u:
-            u["elong"] = elongation(u)
+    es, et = elongation(s), elongation(t)
     fs = s["area"] / max(1.0, s["thick"]) ** 2
     ft = t["area"] / max(1.0, t["thick"]) ** 2
-    return (abs(s["elong"] - t["elong"]) <= 0.15 * max(s["elong"], t["elong"])
-            and abs(fs - ft) <= 0.15 * max(fs, ft))
+    return abs(es - et) <= 0.15 * max(es, et) and abs(fs - ft) <= 0.15 * max(fs, ft)
 
 
 def parts_by_area(s, a_hi, h1, e1):
@@ -1061,11 +1058,8 @@ def parts_by_area(s, a_hi, h1, e1):
     lying side by side (1.5 to 2.5 times) and about half as elongated (0.45 to 0.75 times) is
     two of them: a larger part of the kind keeps its proportions."""
     scale = max(1.0, s["thick"] / (1.15 * h1))
-    if e1 >= 2.0 and 1.5 * h1 <= s["thick"] <= 2.5 * h1:
-        if "elong" not in s:
-            s["elong"] = elongation(s)
-        if 0.45 * e1 <= s["elong"] <= 0.75 * e1:
-            scale = 1.0
+    if e1 >= 2.0 and 1.5 * h1 <= s["thick"] <= 2.5 * h1 and 0.45 * e1 <= elongation(s) <= 0.75 * e1:
+        scale = 1.0
     return s["area"] / (a_hi * scale * scale)
 
 
@@ -1368,11 +1362,10 @@ def count_in(work):
             segs = merge_fragments(segs, mask.shape, a1, a_hi)
             a1, h1, r1, a_hi = typical(segs)
         whole = [t for t in segs if not t["on_border"]] or segs
-        c1 = float(np.median([hull_area(t) for t in whole if 0.5 * a1 <= t["area"] <= 2.0 * a1]
-                             or [hull_area(t) for t in whole]))
-        # the typical part's elongation (length over width)
-        e1 = float(np.median([elongation(t) for t in whole if 0.5 * a1 <= t["area"] <= 2.0 * a1]
-                             or [elongation(t) for t in whole]))
+        # the typical part's hull area and elongation (length over width)
+        typ = [t for t in whole if 0.5 * a1 <= t["area"] <= 2.0 * a1] or whole
+        c1 = float(np.median([hull_area(t) for t in typ]))
+        e1 = float(np.median([elongation(t) for t in typ]))
         for s in segs:
             x, y, bw, bh = s["box"]
             on_border = s["on_border"]
