@@ -528,6 +528,14 @@ def ring_cut(sub, core):
     return int(enclosed(c8).sum()) - int(c8.sum()) < 0.5 * ha
 
 
+def convex(sub):
+    """Whether the blob `sub` fills at least 90% of its convex hull (its outer outline's: a ring
+    is as convex as a disc)."""
+    cs, _ = cv2.findContours(sub.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    c = max(cs, key=cv2.contourArea)
+    return cv2.contourArea(c) >= 0.9 * cv2.contourArea(cv2.convexHull(c))
+
+
 def shape_mask(mask, dist, thr):
     """Each component cut at half its own contrast: a blurred edge's true place, without the
     blur halo and the cast shadow that widen the necks between touching parts."""
@@ -540,10 +548,19 @@ def shape_mask(mask, dist, thr):
         sub = lbl[y:y + h, x:x + w] == i
         d = dist[y:y + h, x:x + w]
         vals = d[sub & (d > thr)]
-        level = max(thr, 0.5 * float(np.median(vals))) if vals.size else thr
+        half = 0.5 * float(np.median(vals)) if vals.size else thr
+        level = max(thr, half)
         core = sub & (d >= level)
         if core.sum() < 0.3 * a:
             core = sub
+        elif (level > 0.6 * thr and core.sum() < 0.7 * a and 0.5 * one <= a <= 1.6 * one
+              and convex(sub)):
+            # A lone part of little contrast (a dark washer on a dark tray, a coin under a
+            # lighter patch of background) lies largely between the weak and strong thresholds
+            # that took it in; cut at the strong one, it fell into fragments (half a coin) that
+            # the thin and soft-rim rules then dropped. A convex blob of one part's size has no
+            # neck to cut: it keeps what the hysteresis' weak level (0.6 thr) took in.
+            core = sub & (d >= max(0.6 * thr, half))
         elif 0.5 * one <= a <= 1.6 * one and ring_cut(sub, core):
             core = sub  # a washer whose wall is dimmer on one side stays a ring
         out[y:y + h, x:x + w][core] = 1
