@@ -1133,12 +1133,15 @@ def rim_like(s, w1, l1):
     one that glare or the segmentation broke off (narrower than 0.6 part widths and eight times
     as long as wide, or narrower than 0.3 part widths and five times as long as wide: a short
     reflection of a rim; at least half a part long, its long side within 10 deg of the image's
-    axes).
+    axes). One longer than 2.5 part lengths may be up to 0.75 part widths wide (a steel tray's
+    far rim, 0.62 of an oval tablet's width): a part that long and eight times as long as wide
+    among parts of the typical width is rarer still.
     Rims and edges run along the frame when a camera looks down at a tray; a thin part lying so
     among parts that are not thin is rare."""
     wd, ln = s["rect"]
     thin = 8.0 if wd >= 0.3 * w1 else 5.0  # how many times as long as wide
-    if not (wd < 0.6 * w1 and ln >= thin * max(wd, 1.0) and ln >= 0.5 * l1):
+    narrow = 0.75 if ln > 2.5 * l1 else 0.6
+    if not (wd < narrow * w1 and ln >= thin * max(wd, 1.0) and ln >= 0.5 * l1):
         return False
     ang = cv2.minAreaRect(s["pts"])[2] % 90.0  # a side's direction, up to a quarter turn
     return min(ang, 90.0 - ang) <= 10.0
@@ -1156,7 +1159,8 @@ def drop_structures(segs, blobs, edge):
       part (a tray of nails has nail-shaped typical parts, so its nails stay), and so is one
       longer than six part lengths that is that narrow on average (a sagging rim); so is a
       shorter one that is eight times as long as wide, or five times when under 0.3 part widths,
-      and lies along the frame's direction (rim_like)."""
+      and lies along the frame's direction (rim_like; one longer than 2.5 part lengths that way
+      up to 0.75 part widths)."""
     whole = [s for s in segs if not s["on_border"]]
     if len(whole) < 3:
         return segs
