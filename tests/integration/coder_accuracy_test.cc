@@ -200,6 +200,19 @@ void AddNoise(cv::Mat& img, int seed) {
   img += noise;
 }
 
+/// 10 parts of `kind` rendered from `seed` (`PlainTray`, `parts_size`) below `top` rows of their
+/// own surface with sensor noise, where a test draws a tray's rim; the true boxes move with them.
+cv::Mat PartsBelowARim(int seed, int kind, cv::Size parts_size, int top,
+                       std::vector<cv::Rect>* boxes) {
+  const cv::Mat parts = PlainTray(seed, kind, 10, parts_size, 1.0, boxes);
+  cv::Mat tray(top + parts.rows, parts.cols, CV_8UC3,
+               cv::mean(parts.rowRange(parts.rows - 4, parts.rows)));
+  AddNoise(tray, seed);
+  parts.copyTo(tray.rowRange(top, tray.rows));
+  for (cv::Rect& b : *boxes) b.y += top;
+  return tray;
+}
+
 TEST(CoderAccuracyTest, TheTraysRimIsNotParts) {
   // Regression: real photos of tablets on a steel tray counted the tray's rim: the band the
   // frame cuts along an edge and the inner rim line came out as a row of "parts" (p05, p06, p07
@@ -209,11 +222,7 @@ TEST(CoderAccuracyTest, TheTraysRimIsNotParts) {
   // are no parts.
   for (int seed : {1, 4, 11}) {
     std::vector<cv::Rect> boxes;
-    const cv::Mat parts = PlainTray(seed, seed % 3, 10, {400, 256}, 1.0, &boxes);
-    cv::Mat tray(300, 400, CV_8UC3, cv::mean(parts.rowRange(parts.rows - 4, parts.rows)));
-    AddNoise(tray, seed);
-    parts.copyTo(tray.rowRange(44, 300));
-    for (cv::Rect& b : boxes) b.y += 44;
+    cv::Mat tray = PartsBelowARim(seed, seed % 3, {400, 256}, 44, &boxes);
     const cv::Scalar rim(40, 40, 40);
     cv::rectangle(tray, {0, 0}, {tray.cols - 1, 5}, rim, cv::FILLED);  // cut by the frame
     cv::rectangle(tray, {20, 22}, {380, 33}, rim, cv::FILLED);         // the inner rim line
@@ -231,11 +240,7 @@ TEST(CoderAccuracyTest, PiecesOfAThinRimLineAreNotParts) {
   // along the frame's direction is a rim or an edge, not a part.
   for (int seed : {1, 7, 10}) {
     std::vector<cv::Rect> boxes;
-    const cv::Mat parts = PlainTray(seed, 1, 10, {400, 256}, 1.0, &boxes);
-    cv::Mat tray(300, 400, CV_8UC3, cv::mean(parts.rowRange(parts.rows - 4, parts.rows)));
-    AddNoise(tray, seed);
-    parts.copyTo(tray.rowRange(44, 300));
-    for (cv::Rect& b : boxes) b.y += 44;
+    cv::Mat tray = PartsBelowARim(seed, 1, {400, 256}, 44, &boxes);
     const cv::Scalar rim(40, 40, 40);
     for (int x0 : {20, 150, 290}) cv::rectangle(tray, {x0, 20}, {x0 + 70, 27}, rim, cv::FILLED);
     cv::GaussianBlur(tray, tray, cv::Size(), 0.8);
@@ -253,11 +258,7 @@ TEST(CoderAccuracyTest, ALongRimLineTwoThirdsAsWideAsAPartIsNotAPart) {
   // frame's direction is a rim up to 0.75 part widths.
   for (int seed : {1, 7, 10}) {
     std::vector<cv::Rect> boxes;
-    const cv::Mat parts = PlainTray(seed, 1, 10, {400, 256}, 1.0, &boxes);
-    cv::Mat tray(310, 400, CV_8UC3, cv::mean(parts.rowRange(parts.rows - 4, parts.rows)));
-    AddNoise(tray, seed);
-    parts.copyTo(tray.rowRange(54, 310));
-    for (cv::Rect& b : boxes) b.y += 54;
+    cv::Mat tray = PartsBelowARim(seed, 1, {400, 256}, 54, &boxes);
     cv::rectangle(tray, {50, 16}, {349, 35}, cv::Scalar(215, 215, 215), cv::FILLED);
     cv::GaussianBlur(tray, tray, cv::Size(), 0.8);
     SCOPED_TRACE("seed " + std::to_string(seed));
@@ -276,12 +277,8 @@ TEST(CoderAccuracyTest, ACurvedRimBandAndShortThinRimLinesAreNotParts) {
   // a rim line from five times as long as wide.
   for (int seed : {1, 4, 11}) {
     std::vector<cv::Rect> boxes;
-    const cv::Mat parts = PlainTray(seed, 1, 10, {400, 250}, 1.0, &boxes);
-    const cv::Scalar surface = cv::mean(parts.rowRange(parts.rows - 4, parts.rows));
-    cv::Mat tray(320, 400, CV_8UC3, surface);
-    AddNoise(tray, seed);
-    parts.copyTo(tray.rowRange(70, 320));
-    for (cv::Rect& b : boxes) b.y += 70;
+    cv::Mat tray = PartsBelowARim(seed, 1, {400, 250}, 70, &boxes);
+    const cv::Scalar surface = cv::mean(tray.rowRange(tray.rows - 4, tray.rows));
     const cv::Scalar rim = surface[1] > 128 ? cv::Scalar(40, 40, 40) : cv::Scalar(215, 215, 215);
     std::vector<cv::Point> band;  // top edge left to right, then the bottom edge back
     for (int x = 0; x < 400; x += 10) {
