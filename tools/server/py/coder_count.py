@@ -551,17 +551,17 @@ def shape_mask(mask, dist, thr):
         half = 0.5 * float(np.median(vals)) if vals.size else thr
         level = max(thr, half)
         core = sub & (d >= level)
+        lone = 0.5 * one <= a <= 1.6 * one  # of one part's size
         if core.sum() < 0.3 * a:
             core = sub
-        elif (level > 0.6 * thr and core.sum() < 0.7 * a and 0.5 * one <= a <= 1.6 * one
-              and convex(sub)):
+        elif level > 0.6 * thr and core.sum() < 0.7 * a and lone and convex(sub):
             # A lone part of little contrast (a dark washer on a dark tray, a coin under a
             # lighter patch of background) lies largely between the weak and strong thresholds
             # that took it in; cut at the strong one, it fell into fragments (half a coin) that
             # the thin and soft-rim rules then dropped. A convex blob of one part's size has no
             # neck to cut: it keeps what the hysteresis' weak level (0.6 thr) took in.
             core = sub & (d >= max(0.6 * thr, half))
-        elif 0.5 * one <= a <= 1.6 * one and ring_cut(sub, core):
+        elif lone and ring_cut(sub, core):
             core = sub  # a washer whose wall is dimmer on one side stays a ring
         out[y:y + h, x:x + w][core] = 1
     return out
