@@ -141,5 +141,42 @@ TEST(LiveSourceTest, AStreamThatNeverOpenedIsAnErrorNotAnOutage) {
   EXPECT_FALSE(created.ok());
 }
 
+TEST(LiveSourceTest, AnAttemptIsCountedOnceItsOpenHasFailedNotWhileItRuns) {
+  // Whoever waits on reconnect_attempts() (an operator restarting the camera, a metric) must
+  // be able to rely on that many opens having failed: the open in progress is not counted yet.
+  auto camera = std::make_unique<MjpegServer>(cv::Scalar(0, 255, 0));
+  ASSERT_TRUE(camera->Start());
+  const std::string url = camera->url();
+  std::atomic<ReconnectingSource*> self{nullptr};
+  std::vector<int> seen_while_opening;  // written by the reader thread only (inside Next)
+  ReconnectOptions options;
+  options.initial_backoff = std::chrono::milliseconds(1);
+  options.max_backoff = std::chrono::milliseconds(5);
+  auto created = ReconnectingSource::Create(
+      [&]() -> StatusOr<std::unique_ptr<FrameSource>> {
+        if (ReconnectingSource* source = self.load()) {
+          seen_while_opening.push_back(source->reconnect_attempts());
+        }
+        return FrameSource::Open(url);
+      },
+      options);
+  ASSERT_TRUE(created.ok()) << created.status().message();
+  ReconnectingSource& source = **created;
+  self = &source;
+  ASSERT_TRUE(source.Next());
+  camera->Stop();
+  std::thread stopper([&] {
+    while (source.reconnect_attempts() < 3) std::this_thread::yield();
+    source.Stop();
+  });
+  int drained = 0;
+  while (source.Next()) ASSERT_LT(++drained, 5000);  // frames buffered before the death
+  stopper.join();
+  ASSERT_GE(seen_while_opening.size(), 3u);
+  for (std::size_t i = 0; i < seen_while_opening.size(); ++i) {
+    EXPECT_EQ(seen_while_opening[i], static_cast<int>(i)) << "open " << i + 1;
+  }
+}
+
 }  // namespace
 }  // namespace roilens

@@ -155,7 +155,9 @@ std::optional<FrameInput> ReconnectingSource::Next() {
     while (!current_) {
       const auto delay = backoff.NextDelay(std::nullopt);
       if (!Wait(delay)) return std::nullopt;
-      const int attempt = ++attempts_;
+      // Counted once the open has returned: whoever waits on reconnect_attempts() (an operator
+      // restarting the camera, a metric) can rely on that many opens having failed.
+      const int attempt = attempts_.load() + 1;
       auto opened = opener_();
       pending_gap_->reconnect_attempts = attempt;
       if (opened.ok()) {
@@ -165,6 +167,7 @@ std::optional<FrameInput> ReconnectingSource::Next() {
         Log("input '" + info_.input + "' reconnected after " + std::to_string(attempt) +
             " attempt(s)");
       } else {
+        attempts_ = attempt;
         pending_gap_->error = opened.status().message();
         Log("input '" + info_.input + "': reconnect attempt " + std::to_string(attempt) +
             " failed (" + opened.status().message() + "); next in up to " +

@@ -77,7 +77,8 @@ class ReconnectingSource final : public FrameSource {
   /// Ends the source: a Next() waiting to reconnect returns nullopt promptly (a read blocked in
   /// the decoder returns when its own timeout fires). Idempotent.
   void Stop();
-  /// Opens tried since the last loss (0 while connected); for logs, metrics and tests.
+  /// Opens that failed since the last loss (0 while connected; an open in progress is not
+  /// counted yet); for logs, metrics and tests.
   int reconnect_attempts() const { return attempts_.load(); }
   /// Total outages so far.
   std::int64_t outages() const { return outages_.load(); }
