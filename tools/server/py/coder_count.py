@@ -1505,17 +1505,23 @@ def count_in(work):
         # with a clean split and glare in the tray was wrong 5 times of 6. A spot that the shaft
         # took in whole is never dropped as glare, so it is seen on the piece itself: an outline
         # soft over most of its length (softness at its 30th percentile more than three times
-        # the median piece's) makes the split odd.
+        # the median piece's) makes the split odd, and so does a split of one part's area.
         pieces = {}
         for s in segs:
             pieces.setdefault(s["comp"], []).append(s)
         necked = 0.0
         glare_seen = evidence["soft_drops"] + evidence["rescued"] > 0
         soft_ref = float(np.median([s["soft"] for s in segs])) if segs else 0.0
+        # Two parts touching cover about twice a lone part's area: a blob split at a neck whose
+        # pieces together cover less than 1.5 lone parts (the median blob of one piece, away
+        # from the border, when there are two or more) may be one part cut in two.
+        lone = [g[0]["area"] for g in pieces.values() if len(g) == 1 and not g[0]["on_border"]]
+        a_lone = float(np.median(lone)) if len(lone) >= 2 else 0.0
         for group in pieces.values():
             if len(group) > 1:
                 clean = all(0.65 * a1 <= s["area"] <= 1.35 * a_hi
                             and s.get("soft_lo", 0.0) <= 3.0 * soft_ref for s in group)
+                clean = clean and sum(s["area"] for s in group) >= 1.5 * a_lone
                 necked += 0.07 if clean and not glare_seen else 0.2
         conf -= min(0.6, 0.22 * evidence["splits"] + necked)
         conf -= 0.3 * min(1.0, max(0.0, 2.0 - strength))
