@@ -560,16 +560,31 @@ cv::Mat AccuracyTray(int seed, int index, std::vector<cv::Rect>* boxes, bool wid
   return tray;
 }
 
+/// What a tray's answer is held to: exact with every box on a part, or that or not confident.
+enum class Contract { kExact, kExactOrNotConfident };
+
+/// Counts tray `index` of AccuracyTray(seed, index, wider), which must hold `parts` parts, and
+/// holds the answer to `contract`.
+void ExpectAccuracyTray(int seed, int index, std::size_t parts, Contract contract,
+                        bool wider = false) {
+  SCOPED_TRACE("seed " + std::to_string(seed) + " tray " + std::to_string(index));
+  std::vector<cv::Rect> boxes;
+  const cv::Mat tray = AccuracyTray(seed, index, &boxes, wider);
+  ASSERT_EQ(boxes.size(), parts);
+  const json line = CountTray(tray);
+  if (contract == Contract::kExact)
+    ExpectExactWithObjects(line, boxes, tray.size());
+  else
+    ExpectExactOrNotConfident(line, boxes, tray.size());
+}
+
 TEST(CoderAccuracyTest, AWasherDimOnOneSideStaysARing) {
   // Regression: tray 170 of `roilens accuracy --gauges 0 --trays 200 --seed 90210` (19 mixed
   // parts under a light ramp) counted 18 at confidence 0.82: a dark washer's wall was dimmer on
   // one side, the cut at half its contrast (which trims blur halos off every blob) broke the ring
   // open, its hole was no longer enclosed, and the two arcs left were dropped as thin. A part-sized
   // blob enclosing one round hole keeps its ring when the cut would open it.
-  std::vector<cv::Rect> boxes;
-  const cv::Mat tray = AccuracyTray(90210, 170, &boxes);
-  ASSERT_EQ(boxes.size(), 19u);
-  ExpectExactWithObjects(CountTray(tray), boxes, tray.size());
+  ExpectAccuracyTray(90210, 170, 19, Contract::kExact);
 }
 
 TEST(CoderAccuracyTest, ClustersMergingInOnePassDoNotWidenTheNextBackground) {
@@ -578,10 +593,7 @@ TEST(CoderAccuracyTest, ClustersMergingInOnePassDoNotWidenTheNextBackground) {
   // cluster as a few large blobs, their median made a part's diameter 2.8 times the first
   // pass's, and the next background, averaged over that width, took in the shading round the
   // washers. A pass's diameter is now at most twice the last's.
-  std::vector<cv::Rect> boxes;
-  const cv::Mat tray = AccuracyTray(16180, 171, &boxes);
-  ASSERT_EQ(boxes.size(), 7u);
-  ExpectExactWithObjects(CountTray(tray), boxes, tray.size());
+  ExpectAccuracyTray(16180, 171, 7, Contract::kExact);
 }
 
 TEST(CoderAccuracyTest, ALonePartOfLittleContrastIsNotCutIntoFragments) {
@@ -591,10 +603,7 @@ TEST(CoderAccuracyTest, ALonePartOfLittleContrastIsNotCutIntoFragments) {
   // hysteresis' weak level took in was cut to fragments, dropped as thin. A convex blob of one
   // part's size has no neck and now keeps the weak level (the same bug lost two ancient coins
   // under a lighter patch of cloth in a real photograph: 22 for 24).
-  std::vector<cv::Rect> boxes;
-  const cv::Mat tray = AccuracyTray(5001, 176, &boxes);
-  ASSERT_EQ(boxes.size(), 21u);
-  ExpectExactWithObjects(CountTray(tray), boxes, tray.size());
+  ExpectAccuracyTray(5001, 176, 21, Contract::kExact);
 }
 
 TEST(CoderAccuracyTest, ABoltCutWhereItsShaftRunsIntoGlareIsNotAConfidentCount) {
@@ -603,10 +612,7 @@ TEST(CoderAccuracyTest, ABoltCutWhereItsShaftRunsIntoGlareIsNotAConfidentCount) 
   // bolt was cut at its neck into a head and a shaft-and-spot piece of a part's size, a clean
   // split by area. The spot was taken in whole, never dropped as glare, so the tray passed for
   // glare-free. A piece whose outline is soft over most of its length makes the split odd.
-  std::vector<cv::Rect> boxes;
-  const cv::Mat tray = AccuracyTray(2, 27, &boxes, /*wider=*/true);
-  ASSERT_EQ(boxes.size(), 9u);
-  ExpectExactOrNotConfident(CountTray(tray), boxes, tray.size());
+  ExpectAccuracyTray(2, 27, 9, Contract::kExactOrNotConfident, /*wider=*/true);
 }
 
 TEST(CoderAccuracyTest, ABoltCutInTwoPiecesOfOnePartsAreaIsNotAConfidentCount) {
@@ -615,10 +621,7 @@ TEST(CoderAccuracyTest, ABoltCutInTwoPiecesOfOnePartsAreaIsNotAConfidentCount) {
   // cut at its neck into two pieces each within a part's area (the typical area is taken over
   // the pieces too, and there are only four), a clean split. Together they cover less than the
   // other bolts, each lying alone: two parts touching would cover twice that.
-  std::vector<cv::Rect> boxes;
-  const cv::Mat tray = AccuracyTray(2718, 35, &boxes);
-  ASSERT_EQ(boxes.size(), 3u);
-  ExpectExactOrNotConfident(CountTray(tray), boxes, tray.size());
+  ExpectAccuracyTray(2718, 35, 3, Contract::kExactOrNotConfident);
 }
 
 TEST(CoderAccuracyTest, APieceRoundASlitIsNotAConfidentSinglePart) {
@@ -627,10 +630,7 @@ TEST(CoderAccuracyTest, APieceRoundASlitIsNotAConfidentSinglePart) {
   // counted one at confidence 0.96 (tray 79 of `roilens accuracy --gauges 0 --seed 2718`, a seed
   // the counter was never tuned on; 0.92 on tray 196 of seed 16180). A part's own holes are
   // round: a piece counted as one part round a slit-shaped gap is a close decision.
-  std::vector<cv::Rect> boxes;
-  const cv::Mat tray = AccuracyTray(2718, 79, &boxes);
-  ASSERT_EQ(boxes.size(), 2u);
-  ExpectExactOrNotConfident(CountTray(tray), boxes, tray.size());
+  ExpectAccuracyTray(2718, 79, 2, Contract::kExactOrNotConfident);
 }
 
 TEST(CoderAccuracyTest, ABoltsShaftIsNotCutLengthwiseIntoTwoParts) {
@@ -803,10 +803,7 @@ TEST(CoderAccuracyTest, ABoltCutInTwoThatOneLargerCopyCoversCountsOne) {
   // 424242`, 9 for 8 on seed 49 of bolts under glare. Where the copies laid on it are also one,
   // the blob is now one part.
   ExpectEachSeedExact(BoltsOnADarkTrayUnderGlare(), 8, {49});
-  std::vector<cv::Rect> boxes;
-  const cv::Mat tray = AccuracyTray(424242, 3, &boxes);
-  ASSERT_EQ(boxes.size(), 9u);
-  ExpectExactWithObjects(CountTray(tray), boxes, tray.size());
+  ExpectAccuracyTray(424242, 3, 9, Contract::kExact);
 }
 
 TEST(CoderAccuracyTest, ACountRestingOnOneCloseDecisionIsNotConfident) {
