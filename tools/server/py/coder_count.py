@@ -978,13 +978,15 @@ def split_clusters(mask, raw, dist):
         ys, xs = np.divmod(idx, mask.shape[1])
         # edge width (contrast / gradient on the sharpest fifth of the outline, px): a part's
         # rim is as sharp as the optics, glare and shading fade over many pixels
+        # and the same on the softer part of the outline (its 30th percentile): a piece whose
+        # rim fades over most of its length (a shaft running into a glare spot) stands out there
         rim = gradf[idx[outf[idx]]]
-        soft = (float(np.median(distf[idx])) / max(float(np.percentile(rim, 80)), 1e-6)
-                if rim.size else 0.0)
-        # the same on the softer part of the outline (its 30th percentile): a piece whose rim
-        # fades over most of its length (a shaft running into a glare spot) stands out here
-        soft_lo = (float(np.median(distf[idx])) / max(float(np.percentile(rim, 30)), 1e-6)
-                   if rim.size else 0.0)
+        soft = soft_lo = 0.0
+        if rim.size:
+            contrast = float(np.median(distf[idx]))
+            lo, hi = np.percentile(rim, (30, 80))
+            soft = contrast / max(float(hi), 1e-6)
+            soft_lo = contrast / max(float(lo), 1e-6)
         segs.append({"soft": soft, "soft_lo": soft_lo, "comp": info[lab_id][0], "area": a,
                      "thick": float(dtf[idx].max()), "wall": float(dtrf[idx].max()),
                      "raw": int(rawf[idx].sum()),
