@@ -560,8 +560,9 @@ cv::Mat AccuracyTray(int seed, int index, std::vector<cv::Rect>* boxes, bool wid
   return tray;
 }
 
-/// What a tray's answer is held to: exact with every box on a part, or that or not confident.
-enum class Contract { kExact, kExactOrNotConfident };
+/// What a tray's answer is held to: exact with every box on a part; that or not confident; or
+/// exact and confident (>= 0.8).
+enum class Contract { kExact, kExactOrNotConfident, kExactAndConfident };
 
 /// Counts tray `index` of AccuracyTray(seed, index, wider), which must hold `parts` parts, and
 /// holds the answer to `contract`.
@@ -572,10 +573,13 @@ void ExpectAccuracyTray(int seed, int index, std::size_t parts, Contract contrac
   const cv::Mat tray = AccuracyTray(seed, index, &boxes, wider);
   ASSERT_EQ(boxes.size(), parts);
   const json line = CountTray(tray);
-  if (contract == Contract::kExact)
-    ExpectExactWithObjects(line, boxes, tray.size());
-  else
+  if (contract == Contract::kExactOrNotConfident) {
     ExpectExactOrNotConfident(line, boxes, tray.size());
+    return;
+  }
+  ExpectExactWithObjects(line, boxes, tray.size());
+  if (contract == Contract::kExactAndConfident)
+    EXPECT_GE(line["confidence"].get<double>(), 0.8) << line.dump();
 }
 
 TEST(CoderAccuracyTest, AWasherDimOnOneSideStaysARing) {
@@ -622,6 +626,16 @@ TEST(CoderAccuracyTest, ABoltCutInTwoPiecesOfOnePartsAreaIsNotAConfidentCount) {
   // the pieces too, and there are only four), a clean split. Together they cover less than the
   // other bolts, each lying alone: two parts touching would cover twice that.
   ExpectAccuracyTray(2718, 35, 3, Contract::kExactOrNotConfident);
+}
+
+TEST(CoderAccuracyTest, ABorderPieceJustUnderHalfAPartLeavesACleanCountConfident) {
+  // Regression (confidence that reaches 0.8 where the evidence holds): tray 123 of `roilens
+  // accuracy --gauges 0 --seed 424242` (5 bolts alone on a dark tray; a sixth bolt's shaft end
+  // shows at the right border, under half a part, so not counted) counted 5 at confidence 0.77:
+  // the border decision, close to its threshold, weighed more than a doubtful piece. Over 2,050
+  // harness trays the counts with such decisions and no doubtful piece or split were right 62
+  // times of 67, the wrong ones held below 0.8 by other evidence; alone, one now leaves 0.81.
+  ExpectAccuracyTray(424242, 123, 5, Contract::kExactAndConfident);
 }
 
 TEST(CoderAccuracyTest, APieceRoundASlitIsNotAConfidentSinglePart) {
