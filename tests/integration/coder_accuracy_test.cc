@@ -628,6 +628,16 @@ TEST(CoderAccuracyTest, ABoltCutInTwoPiecesOfOnePartsAreaIsNotAConfidentCount) {
   ExpectAccuracyTray(2718, 35, 3, Contract::kExactOrNotConfident);
 }
 
+TEST(CoderAccuracyTest, OfAPartAndAGlareSpotTheSpotIsTheSofterOne) {
+  // Regression: tray 109 of `roilens accuracy --gauges 0 --seed 57721` (one nut on a blue tray
+  // under three glare spots) counted 2 at confidence 0.91. The two large spots were dropped for
+  // their soft rims; the small one, a nut's size, was kept: a piece is glare when its rim is
+  // twice as wide as the median piece's, and the median of two pieces, the nut (2.5 px) and the
+  // spot (5.2 px), was their mean. The median of an even number of pieces is now the sharper of
+  // the two middle ones (the same bug counted 2 for 1 on tray 132 of seed 5001).
+  ExpectAccuracyTray(57721, 109, 1, Contract::kExact);
+}
+
 TEST(CoderAccuracyTest, ABorderPieceJustUnderHalfAPartLeavesACleanCountConfident) {
   // Regression (confidence that reaches 0.8 where the evidence holds): tray 123 of `roilens
   // accuracy --gauges 0 --seed 424242` (5 bolts alone on a dark tray; a sixth bolt's shaft end

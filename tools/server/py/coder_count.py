@@ -1364,8 +1364,10 @@ def count_in(work):
         segs = [s for s in segs if s["holed"] or s["raw"] >= 0.25 * s["area"]]
         # Glare and light pools fade out over many pixels while every part in one image has a
         # rim as sharp as the same optics make it: a piece whose edge is more than twice as wide
-        # as the median piece's (and wider than 4 px) is lighting, not a part.
-        soft_med = float(np.median([s["soft"] for s in segs])) if segs else 0.0
+        # as the median piece's (and wider than 4 px) is lighting, not a part. With an even
+        # number of pieces the sharper of the two middle ones is the median: of two pieces, a
+        # part and a glare spot, the mean of the two rims would hide the spot.
+        soft_med = sorted(s["soft"] for s in segs)[(len(segs) - 1) // 2] if segs else 0.0
         glare = [s for s in segs if softer(s, 2.0, soft_med)]
         segs = [s for s in segs if not softer(s, 2.0, soft_med)]
         spots = glare_spots(work, before, dist, segs, soft_med)
