@@ -638,6 +638,21 @@ TEST(CoderAccuracyTest, OfAPartAndAGlareSpotTheSpotIsTheSofterOne) {
   ExpectAccuracyTray(57721, 109, 1, Contract::kExact);
 }
 
+TEST(CoderAccuracyTest, PartsAcrossAVignettedTrayCornerLeaveTheTrayTheSurface) {
+  // Regression: tray 44 of `roilens accuracy --gauges 0 --trays 0 --wider 100 --seed 909` (a
+  // light, vignetted tray on a grey table, 14 dark bolts in three clusters, one across the
+  // tray's dark lower-left corner) counted 20: that cluster was not enclosed by the tray's blob,
+  // so it passed for parts outside the tray, the tray was not taken as the parts' surface, and
+  // its light face was counted as parts. A part-sized blob lying mostly inside the outline of a
+  // convex tray is the tray's. (13 now: the clusters of touching bolts are the hard part left.)
+  std::vector<cv::Rect> boxes;
+  const cv::Mat tray = AccuracyTray(909, 44, &boxes, /*wider=*/true);
+  ASSERT_EQ(boxes.size(), 14u);
+  const json line = CountTray(tray);
+  EXPECT_NEAR(line["count"].get<int>(), 14, 1) << line.dump();
+  ExpectExactOrNotConfident(line, boxes, tray.size());
+}
+
 TEST(CoderAccuracyTest, ABorderPieceJustUnderHalfAPartLeavesACleanCountConfident) {
   // Regression (confidence that reaches 0.8 where the evidence holds): tray 123 of `roilens
   // accuracy --gauges 0 --seed 424242` (5 bolts alone on a dark tray; a sixth bolt's shaft end

@@ -222,17 +222,37 @@ def tray_blob(m0):
     """The tray as the first guess's largest blob, when the flood fills found no edge between
     tray and table (a vignetted or blurred tray edge ramps into the table): the blob stands out
     from the border's colour with a sharp rim (soft blobs were dropped), covers at least 30% of
-    the image, and nothing part-sized stands out outside it. Returns (surface, scene) as
-    parts_surface does, or None."""
+    the image, and nothing part-sized stands out outside it (or outside its convex outline,
+    when it fills most of that). Returns (surface, scene) as parts_surface does, or None."""
     n, lbl, st, _ = cv2.connectedComponentsWithStats(m0, 8)
     if n < 2:
         return None
     k = 1 + int(np.argmax(st[1:, cv2.CC_STAT_AREA]))
     if st[k, cv2.CC_STAT_AREA] < 0.3 * m0.size:
         return None
-    filled = enclosed((lbl == k).astype(np.uint8)) > 0
-    if part_like((m0 > 0) & ~filled, float(m0.size))[1] > 0:
-        return None
+    blob = (lbl == k).astype(np.uint8)
+    filled = enclosed(blob) > 0
+    # Parts lying across the tray's edge are not enclosed by it (a cluster reaching a vignetted
+    # corner, whose dark rim does not stand out from the border): a part-sized blob lying mostly
+    # inside the tray's convex outline is the tray's, and the outline is the tray's when the
+    # blob fills most of it (trays are convex).
+    hull = np.zeros_like(blob)
+    cv2.fillConvexPoly(hull, cv2.convexHull(cv2.findNonZero(blob)), 1)
+    hull = hull > 0
+    convex = filled.sum() >= 0.85 * hull.sum()
+    if convex:
+        filled |= hull
+    total = float(m0.size)
+    for i in range(1, n):
+        x, y, bw, bh, a = st[i]
+        if i == k or not 0.0003 * total <= a <= 0.05 * total:
+            continue
+        piece = lbl[y:y + bh, x:x + bw] == i
+        if (piece & ~filled[y:y + bh, x:x + bw]).sum() == 0:
+            continue  # enclosed
+        if not (convex and (piece & hull[y:y + bh, x:x + bw]).sum() >= 0.5 * a):
+            return None  # something part-sized stands out outside the tray
+        filled[y:y + bh, x:x + bw] |= piece
     grow = np.ones((5, 5), np.uint8)
     surf = cv2.erode(filled.astype(np.uint8), grow) > 0
     scene = cv2.dilate((~filled).astype(np.uint8), grow) > 0
