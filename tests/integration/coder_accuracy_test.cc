@@ -653,6 +653,15 @@ TEST(CoderAccuracyTest, PartsAcrossAVignettedTrayCornerLeaveTheTrayTheSurface) {
   ExpectExactOrNotConfident(line, boxes, tray.size());
 }
 
+TEST(CoderAccuracyTest, ALoneBoltAmongNutsIsOnePart) {
+  // Regression: tray 79 of `roilens accuracy --gauges 0 --seed 424242` (four nuts and one bolt,
+  // none touching) counted 6: the bolt covers about twice a nut's area, the typical part here,
+  // and with no other bolt to compare it with it was split in two by area. Touching nuts keep
+  // their holes and are counted one per hole, so a long piece without a hole among holed parts
+  // is another kind of part.
+  ExpectAccuracyTray(424242, 79, 5, Contract::kExact);
+}
+
 TEST(CoderAccuracyTest, ABorderPieceJustUnderHalfAPartLeavesACleanCountConfident) {
   // Regression (confidence that reaches 0.8 where the evidence holds): tray 123 of `roilens
   // accuracy --gauges 0 --seed 424242` (5 bolts alone on a dark tray; a sixth bolt's shaft end

@@ -1417,6 +1417,9 @@ def count_in(work):
         typ = [t for t in whole if 0.5 * a1 <= t["area"] <= 2.0 * a1] or whole
         c1 = float(np.median([hull_area(t) for t in typ]))
         e1 = float(np.median([elongation(t) for t in typ]))
+        # most parts of the typical size have a hole (nuts, washers): touching ones keep their
+        # holes and are counted one per hole (holed_parts)
+        typ_holed = sum(1 for t in typ if t["holed"]) > 0.5 * len(typ)
         for s in segs:
             x, y, bw, bh = s["box"]
             on_border = s["on_border"]
@@ -1459,6 +1462,11 @@ def count_in(work):
                 kin = kin or sum(1 for t in segs if t is not s and not t["holed"]
                                  and t["area"] < s["area"] and parts_by_area(t, a_hi, h1, e1) < 1.4
                                  and scaled(s, t))
+                # so a long piece without a hole among them is another kind, not several of
+                # them: a bolt among nuts (over 2.3 times as long as wide; two bolts lying side
+                # by side or crossed make a stubbier piece)
+                if not kin and typ_holed and elongation(s) >= 2.3:
+                    kin = 1
                 if kin:
                     n = 1
             margin = abs(ratio + 0.3 - round(ratio + 0.3))  # distance to a decision boundary
