@@ -578,8 +578,9 @@ void ExpectAccuracyTray(int seed, int index, std::size_t parts, Contract contrac
     return;
   }
   ExpectExactWithObjects(line, boxes, tray.size());
-  if (contract == Contract::kExactAndConfident)
+  if (contract == Contract::kExactAndConfident) {
     EXPECT_GE(line["confidence"].get<double>(), 0.8) << line.dump();
+  }
 }
 
 TEST(CoderAccuracyTest, AWasherDimOnOneSideStaysARing) {
