@@ -663,6 +663,15 @@ TEST(CoderAccuracyTest, ALoneBoltAmongNutsIsOnePart) {
   ExpectAccuracyTray(424242, 79, 5, Contract::kExact);
 }
 
+TEST(CoderAccuracyTest, TwoSmallBoltsInAVAmongNutsAreTwoParts) {
+  // Regression: tray 195 of `roilens accuracy --gauges 0 --seed 14142` (18 mixed parts, most of
+  // them nuts and washers) counted 17: two small bolts touching in a V made one piece of three
+  // quarters of a typical part's area, so one part by area, though far from convex (0.60 of its
+  // convex outline). Among holed parts, a piece without a hole that is far from convex and not
+  // long is two parts; a lone bolt is long (over 2.3 times as long as wide) and stays one.
+  ExpectAccuracyTray(14142, 195, 18, Contract::kExact);
+}
+
 TEST(CoderAccuracyTest, ABorderPieceJustUnderHalfAPartLeavesACleanCountConfident) {
   // Regression (confidence that reaches 0.8 where the evidence holds): tray 123 of `roilens
   // accuracy --gauges 0 --seed 424242` (5 bolts alone on a dark tray; a sixth bolt's shaft end
