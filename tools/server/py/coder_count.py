@@ -170,11 +170,17 @@ def flat_regions(sm, tol):
     return region, areas
 
 
+def part_sized(area, total):
+    """Whether a blob of `area` px (or each of an array of them) has a part's size: 1/3000 to
+    1/20 of an image of `total` px."""
+    return (area >= 0.0003 * total) & (area <= 0.05 * total)
+
+
 def part_like(mask, total):
-    """The blobs of a mask that have a part's size (1/3000 to 1/20 of the image): (mask, how many)."""
+    """The blobs of a mask that have a part's size (part_sized): (mask, how many)."""
     _, lbl, st, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), 8)
     a = st[:, cv2.CC_STAT_AREA]
-    ok = (a >= 0.0003 * total) & (a <= 0.05 * total)
+    ok = part_sized(a, total)
     ok[0] = False
     return ok[lbl], int(ok.sum())
 
@@ -245,7 +251,7 @@ def tray_blob(m0):
     total = float(m0.size)
     for i in range(1, n):
         x, y, bw, bh, a = st[i]
-        if i == k or not 0.0003 * total <= a <= 0.05 * total:
+        if i == k or not part_sized(a, total):
             continue
         piece = lbl[y:y + bh, x:x + bw] == i
         if (piece & ~filled[y:y + bh, x:x + bw]).sum() == 0:
