@@ -676,6 +676,26 @@ TEST(CoderAccuracyTest, TwoSmallBoltsInAVAmongNutsAreTwoParts) {
   ExpectAccuracyTray(14142, 195, 18, Contract::kExact);
 }
 
+TEST(CoderAccuracyTest, ABoltsShaftCutAtANeighboursHeadJoinsItsOwnHead) {
+  // Regression: tray 43 of `roilens accuracy --gauges 0 --seed 57721` (ten parts; two bolts
+  // crossing, the head of one against the other's neck) counted 11: the watershed cut the
+  // second bolt's shaft from its head, and the shaft piece was deepest at that cut, where the
+  // first bolt's head widens the foreground, so it passed for as thick as a head (9.0 against
+  // 10.0) and was never joined back. A piece's thickness is now measured clear of its cuts.
+  ExpectAccuracyTray(57721, 43, 10, Contract::kExact);
+}
+
+TEST(CoderAccuracyTest, ABoltTouchingAnotherPartAtItsHeadIsNotItsShaft) {
+  // Tray 189 of `roilens accuracy --gauges 0 --seed 31337` (13 parts) counted 14 before the
+  // rule above, and 14 again with it alone: measured clear of the cut, a whole bolt whose head
+  // touches a larger part is thin beside it (9.6 against 13.0), as a shaft's end is beside its
+  // head, and it was joined to that part. A piece that is itself a head and a shaft (its far
+  // end under three quarters as thick as its end at the cut, its outline well short of filling
+  // its length times its width) is a part of its own. AGlareSpotIsNotCountedAsAPart (seed 80)
+  // checks the same for a bolt touching a glare spot at its head.
+  ExpectAccuracyTray(31337, 189, 13, Contract::kExact);
+}
+
 TEST(CoderAccuracyTest, ABorderPieceJustUnderHalfAPartLeavesACleanCountConfident) {
   // Regression (confidence that reaches 0.8 where the evidence holds): tray 123 of `roilens
   // accuracy --gauges 0 --seed 424242` (5 bolts alone on a dark tray; a sixth bolt's shaft end

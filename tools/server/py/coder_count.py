@@ -841,8 +841,10 @@ def join_shaft_pieces(markers, mask, dt):
     thick as its neighbour) met by a cut at least half as thick; either way it runs along its
     neighbour's length when that one is long. A part touching another meets it at a neck much
     thinner than itself, and two parts lying side by side are each as thick as a part: they stay
-    apart. Each thin piece joins one neighbour at most. Returns the markers with such pieces
-    joined."""
+    apart. Each thin piece joins one neighbour at most. Thickness is measured clear of the cuts,
+    where the neighbour widens the foreground; a piece thin only by that measure that is itself
+    a head and a shaft, narrowing away from the cut, is a whole part touching the other at its
+    head and stays apart. Returns the markers with such pieces joined."""
     ys, xs = np.nonzero((markers == -1) & (mask > 0))
     if not len(ys):
         return markers
@@ -862,8 +864,18 @@ def join_shaft_pieces(markers, mask, dt):
     top = np.zeros(int(markers.max()) + 1)
     inside = markers >= 2
     np.maximum.at(top, markers[inside], dt[inside])
+    # a piece's own thickness: its deepest point whose inscribed circle stays clear of the cuts.
+    # At a cut the part beyond widens the foreground, so a shaft's end touching another part's
+    # head is deepest at that cut, as thick as a head there
+    to_cut = cv2.distanceTransform((markers != -1).astype(np.uint8), cv2.DIST_L2, 3)
+    clear = inside & (to_cut > dt)
+    own = np.zeros_like(top)
+    np.maximum.at(own, markers[clear], dt[clear])
+    own = np.where(own > 0, own, top)
     area = np.bincount(markers[inside], minlength=len(top))
     axes = {}
+    # the pieces' inscribed radii with the cuts as their edges
+    piece_dt = cv2.distanceTransform(inside.astype(np.uint8), cv2.DIST_L2, 3)
 
     def axis(lab):
         """(direction in rad, elongation: major over minor spread) of a piece's pixels"""
@@ -874,6 +886,40 @@ def join_shaft_pieces(markers, mask, dt):
             axes[lab] = (math.atan2(vec[1, 1], vec[0, 1]),
                          math.sqrt(max(ev[1], 1e-9) / max(ev[0], 1e-9)))
         return axes[lab]
+
+    def whole_part(lab, other):
+        """whether a piece is itself a part with a head at its cut with other and a shaft
+        beyond: its far quarter (along its length, away from the cut) under 0.74 times as thick
+        as its quarter at the cut, and its outline filling under 0.76 of its length times its
+        greatest width (a shaft's end is of even width and fills about 0.8 and more)"""
+        py, px = np.nonzero(markers == lab)
+        ang = axis(lab)[0]
+        along = (px - px.mean()) * math.cos(ang) + (py - py.mean()) * math.sin(ang)
+        span = float(along.max() - along.min() + 1)
+        at = (lo == min(lab, other)) & (hi == max(lab, other))
+        cut_along = float(((xs[at] - px.mean()) * math.cos(ang) +
+                           (ys[at] - py.mean()) * math.sin(ang)).mean())
+        q = (along - along.min()) / span
+        near, far = (q >= 0.75, q <= 0.25) if cut_along > 0 else (q <= 0.25, q >= 0.75)
+        depth = piece_dt[py, px]
+        if not near.any() or not far.any():
+            return False
+        fill = len(px) / (2.0 * max(float(depth.max()), 1.0) * span)
+        return float(depth[far].max()) <= 0.74 * float(depth[near].max()) and fill < 0.76
+
+    def continues(lab, thin, thick, ridge):
+        """whether a piece this thin may be the shaft's end or the flank of one this thick,
+        met by a cut this thick. A shaft (over twice as long as wide) may be up to 0.8 times
+        as thick (a large bolt's shaft is up to 0.8 times as thick as its head, and a head half
+        hidden under a neighbour is thinner than itself), another piece up to 0.65 times. A
+        shaft's end beyond a slight narrowing is cut across, the cut nearly as thick as the
+        piece itself, or the piece is a shaft met by a cut of some thickness (a part touching
+        another meets it at a neck much thinner than itself)."""
+        shaft = area[lab] >= 2.0 * (2.0 * thin) ** 2
+        if thin > (0.8 if shaft else 0.65) * thick:
+            return False
+        return thin - ridge <= 0.35 * thin or (shaft and ridge >= 0.5 * thin)
+
     root = list(range(len(top)))
 
     def find(a):
@@ -885,24 +931,21 @@ def join_shaft_pieces(markers, mask, dt):
     # highest cut), so that a shaft lying across two parts does not chain them into one
     best = {}
     for (a, b), ridge in cuts.items():
-        (thin, t), (thick, _) = sorted(((top[a], a), (top[b], b)))
-        # a shaft: over twice as long as wide (a large bolt's shaft is up to 0.8 times as
-        # thick as its head, and a head half hidden under a neighbour is thinner than itself)
-        shaft = area[t] >= 2.0 * (2.0 * thin) ** 2
-        if thin > (0.8 if shaft else 0.65) * thick:
-            continue
-        # a shaft's end beyond a slight narrowing: cut across, the cut nearly as thick as the
-        # piece itself, or the piece a shaft met by a cut of some thickness (a part touching
-        # another meets it at a neck much thinner than itself)
-        onward = thin - ridge <= 0.35 * thin or (shaft and ridge >= 0.5 * thin)
+        (thin, t), (thick, _) = sorted(((own[a], a), (own[b], b)))
+        other = a + b - t
+        onward = continues(t, thin, thick, ridge)
+        # thin only clear of the cut: a shaft's end, unless it is a whole part that touches
+        # the other at its head
+        if onward and not continues(t, top[t], top[other], ridge) and whole_part(t, other):
+            onward = False
         if onward:
             # a piece continuing a long one runs along it: a thin part (a small bolt) lying
             # across a long part's end is a part of its own
-            (da, ea), (db, _) = axis(a + b - t), axis(t)
+            (da, ea), (db, _) = axis(other), axis(t)
             turn = abs((da - db + math.pi / 2) % math.pi - math.pi / 2)
             onward = ea < 1.8 or turn <= math.radians(25)
         if onward and ridge > best.get(t, (-1.0, 0))[0]:
-            best[t] = (ridge, a + b - t)
+            best[t] = (ridge, other)
     for t, (_, other) in best.items():
         root[find(t)] = find(other)
     lut = np.array([find(a) for a in range(len(top))], np.int32)
