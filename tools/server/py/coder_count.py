@@ -1469,6 +1469,23 @@ def count_in(work):
         # most parts of the typical size have a hole (nuts, washers): touching ones keep their
         # holes and are counted one per hole (holed_parts)
         typ_holed = sum(1 for t in typ if t["holed"]) > 0.5 * len(typ)
+        # a part whose end runs into a glare spot makes one blob with it, cut in two at the
+        # neck between them: the part, and its end with the spot, a piece whose outline is soft
+        # over most of its length (its softer 30th percentile over three times the median
+        # piece's rim). That piece is glare, the other one the part. The count rests on that
+        # decision (a part lying under the spot would be lost).
+        rim_med = float(np.median([s["soft"] for s in segs]))
+        cut_in_two = {}
+        for s in segs:
+            cut_in_two.setdefault(s["comp"], []).append(s)
+        gone = []
+        for g in cut_in_two.values():
+            soft = [s for s in g if s.get("soft_lo", 0.0) > 3.0 * rim_med]
+            if len(g) == 2 and len(soft) == 1:
+                gone += soft
+        if gone:
+            evidence["ambiguous"] += len(gone)
+            segs = [s for s in segs if not any(s is d for d in gone)]
         for s in segs:
             x, y, bw, bh = s["box"]
             on_border = s["on_border"]
