@@ -889,9 +889,9 @@ def join_shaft_pieces(markers, mask, dt):
 
     def whole_part(lab, other):
         """whether a piece is itself a part with a head at its cut with other and a shaft
-        beyond: its far quarter (along its length, away from the cut) under 0.74 times as thick
-        as its quarter at the cut, and its outline filling under 0.76 of its length times its
-        greatest width (a shaft's end is of even width and fills about 0.8 and more)"""
+        beyond: its far quarter (along its length, away from the cut) at most 0.74 times as
+        thick as its quarter at the cut, and its outline filling under 0.76 of its length times
+        its greatest width (a shaft's end is of even width and fills about 0.8 and more)"""
         py, px = np.nonzero(markers == lab)
         ang = axis(lab)[0]
         along = (px - px.mean()) * math.cos(ang) + (py - py.mean()) * math.sin(ang)
