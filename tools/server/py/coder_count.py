@@ -831,6 +831,14 @@ def dt_peaks(dt, min_rel, min_height=0.0):
     return [(p[0], p[1], p[2]) for p in peaks if p[3]]
 
 
+def by_blob(segs):
+    """the pieces grouped by the blob (connected component) they were cut from, in order"""
+    groups = {}
+    for s in segs:
+        groups.setdefault(s["comp"], []).append(s)
+    return list(groups.values())
+
+
 def join_shaft_pieces(markers, mask, dt):
     """Joins a shaft's pieces to the part they belong to. A shaft of even width is a flat ridge
     of the distance transform, and a slight narrowing along it (a highlight eating its edge)
@@ -874,8 +882,7 @@ def join_shaft_pieces(markers, mask, dt):
     own = np.where(own > 0, own, top)
     area = np.bincount(markers[inside], minlength=len(top))
     axes = {}
-    # the pieces' inscribed radii with the cuts as their edges
-    piece_dt = cv2.distanceTransform(inside.astype(np.uint8), cv2.DIST_L2, 3)
+    piece_dt = []  # the pieces' inscribed radii with the cuts as their edges, when first needed
 
     def axis(lab):
         """(direction in rad, elongation: major over minor spread) of a piece's pixels"""
@@ -901,7 +908,9 @@ def join_shaft_pieces(markers, mask, dt):
                            (ys[at] - py.mean()) * math.sin(ang)).mean())
         q = (along - along.min()) / span
         near, far = (q >= 0.75, q <= 0.25) if cut_along > 0 else (q <= 0.25, q >= 0.75)
-        depth = piece_dt[py, px]
+        if not piece_dt:
+            piece_dt.append(cv2.distanceTransform(inside.astype(np.uint8), cv2.DIST_L2, 3))
+        depth = piece_dt[0][py, px]
         if not near.any() or not far.any():
             return False
         fill = len(px) / (2.0 * max(float(depth.max()), 1.0) * span)
@@ -1475,11 +1484,8 @@ def count_in(work):
         # piece's rim). That piece is glare, the other one the part. The count rests on that
         # decision (a part lying under the spot would be lost).
         rim_med = float(np.median([s["soft"] for s in segs]))
-        cut_in_two = {}
-        for s in segs:
-            cut_in_two.setdefault(s["comp"], []).append(s)
         gone = []
-        for g in cut_in_two.values():
+        for g in by_blob(segs):
             soft = [s for s in g if s.get("soft_lo", 0.0) > 3.0 * rim_med]
             if len(g) == 2 and len(soft) == 1:
                 gone += soft
@@ -1610,18 +1616,16 @@ def count_in(work):
         # took in whole is never dropped as glare, so it is seen on the piece itself: an outline
         # soft over most of its length (softness at its 30th percentile more than three times
         # the median piece's) makes the split odd, and so does a split of one part's area.
-        pieces = {}
-        for s in segs:
-            pieces.setdefault(s["comp"], []).append(s)
+        pieces = by_blob(segs)
         necked = 0.0
         glare_seen = evidence["soft_drops"] + evidence["rescued"] > 0
         soft_ref = float(np.median([s["soft"] for s in segs])) if segs else 0.0
         # Two parts touching cover about twice a lone part's area: a blob split at a neck whose
         # pieces together cover less than 1.5 lone parts (the median blob of one piece, away
         # from the border, when there are two or more) may be one part cut in two.
-        lone = [g[0]["area"] for g in pieces.values() if len(g) == 1 and not g[0]["on_border"]]
+        lone = [g[0]["area"] for g in pieces if len(g) == 1 and not g[0]["on_border"]]
         a_lone = float(np.median(lone)) if len(lone) >= 2 else 0.0
-        for group in pieces.values():
+        for group in pieces:
             if len(group) > 1:
                 clean = all(0.65 * a1 <= s["area"] <= 1.35 * a_hi
                             and s.get("soft_lo", 0.0) <= 3.0 * soft_ref for s in group)
