@@ -6,6 +6,7 @@
 #include <cmath>
 #include <initializer_list>
 #include <iostream>
+#include <limits>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <opencv2/imgcodecs.hpp>
@@ -541,15 +542,17 @@ TEST(CoderAccuracyTest, ALargeBoltsShaftBeyondANarrowingStaysWithItsHead) {
   ExpectEachSeedExact(MixedSizesInGroups(), 12, {23, 56, 79});
 }
 
-/// Tray `index` of `roilens accuracy --gauges 0 --seed SEED` (the first of its trays, before
-/// the wider views), rendered the way it renders them: in order from one RNG. With `wider`, tray
-/// `index` of `--trays 0 --wider N` (every tray a wider view).
-cv::Mat AccuracyTray(int seed, int index, std::vector<cv::Rect>* boxes, bool wider = false) {
+/// Tray `index` of `roilens accuracy --gauges 0 --seed SEED --trays TRAYS` (it renders them in
+/// order from one RNG; the trays from index `trays` on are the wider views, the table around
+/// them). The default leaves every tray a plain one; 0 makes every tray a wider view (`--trays 0
+/// --wider N`).
+cv::Mat AccuracyTray(int seed, int index, std::vector<cv::Rect>* boxes,
+                     int trays = std::numeric_limits<int>::max()) {
   cv::RNG rng(seed);
   cv::Mat tray;
   for (int i = 0; i <= index; ++i) {
     TrayStyle style = RandomTrayStyle(rng);
-    if (wider) {
+    if (i >= trays) {
       style.border_parts = 0;
       style.surround = RandomTraySurround(rng);
     }
@@ -569,13 +572,13 @@ enum class Contract {
   kWithinOneAndExactOrNotConfident
 };
 
-/// Counts tray `index` of AccuracyTray(seed, index, wider), which must hold `parts` parts, and
+/// Counts tray `index` of AccuracyTray(seed, index, trays), which must hold `parts` parts, and
 /// holds the answer to `contract`.
 void ExpectAccuracyTray(int seed, int index, std::size_t parts, Contract contract,
-                        bool wider = false) {
+                        int trays = std::numeric_limits<int>::max()) {
   SCOPED_TRACE("seed " + std::to_string(seed) + " tray " + std::to_string(index));
   std::vector<cv::Rect> boxes;
-  const cv::Mat tray = AccuracyTray(seed, index, &boxes, wider);
+  const cv::Mat tray = AccuracyTray(seed, index, &boxes, trays);
   ASSERT_EQ(boxes.size(), parts);
   const json line = CountTray(tray);
   if (contract == Contract::kWithinOneAndExactOrNotConfident) {
@@ -626,7 +629,7 @@ TEST(CoderAccuracyTest, ABoltCutWhereItsShaftRunsIntoGlareIsNotAConfidentCount) 
   // bolt was cut at its neck into a head and a shaft-and-spot piece of a part's size, a clean
   // split by area. The spot was taken in whole, never dropped as glare, so the tray passed for
   // glare-free. A piece whose outline is soft over most of its length makes the split odd.
-  ExpectAccuracyTray(2, 27, 9, Contract::kExactOrNotConfident, /*wider=*/true);
+  ExpectAccuracyTray(2, 27, 9, Contract::kExactOrNotConfident, /*trays=*/0);
 }
 
 TEST(CoderAccuracyTest, ABoltCutInTwoPiecesOfOnePartsAreaIsNotAConfidentCount) {
@@ -655,7 +658,7 @@ TEST(CoderAccuracyTest, PartsAcrossAVignettedTrayCornerLeaveTheTrayTheSurface) {
   // so it passed for parts outside the tray, the tray was not taken as the parts' surface, and
   // its light face was counted as parts. A part-sized blob lying mostly inside the outline of a
   // convex tray is the tray's. (13 now: the clusters of touching bolts are the hard part left.)
-  ExpectAccuracyTray(909, 44, 14, Contract::kWithinOneAndExactOrNotConfident, /*wider=*/true);
+  ExpectAccuracyTray(909, 44, 14, Contract::kWithinOneAndExactOrNotConfident, /*trays=*/0);
 }
 
 TEST(CoderAccuracyTest, ALoneBoltAmongNutsIsOnePart) {
