@@ -661,6 +661,25 @@ TEST(CoderAccuracyTest, PartsAcrossAVignettedTrayCornerLeaveTheTrayTheSurface) {
   ExpectAccuracyTray(909, 44, 14, Contract::kWithinOneAndExactOrNotConfident, /*trays=*/0);
 }
 
+TEST(CoderAccuracyTest, ATraysRimShadowIsNoPart) {
+  // Regression: tray 100 of `roilens accuracy --gauges 0 --trays 100 --wider 50 --seed 777` (4
+  // bolts on a light tray on a lilac table) counted 6: the shadow line along the tray's right
+  // and bottom rims, an L a few pixels wide, stood out from the tray, was cut in two near its
+  // corner, and both pieces counted. The corner piece is no rim_like strip (its rectangle is as
+  // wide as the tray), and neither lies at the image border. A piece under 0.4 times as thick
+  // as a part and longer than 2.5 part lengths is a line: a rim's shadow, a cable or a crack.
+  ExpectAccuracyTray(777, 100, 4, Contract::kExact, /*trays=*/100);
+}
+
+TEST(CoderAccuracyTest, TheTableBesideATrayOfTwoPartsIsNoPart) {
+  // Regression: tray 123 of `roilens accuracy --gauges 0 --trays 0 --wider 150 --seed 2` (2
+  // parts on a tray with the table along its side) counted 3: a band of the table's edge running
+  // along the image border was counted. Structures the frame cuts were dropped only with three
+  // parts or more away from the border, to measure a typical part against; with fewer, the
+  // border runs are measured against the longest of them.
+  ExpectAccuracyTray(2, 123, 2, Contract::kExact, /*trays=*/0);
+}
+
 TEST(CoderAccuracyTest, ALoneBoltAmongNutsIsOnePart) {
   // Regression: tray 79 of `roilens accuracy --gauges 0 --seed 424242` (four nuts and one bolt,
   // none touching) counted 6: the bolt covers about twice a nut's area, the typical part here,

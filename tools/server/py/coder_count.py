@@ -1246,20 +1246,30 @@ def drop_structures(segs, blobs, edge):
       longer than six part lengths that is that narrow on average (a sagging rim); so is a
       shorter one that is eight times as long as wide, or five times when under 0.3 part widths,
       and lies along the frame's direction (rim_like; one longer than 2.5 part lengths that way
-      up to 0.75 part widths)."""
+      up to 0.75 part widths); and so is a line of any shape, under 0.4 times as thick as a part
+      (its inscribed radius) and longer than 2.5 part lengths (its area over its width): the
+      shadow along a tray's rims, an L whose rectangle is as wide as the tray.
+    With fewer than three whole pieces there is no typical width: only the first rule applies,
+    against the longest of them."""
     whole = [s for s in segs if not s["on_border"]]
-    if len(whole) < 3:
+    if not whole:
         return segs
-    a1 = float(np.median([s["area"] for s in whole]))
     for s in segs:
         s["rect"] = sorted(cv2.minAreaRect(s["pts"])[1])  # (width, length)
-    rects = [s["rect"] for s in whole if s["area"] <= 2.5 * a1]
-    if not rects:
+    if len(whole) < 3:
+        # a tray of one or two parts seen with the table along its sides
+        limit = 2.5 * max(s["rect"][1] for s in whole)
+        along = border_runs(blobs, edge, limit, 0.25 * limit / 2.5)
+        return [s for s in segs if not along_border(s, along, edge)]
+    a1 = float(np.median([s["area"] for s in whole]))
+    typ = [s for s in whole if s["area"] <= 2.5 * a1]
+    if not typ:
         return segs
-    w1 = float(np.median([r[0] for r in rects]))
-    rects = [r for r in rects if r[0] >= 0.6 * w1]  # thin strips inside the image left out
-    w1 = float(np.median([r[0] for r in rects]))
-    limit = 2.5 * float(np.median([r[1] for r in rects]))
+    w1 = float(np.median([s["rect"][0] for s in typ]))
+    typ = [s for s in typ if s["rect"][0] >= 0.6 * w1]  # thin strips inside the image left out
+    w1 = float(np.median([s["rect"][0] for s in typ]))
+    limit = 2.5 * float(np.median([s["rect"][1] for s in typ]))
+    h1 = float(np.median([s["thick"] for s in typ]))  # a part's inscribed radius
     _, lbl = cv2.connectedComponents(blobs, connectivity=8)
     along = border_runs(blobs, edge, limit, 0.25 * limit / 2.5)
     blob, members = [], {}
@@ -1281,21 +1291,30 @@ def drop_structures(segs, blobs, edge):
             rect = sorted(cv2.minAreaRect(np.concatenate([segs[k]["pts"] for k in ks]))[1])
             if strip_like(rect, sum(segs[k]["area"] for k in ks)):
                 strip.add(b)
-    band = np.zeros(blobs.shape, bool)
-    band[:edge + 1, :] = band[-edge - 1:, :] = band[:, :edge + 1] = band[:, -edge - 1:] = True
     out = []
     for k, s in enumerate(segs):
         if blob[k] in strip or strip_like(s["rect"], s["area"]):
             continue
         if rim_like(s, w1, limit / 2.5):
             continue
-        if s["on_border"]:
-            p = s["pts"].astype(int)
-            at = band[p[:, 1], p[:, 0]]
-            if at.any() and along[p[at, 1], p[at, 0]].mean() > 0.5:
-                continue  # it lies along a structure the frame cuts
+        if s["thick"] < 0.4 * h1 and s["area"] > 2.0 * s["thick"] * limit:
+            continue  # a line, bent or not, thinner than a part and longer: a rim's shadow
+        if along_border(s, along, edge):
+            continue
         out.append(s)
     return out
+
+
+def along_border(s, along, edge):
+    """whether a piece at the border lies there mostly along a structure the frame cuts (the
+    stretches of border_runs)"""
+    if not s["on_border"]:
+        return False
+    h, w = along.shape
+    p = s["pts"].astype(int)
+    at = ((p[:, 1] <= edge) | (p[:, 1] >= h - edge - 1) | (p[:, 0] <= edge)
+          | (p[:, 0] >= w - edge - 1))
+    return bool(at.any() and along[p[at, 1], p[at, 0]].mean() > 0.5)
 
 
 def shadows(segs, offset):
