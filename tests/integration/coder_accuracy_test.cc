@@ -680,6 +680,16 @@ TEST(CoderAccuracyTest, TheTableBesideATrayOfTwoPartsIsNoPart) {
   ExpectAccuracyTray(2, 123, 2, Contract::kExact, /*trays=*/0);
 }
 
+TEST(CoderAccuracyTest, ASurfaceThatStandsOutFromTheBorderIsNoPart) {
+  // Regression: tray 72 of `roilens accuracy --gauges 0 --trays 0 --wider 100 --seed 1729` (one
+  // washer on a vignetted grey tray, the table along the top and bottom) counted 4, then 2 once
+  // the table's edge along the border was dropped. Against the border's colour (table and tray)
+  // the tray's darkened lower half stood out in one blob, 27% of the image: under the 30% that
+  // made the counter look for the parts' surface, so its pieces were counted. A blob of a tenth
+  // of the image reaching the border is a surface, not a part: it now makes the counter look too.
+  ExpectAccuracyTray(1729, 72, 1, Contract::kExact, /*trays=*/0);
+}
+
 TEST(CoderAccuracyTest, ALoneBoltAmongNutsIsOnePart) {
   // Regression: tray 79 of `roilens accuracy --gauges 0 --seed 424242` (four nuts and one bolt,
   // none touching) counted 6: the bolt covers about twice a nut's area, the typical part here,

@@ -224,6 +224,16 @@ def parts_surface(img):
             cv2.resize(scene, (w, h), interpolation=cv2.INTER_NEAREST) > 0)
 
 
+def surfaces_at_border(m, b):
+    """The blobs of a mask that are surfaces: at least a tenth of the image, reaching its border
+    (within b px). Returns (labels, areas of the blobs 1..n-1, which of them are surfaces)."""
+    h, w = m.shape
+    _, lbl, st, _ = cv2.connectedComponentsWithStats(m, 8)
+    x, y, bw, bh, a = (st[1:, k] for k in range(5))
+    at = (x <= b) | (y <= b) | (x + bw >= w - b) | (y + bh >= h - b)
+    return lbl, a, (a >= 0.1 * m.size) & at
+
+
 def tray_blob(m0):
     """The tray as the first guess's largest blob, when the flood fills found no edge between
     tray and table (a vignetted or blurred tray edge ramps into the table): the blob stands out
@@ -299,18 +309,16 @@ def segment(img):
         # Such surfaces that reach the border (the tray seen against the table, a reflection
         # band) are left out of the guess first: they belong to the scene, not to the parts.
         m1 = guess_parts(d0, otsu_level(d0))
-        n1, l1, st1, _ = cv2.connectedComponentsWithStats(m1, 8)
-        x, y, bw, bh, blobs1 = (st1[1:, k] for k in range(5))
-        at_border = (x <= b) | (y <= b) | (x + bw >= w - b) | (y + bh >= h - b)
-        surface = (blobs1 >= 0.1 * m1.size) & at_border
+        l1, blobs1, surface = surfaces_at_border(m1, b)
         for i in np.flatnonzero(surface):
             m1[l1 == i + 1] = 0
         blobs1 = blobs1[~surface]  # removing a component leaves the others as they were
         if (blobs1 >= 20).sum() >= 3 and blobs1.max() < 0.1 * m1.size:
             m0, guess = m1, "split"
-    if guess == "border" and m0.mean() > 0.3:
-        # Most of the image stands out from the border: the border's colour is not the surface
-        # the parts lie on (a tray seen with the table around it, the border a mix of both).
+    if guess == "border" and (m0.mean() > 0.3 or surfaces_at_border(m0, b)[2].any()):
+        # Most of the image stands out from the border, or a surface does (a blob of a tenth of
+        # the image reaching the border, no part): the border's colour is not the surface the
+        # parts lie on (a tray seen with the table around it, the border a mix of both).
         # When the image holds such a surface and other, empty ones, the guess is made against
         # that surface's colour and spread, and the others are scene: never background, never
         # parts. (Not when nothing stood out: on real photos of steel trays with reflections the
