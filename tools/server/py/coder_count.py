@@ -839,6 +839,12 @@ def dt_peaks(dt, min_rel, min_height=0.0):
     return [(p[0], p[1], p[2]) for p in peaks if p[3]]
 
 
+def soft_outlined(s, ref):
+    """whether a piece's outline is soft over most of its length, as glare's is: its softer
+    30th percentile (soft_lo) over three times ref, the median piece's rim softness"""
+    return s.get("soft_lo", 0.0) > 3.0 * ref
+
+
 def by_blob(segs):
     """the pieces grouped by the blob (connected component) they were cut from, in order"""
     groups = {}
@@ -916,11 +922,11 @@ def join_shaft_pieces(markers, mask, dt):
                            (ys[at] - py.mean()) * math.sin(ang)).mean())
         q = (along - along.min()) / span
         near, far = (q >= 0.75, q <= 0.25) if cut_along > 0 else (q <= 0.25, q >= 0.75)
+        if not near.any() or not far.any():
+            return False
         if not piece_dt:
             piece_dt.append(cv2.distanceTransform(inside.astype(np.uint8), cv2.DIST_L2, 3))
         depth = piece_dt[0][py, px]
-        if not near.any() or not far.any():
-            return False
         fill = len(px) / (2.0 * max(float(depth.max()), 1.0) * span)
         return float(depth[far].max()) <= 0.74 * float(depth[near].max()) and fill < 0.76
 
@@ -1190,15 +1196,16 @@ def blob_of(sg, lbl):
     return int(np.bincount(ids).argmax()) if ids.size else 0
 
 
-def border_runs(blobs, edge, limit, gap):
+def border_runs(blobs, edge, limit):
     """The stretches of the image border along which the foreground runs for longer than
-    `limit` px (its pixels along the border, gaps shorter than `gap` px bridged but not counted:
-    a rim that the segmentation broke up is one rim). Returns a mask of the border bands
+    `limit` px (its pixels along the border, gaps shorter than a tenth of `limit` bridged but
+    not counted: a rim that the segmentation broke up is one rim; with `limit` 2.5 part
+    lengths, that is a quarter of a part's length). Returns a mask of the border bands
     (edge + 1 px deep) that marks those stretches."""
     h, w = blobs.shape
     b = edge + 1
     out = np.zeros((h, w), bool)
-    g = max(1, int(round(gap)))
+    g = max(1, int(round(0.1 * limit)))
     for side in range(4):
         band = (blobs[:b, :], blobs[h - b:, :], blobs[:, :b].T, blobs[:, w - b:].T)[side]
         occ = band.max(axis=0).astype(np.uint8)[None, :]
@@ -1267,7 +1274,7 @@ def drop_structures(segs, blobs, edge):
     if len(whole) < 3:
         # a tray of one or two parts seen with the table along its sides
         limit = 2.5 * max(s["rect"][1] for s in whole)
-        along = border_runs(blobs, edge, limit, 0.25 * limit / 2.5)
+        along = border_runs(blobs, edge, limit)
         return [s for s in segs if not along_border(s, along, edge)]
     a1 = float(np.median([s["area"] for s in whole]))
     typ = [s for s in whole if s["area"] <= 2.5 * a1]
@@ -1279,7 +1286,7 @@ def drop_structures(segs, blobs, edge):
     limit = 2.5 * float(np.median([s["rect"][1] for s in typ]))
     h1 = float(np.median([s["thick"] for s in typ]))  # a part's inscribed radius
     _, lbl = cv2.connectedComponents(blobs, connectivity=8)
-    along = border_runs(blobs, edge, limit, 0.25 * limit / 2.5)
+    along = border_runs(blobs, edge, limit)
     blob, members = [], {}
     for k, s in enumerate(segs):
         blob.append(blob_of(s, lbl))
@@ -1513,7 +1520,7 @@ def count_in(work):
         rim_med = float(np.median([s["soft"] for s in segs]))
         gone = []
         for g in by_blob(segs):
-            soft = [s for s in g if s.get("soft_lo", 0.0) > 3.0 * rim_med]
+            soft = [s for s in g if soft_outlined(s, rim_med)]
             if len(g) == 2 and len(soft) == 1:
                 gone += soft
         if gone:
@@ -1655,7 +1662,7 @@ def count_in(work):
         for group in pieces:
             if len(group) > 1:
                 clean = all(0.65 * a1 <= s["area"] <= 1.35 * a_hi
-                            and s.get("soft_lo", 0.0) <= 3.0 * soft_ref for s in group)
+                            and not soft_outlined(s, soft_ref) for s in group)
                 clean = clean and sum(s["area"] for s in group) >= 1.5 * a_lone
                 necked += 0.07 if clean and not glare_seen else 0.2
         conf -= min(0.6, 0.22 * evidence["splits"] + necked)
