@@ -690,6 +690,16 @@ TEST(CoderAccuracyTest, ASurfaceThatStandsOutFromTheBorderIsNoPart) {
   ExpectAccuracyTray(1729, 72, 1, Contract::kExact, /*trays=*/0);
 }
 
+TEST(CoderAccuracyTest, ABorderOfTrayAndTableMakesTheCounterLookForTheTray) {
+  // Regression: tray 33 of `roilens accuracy --gauges 0 --trays 0 --wider 100 --seed 1729` (4
+  // washers on a dark tray, a light table along its left side) counted 7. The border's median
+  // colour lay between table and tray, so both stood out from it alike and neither made a
+  // surface of its own; the local background then averaged the table into the tray's edge,
+  // which stood out as a band from top to bottom and was counted. A border of two distinct
+  // colours is two surfaces: the counter now looks for the parts' surface there too.
+  ExpectAccuracyTray(1729, 33, 4, Contract::kExact, /*trays=*/0);
+}
+
 TEST(CoderAccuracyTest, ALoneBoltAmongNutsIsOnePart) {
   // Regression: tray 79 of `roilens accuracy --gauges 0 --seed 424242` (four nuts and one bolt,
   // none touching) counted 6: the bolt covers about twice a nut's area, the typical part here,

@@ -234,6 +234,24 @@ def surfaces_at_border(m, b):
     return lbl, a, (a >= 0.1 * m.size) & at
 
 
+def two_surfaces(pixels):
+    """Whether a sample of Lab pixels (the image's border) falls into two colours, each at
+    least 15% of it, whose centres lie at least five times their spread (root mean square
+    distance to the own centre) apart: a tray and the table beside it. A lighting ramp or
+    vignetting across one surface spreads its colours evenly, and two means split an even
+    spread at about 3.5 times its spread apart."""
+    crit = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 20, 0.5)
+    cv2.setRNGSeed(1)  # the same split on every read
+    _, lbl, centres = cv2.kmeans(pixels.astype(np.float32), 2, None, crit, 2,
+                                 cv2.KMEANS_PP_CENTERS)
+    lbl = lbl.ravel()
+    if min((lbl == 0).mean(), (lbl == 1).mean()) < 0.15:
+        return False
+    spread = math.sqrt(float(np.mean([((pixels[lbl == k] - centres[k]) ** 2).sum(1).mean()
+                                      for k in (0, 1)])))
+    return float(np.linalg.norm(centres[0] - centres[1])) >= 5.0 * max(spread, 1e-3)
+
+
 def tray_blob(m0):
     """The tray as the first guess's largest blob, when the flood fills found no edge between
     tray and table (a vignetted or blurred tray edge ramps into the table): the blob stands out
@@ -315,14 +333,19 @@ def segment(img):
         blobs1 = blobs1[~surface]  # removing a component leaves the others as they were
         if (blobs1 >= 20).sum() >= 3 and blobs1.max() < 0.1 * m1.size:
             m0, guess = m1, "split"
-    if guess == "border" and (m0.mean() > 0.3 or surfaces_at_border(m0, b)[2].any()):
+    if guess == "border" and (m0.mean() > 0.3 or surfaces_at_border(m0, b)[2].any()
+                              or two_surfaces(border)):
         # Most of the image stands out from the border, or a surface does (a blob of a tenth of
-        # the image reaching the border, no part): the border's colour is not the surface the
-        # parts lie on (a tray seen with the table around it, the border a mix of both).
+        # the image reaching the border, no part), or the border itself is of two colours: the
+        # border's colour is not the surface the parts lie on (a tray seen with the table
+        # around it, the border a mix of both; where the mix's median lies between the two,
+        # tray and table stand out from it alike and neither makes a blob of its own).
         # When the image holds such a surface and other, empty ones, the guess is made against
         # that surface's colour and spread, and the others are scene: never background, never
-        # parts. (Not when nothing stood out: on real photos of steel trays with reflections the
-        # local background found the parts better than a surface cut out of the reflections.)
+        # parts. (Not when nothing stood out from a border of one colour: on real photos of steel
+        # trays with reflections the local background found the parts better than a surface cut
+        # out of the reflections. Their borders spread over many shades, not two: on the 18
+        # real photos no border splits at more than 4.8 spreads.)
         found = parts_surface(img)
         if found is None:
             # no edge stopped the flood fills between tray and table (a vignetted tray's rim
