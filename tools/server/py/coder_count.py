@@ -1331,7 +1331,8 @@ def drop_structures(segs, blobs, edge):
                 strip.add(b)
     out = []
     for k, s in enumerate(segs):
-        if blob[k] in strip or strip_like(s["rect"], s["area"]):
+        # (a piece with a hole of its own in a strip's blob is a nut or washer lying against it)
+        if (blob[k] in strip and not s["holed"]) or strip_like(s["rect"], s["area"]):
             continue
         if rim_like(s, w1, limit / 2.5):
             continue
