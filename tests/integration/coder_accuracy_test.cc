@@ -700,6 +700,15 @@ TEST(CoderAccuracyTest, ABorderOfTrayAndTableMakesTheCounterLookForTheTray) {
   ExpectAccuracyTray(1729, 33, 4, Contract::kExact, /*trays=*/0);
 }
 
+TEST(CoderAccuracyTest, TheTablesGrainBesideATrayIsNoPart) {
+  // Regression: tray 149 of `roilens accuracy --gauges 0 --trays 100 --wider 50 --seed 60221`
+  // (18 washers on a light tray between two strips of wooden table) counted 19 at confidence
+  // 0.89. Nothing stood out from the border's median colour, so the first guess was the whole
+  // image's two-class split, which took a stripe of the grain for a part. A border of two
+  // colours makes the counter look for the parts' surface whatever the first guess.
+  ExpectAccuracyTray(60221, 149, 18, Contract::kExact, /*trays=*/100);
+}
+
 TEST(CoderAccuracyTest, ANutAgainstTheRimsShadowIsAPart) {
   // Regression: tray 3 of `roilens accuracy --gauges 0 --trays 0 --wider 120 --seed 31415` (22
   // nuts on a light tray seen with the table around it) counted 21 at confidence 0.87. One nut

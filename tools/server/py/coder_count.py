@@ -333,13 +333,14 @@ def segment(img):
         blobs1 = blobs1[~surface]  # removing a component leaves the others as they were
         if (blobs1 >= 20).sum() >= 3 and blobs1.max() < 0.1 * m1.size:
             m0, guess = m1, "split"
-    if guess == "border" and (m0.mean() > 0.3 or surfaces_at_border(m0, b)[2].any()
-                              or two_surfaces(border)):
-        # Most of the image stands out from the border, or a surface does (a blob of a tenth of
-        # the image reaching the border, no part), or the border itself is of two colours: the
-        # border's colour is not the surface the parts lie on (a tray seen with the table
-        # around it, the border a mix of both; where the mix's median lies between the two,
-        # tray and table stand out from it alike and neither makes a blob of its own).
+    if two_surfaces(border) or (guess == "border" and (m0.mean() > 0.3 or
+                                                   surfaces_at_border(m0, b)[2].any())):
+        # The border is of two colours, or most of the image stands out from it, or a surface
+        # does (a blob of a tenth of the image reaching the border, no part): the border's
+        # colour is not the surface the parts lie on (a tray seen with the table around it, the
+        # border a mix of both; where the mix's median lies between the two, tray and table
+        # stand out from it alike and neither makes a blob of its own, and where nothing stood
+        # out the whole image's two-class split takes the table's grain for parts).
         # When the image holds such a surface and other, empty ones, the guess is made against
         # that surface's colour and spread, and the others are scene: never background, never
         # parts. (Not when nothing stood out from a border of one colour: on real photos of steel
