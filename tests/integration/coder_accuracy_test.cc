@@ -709,6 +709,15 @@ TEST(CoderAccuracyTest, TheTablesGrainBesideATrayIsNoPart) {
   ExpectAccuracyTray(60221, 149, 18, Contract::kExact, /*trays=*/100);
 }
 
+TEST(CoderAccuracyTest, ATraysDarkHalfIsNoPart) {
+  // Regression: tray 122 of `roilens accuracy --gauges 0 --trays 100 --wider 50 --seed 99991`
+  // (12 mixed parts on a tray lit from the left, on a light table) counted 24. The tray's light
+  // half had the table's colour, so only its dark half stood out from the border: a blob of a
+  // fifth of the image that did not reach the border, which the counter did not take for a
+  // surface. It was kept as foreground and counted as a pile of parts.
+  ExpectAccuracyTray(99991, 122, 12, Contract::kExact, /*trays=*/100);
+}
+
 TEST(CoderAccuracyTest, ANutAgainstTheRimsShadowIsAPart) {
   // Regression: tray 3 of `roilens accuracy --gauges 0 --trays 0 --wider 120 --seed 31415` (22
   // nuts on a light tray seen with the table around it) counted 21 at confidence 0.87. One nut

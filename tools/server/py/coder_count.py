@@ -333,10 +333,12 @@ def segment(img):
         blobs1 = blobs1[~surface]  # removing a component leaves the others as they were
         if (blobs1 >= 20).sum() >= 3 and blobs1.max() < 0.1 * m1.size:
             m0, guess = m1, "split"
-    if two_surfaces(border) or (guess == "border" and (m0.mean() > 0.3 or
-                                                   surfaces_at_border(m0, b)[2].any())):
+    large = (surfaces_at_border(m0, b)[1] >= 0.1 * m0.size).any()
+    if two_surfaces(border) or (guess == "border" and (m0.mean() > 0.3 or large)):
         # The border is of two colours, or most of the image stands out from it, or a surface
-        # does (a blob of a tenth of the image reaching the border, no part): the border's
+        # does (a blob of a tenth of the image, no part: parts are at most a twentieth of it,
+        # part_sized; it need not reach the border: a tray lit from one side, its light half
+        # the table's colour, stands out by its dark half alone, inside the table): the border's
         # colour is not the surface the parts lie on (a tray seen with the table around it, the
         # border a mix of both; where the mix's median lies between the two, tray and table
         # stand out from it alike and neither makes a blob of its own, and where nothing stood
