@@ -1748,6 +1748,7 @@ def split_boxes(pts, n, score, seg):
     their positions), a box around each group."""
     if n > 1:
         crit = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 20, 0.5)
+        cv2.setRNGSeed(1)  # the same boxes for the same pixels, whatever ran before
         _, lab_k, _ = cv2.kmeans(pts, n, None, crit, 2, cv2.KMEANS_PP_CENTERS)
         lab_k = lab_k.ravel()
     else:
