@@ -334,7 +334,7 @@ def segment(img):
         if (blobs1 >= 20).sum() >= 3 and blobs1.max() < 0.1 * m1.size:
             m0, guess = m1, "split"
     large = (surfaces_at_border(m0, b)[1] >= 0.1 * m0.size).any()
-    if two_surfaces(border) or (guess == "border" and (m0.mean() > 0.3 or large)):
+    if (guess == "border" and (m0.mean() > 0.3 or large)) or two_surfaces(border):
         # The border is of two colours, or most of the image stands out from it, or a surface
         # does (a blob of a tenth of the image, no part: parts are at most a twentieth of it,
         # part_sized; it need not reach the border: a tray lit from one side, its light half
