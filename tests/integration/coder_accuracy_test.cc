@@ -718,6 +718,15 @@ TEST(CoderAccuracyTest, ATraysDarkHalfIsNoPart) {
   ExpectAccuracyTray(99991, 122, 12, Contract::kExact, /*trays=*/100);
 }
 
+TEST(CoderAccuracyTest, ATrayLitToTheTablesColourInOnePlaceIsStillTheTray) {
+  // Regression: tray 105 of `roilens accuracy --gauges 0 --trays 100 --wider 50 --seed 99991`
+  // (21 washers on a grey tray on a lighter table) counted 33. Light on the tray's lower middle
+  // matched the table, so the tray stood out from the border round a bay, with washers in it.
+  // The counter took the tray for the parts' surface only when that blob filled 85% of its
+  // convex outline; here it filled 74%, the tray stayed foreground and its edge was counted.
+  ExpectAccuracyTray(99991, 105, 21, Contract::kExact, /*trays=*/100);
+}
+
 TEST(CoderAccuracyTest, ANutAgainstTheRimsShadowIsAPart) {
   // Regression: tray 3 of `roilens accuracy --gauges 0 --trays 0 --wider 120 --seed 31415` (22
   // nuts on a light tray seen with the table around it) counted 21 at confidence 0.87. One nut

@@ -257,7 +257,8 @@ def tray_blob(m0):
     tray and table (a vignetted or blurred tray edge ramps into the table): the blob stands out
     from the border's colour with a sharp rim (soft blobs were dropped), covers at least 30% of
     the image, and nothing part-sized stands out outside it (or outside its convex outline,
-    when it fills most of that). Returns (surface, scene) as parts_surface does, or None."""
+    when it fills most of that or half of it). Returns (surface, scene) as parts_surface does,
+    or None."""
     n, lbl, st, _ = cv2.connectedComponentsWithStats(m0, 8)
     if n < 2:
         return None
@@ -269,22 +270,29 @@ def tray_blob(m0):
     # Parts lying across the tray's edge are not enclosed by it (a cluster reaching a vignetted
     # corner, whose dark rim does not stand out from the border): a part-sized blob lying mostly
     # inside the tray's convex outline is the tray's, and the outline is the tray's when the
-    # blob fills most of it (trays are convex).
+    # blob fills most of it (trays are convex), or half of it with nothing part-sized outside
+    # it (a tray lit to the table's colour in one place stands out round a bay there, and the
+    # parts in the bay stand out on their own).
     hull = np.zeros_like(blob)
     cv2.fillConvexPoly(hull, cv2.convexHull(cv2.findNonZero(blob)), 1)
     hull = hull > 0
-    convex = filled.sum() >= 0.85 * hull.sum()
+    total = float(m0.size)
+    sized = [i for i in range(1, n) if i != k and part_sized(st[i, cv2.CC_STAT_AREA], total)]
+
+    def in_hull(i):  # whether blob i lies mostly inside the outline
+        x, y, bw, bh, a = st[i]
+        return (hull[y:y + bh, x:x + bw] & (lbl[y:y + bh, x:x + bw] == i)).sum() >= 0.5 * a
+
+    convex = filled.sum() >= 0.85 * hull.sum() or (
+        filled.sum() >= 0.5 * hull.sum() and all(in_hull(i) for i in sized))
     if convex:
         filled |= hull
-    total = float(m0.size)
-    for i in range(1, n):
+    for i in sized:
         x, y, bw, bh, a = st[i]
-        if i == k or not part_sized(a, total):
-            continue
         piece = lbl[y:y + bh, x:x + bw] == i
         if (piece & ~filled[y:y + bh, x:x + bw]).sum() == 0:
             continue  # enclosed
-        if not (convex and (piece & hull[y:y + bh, x:x + bw]).sum() >= 0.5 * a):
+        if not (convex and in_hull(i)):
             return None  # something part-sized stands out outside the tray
         filled[y:y + bh, x:x + bw] |= piece
     grow = np.ones((5, 5), np.uint8)
