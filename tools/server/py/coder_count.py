@@ -1571,6 +1571,10 @@ def count_in(work):
         if gone:
             evidence["ambiguous"] += len(gone)
             segs = [s for s in segs if not any(s is d for d in gone)]
+        # the blobs of the foreground as segmented, each piece's label among them
+        cc = cv2.connectedComponentsWithStats(blobs, 8)
+        for s in segs:
+            s["_blob"] = blob_of(s, cc[1])
         for s in segs:
             x, y, bw, bh = s["box"]
             on_border = s["on_border"]
@@ -1654,7 +1658,7 @@ def count_in(work):
                 # one segment holding n parts: its pixels split into n groups for the boxes
                 objects.extend(split_boxes(s["pts"], n, score, s))
         if STRATEGY.get("split", True):
-            objects = recount_clusters(objects, blobs, w, h, edge, evidence)
+            objects = recount_clusters(objects, cc, w, h, edge, evidence)
         for o in objects:
             o.pop("_seg", None)
     # confidence: agreement of the count by parts with the count by total area, the spread of
@@ -1966,7 +1970,7 @@ def one_shape(lbl, stats, ids, tb):
     return alike >= 0.8 * len(ids)
 
 
-def recount_clusters(objects, blobs, w, h, edge, evidence):
+def recount_clusters(objects, cc, w, h, edge, evidence):
     """Counts every cluster of touching parts without holes against a lone part.
 
     The pieces the distance transform cuts a cluster into are unreliable where parts touch
@@ -1977,16 +1981,15 @@ def recount_clusters(objects, blobs, w, h, edge, evidence):
     silhouette on it (PartFitter); where no copy fits it, by area: a blob of several parts
     covers about as many times their median area (parts touch, they do not overlap), when at
     least three lone parts of one size say what that area is. Where either disagrees with the
-    pieces' count, it is taken and the decision is marked ambiguous."""
-    lbl_n, lbl, stats, _ = cv2.connectedComponentsWithStats(blobs, 8)
+    pieces' count, it is taken and the decision is marked ambiguous. `cc` is the foreground's
+    connected components (cv2.connectedComponentsWithStats), each piece's label in its
+    "_blob"."""
+    lbl_n, lbl, stats, _ = cc
     if lbl_n <= 2:
         return objects
     groups = {}
     for o in objects:
-        sg = o["_seg"]
-        if "_blob" not in sg:
-            sg["_blob"] = blob_of(sg, lbl)
-        groups.setdefault(sg["_blob"], []).append(o)
+        groups.setdefault(o["_seg"]["_blob"], []).append(o)
 
     def plain(b):  # a blob away from the border whose parts have no holes
         x, y, bw, bh, _ = stats[b]
