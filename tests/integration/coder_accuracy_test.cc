@@ -736,6 +736,14 @@ TEST(CoderAccuracyTest, AFaintGlareSpotAmongBoltsIsNoPart) {
   ExpectAccuracyTray(2357, 69, 23, Contract::kExact, /*trays=*/100);
 }
 
+TEST(CoderAccuracyTest, DarkNutsAmongLightOnesAreParts) {
+  // Regression: tray 57 of `roilens accuracy --gauges 0 --seed 1618` (14 nuts on a green tray,
+  // four of them dark) counted 10 at confidence 0.91. The dark nuts stood out from the tray at
+  // 0.7 to 0.9 of the threshold, which the light nuts had set: rings of a nut's size, well
+  // above the noise, that the threshold left out.
+  ExpectAccuracyTray(1618, 57, 14, Contract::kExact);
+}
+
 TEST(CoderAccuracyTest, AShaftsEndBeyondAWasherIsNoConfidentPart) {
   // Regression: tray 115 of `roilens accuracy --gauges 0 --trays 100 --wider 50 --seed 2357`
   // (9 parts, two bolts crossing under a washer) counted 10 at confidence 0.96: the end of a

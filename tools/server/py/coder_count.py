@@ -305,7 +305,8 @@ def segment(img):
     """Foreground mask from an iterated local background; returns (mask, dist, threshold, where
     the first guess came from: "border", "split" (the whole image's two-class split),
     "surface" (the parts' surface in a wider scene) or "smooth" (a smooth field fitted to the
-    surface), each pixel's Lab offset from the local background)."""
+    surface), each pixel's Lab offset from the local background, the noise level of the
+    distance)."""
     sigma = STRATEGY.get("smooth", 1.5)
     blur = cv2.GaussianBlur(img, (0, 0), sigma)
     lab = cv2.cvtColor(blur, cv2.COLOR_BGR2LAB).astype(np.float32)
@@ -424,7 +425,49 @@ def segment(img):
         # Whatever the foreground encloses stays out of the next background estimate too: the
         # light centres of parts whose rims alone stood out, and the gaps inside clusters.
         fg = cv2.dilate(enclosed(mask), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1,) * 2))
-    return mask, dist, thr, guess, lab - bg
+    return mask, dist, thr, guess, lab - bg, t_low
+
+
+def faint_rings(mask, dist, thr, t_noise):
+    """Nuts and washers of low contrast: a threshold taken between the noise and the parts'
+    contrast misses parts of a colour near the tray's (dark nuts on a green tray among light
+    ones). What stands above the noise level `t_noise`, away from the foreground `mask` (as
+    segmented, glare included: a soft spot's halo can make a ring), is a part when it is a
+    ring (one hole), compact (at least 85% of its convex outline), of half to twice the median
+    blob's area, clear of the image border, and reaching 0.6 of the threshold `thr`. Over
+    4,440 generated trays, such blobs above 0.6 of the threshold were missed parts 20 times of
+    20; the first blob of another kind that was a ring lay at 0.55 of it, with a soft rim.
+    Returns their mask."""
+    h, w = mask.shape
+    rings = np.zeros_like(mask)
+    _, _, st, _ = cv2.connectedComponentsWithStats(mask, 8)
+    areas = st[1:, cv2.CC_STAT_AREA]
+    areas = areas[areas >= 20]
+    if not len(areas):
+        return rings
+    a_med = float(np.median(areas))
+    near = cv2.dilate(mask, np.ones((5, 5), np.uint8))
+    weak = ((dist > t_noise) & (near == 0)).astype(np.uint8)
+    weak = cv2.morphologyEx(weak, cv2.MORPH_OPEN,
+                            cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3)))
+    n, lbl, st, _ = cv2.connectedComponentsWithStats(weak, 8)
+    for i in range(1, n):
+        x, y, bw, bh, a = st[i]
+        if not 0.5 * a_med <= a <= 2.0 * a_med:
+            continue
+        if x <= 3 or y <= 3 or x + bw >= w - 3 or y + bh >= h - 3:
+            continue
+        blob = lbl[y:y + bh, x:x + bw] == i
+        if float(np.percentile(dist[y:y + bh, x:x + bw][blob], 95)) < 0.6 * thr:
+            continue
+        # its holes: the regions of the blob's complement that do not reach the box's edge
+        if cv2.connectedComponents((~np.pad(blob, 1)).astype(np.uint8), connectivity=4)[0] != 3:
+            continue
+        hull = cv2.convexHull(cv2.findNonZero(blob.astype(np.uint8)))
+        if a < 0.85 * cv2.contourArea(hull):
+            continue
+        rings[y:y + bh, x:x + bw][blob] = 1
+    return rings
 
 
 def enclosed(mask):
@@ -1457,7 +1500,7 @@ def count_parts():
 def count_in(work):
     """One read of the (working size) image: returns (objects, confidence)."""
     h, w = work.shape[:2]
-    mask, dist, thr, guess, offset = segment(work)
+    mask, dist, thr, guess, offset, t_noise = segment(work)
     before = mask
     mask = drop_soft_blobs(mask, dist)
     blobs = mask.copy()  # the foreground as segmented (unthinned): what clusters are counted by area on
@@ -1475,6 +1518,13 @@ def count_in(work):
             rescued = cv2.connectedComponents(found, connectivity=8)[0] - 1
             soft_drops -= held  # the blobs left are those with no part found in them
             mask = np.maximum(mask, found)
+    # rings too faint for the threshold: nuts and washers of low contrast (found ones are a
+    # decision the count rests on, and where some were this faint others may be fainter)
+    rings = faint_rings(before, dist, thr, t_noise)
+    faint = cv2.connectedComponents(rings, connectivity=8)[0] - 1
+    if faint:
+        mask = np.maximum(mask, rings)
+        blobs = np.maximum(blobs, rings)
     if STRATEGY.get("split", True):
         kept_mask = mask
         mask, skirts = parts_in_skirts(work, mask, dist, thr)
@@ -1536,7 +1586,7 @@ def count_in(work):
     objects = []
     # decisions the count rests on: close ones lower the confidence, whichever way they went
     evidence = {"ambiguous": 0, "splits": 0, "near_miss": 0,
-                "soft_drops": soft_drops, "rescued": rescued,
+                "soft_drops": soft_drops, "rescued": rescued, "faint": faint,
                 "split_guess": int(guess == "split"), "surface": int(guess == "surface")}
     if segs:
         # a part-sized piece dropped as glare with a rim not far beyond the limit may be a part
@@ -1695,7 +1745,7 @@ def count_in(work):
         # one near miss or one rescued part leaves a clean count at 0.8 or more (two do not);
         # with these weights 53 more counts reach 0.8 there, none of them wrong.
         conf -= 0.18 * evidence["ambiguous"] + 0.16 * evidence["near_miss"]
-        conf -= 0.03 * evidence["soft_drops"] + 0.09 * evidence["rescued"]
+        conf -= 0.03 * evidence["soft_drops"] + 0.09 * (evidence["rescued"] + evidence["faint"])
         conf -= 0.05 * evidence["split_guess"]
         # every blob that had to be split into parts is a decision the count rests on: one
         # split by area alone (no neck between the parts) weighs most; one at necks weighs
