@@ -752,6 +752,24 @@ TEST(CoderAccuracyTest, AShaftsEndBeyondAWasherIsNoConfidentPart) {
   ExpectAccuracyTray(2357, 115, 9, Contract::kExactOrNotConfident, /*trays=*/100);
 }
 
+TEST(CoderAccuracyTest, AShaftBulgingWhereANeighbourTouchesItJoinsItsHead) {
+  // Regression: tray 116 of `roilens accuracy --gauges 0 --trays 100 --wider 50 --seed 777` (13
+  // parts, bolts lying against each other) counted 14: a bolt was cut at a narrowing of its
+  // shaft, and the shaft's end, 11 px wide along most of its 30 px, bulged to 15 px where
+  // another bolt touched it. Measured by that bulge it was as thick as a stubby part, neither
+  // thin enough nor long enough to be its head's shaft, and it was counted as a part. The
+  // spread of its pixels says it is twice as long as wide: a shaft.
+  ExpectAccuracyTray(777, 116, 13, Contract::kExact, /*trays=*/100);
+}
+
+TEST(CoderAccuracyTest, AWholeBoltTouchingAClusterWithItsShaftStaysAPart) {
+  // Guards the shaft test above: tray 199 of `roilens accuracy --gauges 0 --seed 6174` (8 bolts,
+  // four of them crossing in a cluster). A whole bolt touches the cluster with its shaft's end
+  // and is as elongated as a shaft's end cut off its head; taken for one, it was joined to the
+  // cluster (4 for 8). Its head end is 1.55 times as wide as its median width: a head.
+  ExpectAccuracyTray(6174, 199, 8, Contract::kExact);
+}
+
 TEST(CoderAccuracyTest, ANutAgainstTheRimsShadowIsAPart) {
   // Regression: tray 3 of `roilens accuracy --gauges 0 --trays 0 --wider 120 --seed 31415` (22
   // nuts on a light tray seen with the table around it) counted 21 at confidence 0.87. One nut
