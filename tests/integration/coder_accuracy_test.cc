@@ -770,6 +770,16 @@ TEST(CoderAccuracyTest, AWholeBoltTouchingAClusterWithItsShaftStaysAPart) {
   ExpectAccuracyTray(6174, 199, 8, Contract::kExact);
 }
 
+TEST(CoderAccuracyTest, AWasherInAGlareSpotAmongClustersIsAPart) {
+  // Regression: tray 96 of `roilens accuracy --gauges 0 --trays 100 --wider 50 --seed 60221` (18
+  // nuts, washers and bolts, most of them in three clusters) counted 17. A bright washer lay in
+  // a glare spot, and the two made one blob with a soft rim, dropped as glare. The part inside
+  // was searched for at half to 2.5 times the median blob's area, but the median blob was a
+  // cluster of five parts. The search now goes down to half the smaller blobs' size (their lower
+  // quartile).
+  ExpectAccuracyTray(60221, 96, 18, Contract::kExact, /*trays=*/100);
+}
+
 TEST(CoderAccuracyTest, ANutAgainstTheRimsShadowIsAPart) {
   // Regression: tray 3 of `roilens accuracy --gauges 0 --trays 0 --wider 120 --seed 31415` (22
   // nuts on a light tray seen with the table around it) counted 21 at confidence 0.87. One nut

@@ -576,14 +576,16 @@ def parts_in_skirts(work, mask, dist, thr):
     return np.where(gone, found, mask).astype(np.uint8), len(hit)
 
 
-def parts_in_glare(work, dropped, kept, kept_area, thr):
+def parts_in_glare(work, dropped, kept, kept_area, thr, least=None):
     """Parts lying inside a glare spot: the spot and the part in it make one blob whose outer
     rim is the glare's soft fringe, so the blob was dropped as lighting. Against a local
     background that follows the spot (the median colour over 1.5 parts' widths) a part inside
     it stands out with a sharp rim of its own; glare alone leaves only a soft residue. Returns
-    the mask of such parts (part-sized, 0.5 to 2.5 typical areas, rim as sharp as drop_soft_blobs
-    asks) around the part-sized `dropped` blobs ((labels, stats) of the dropped pixels), and how
-    many of those blobs held one."""
+    the mask of such parts (part-sized, half of `least`, the smallest typical area, up to 2.5
+    typical areas `kept_area`, rim as sharp as drop_soft_blobs asks) around the part-sized
+    `dropped` blobs ((labels, stats) of the dropped pixels), and how many of those blobs held
+    one."""
+    least = kept_area if least is None else min(least, kept_area)
     lbl, st = dropped
     out = np.zeros(lbl.shape, np.uint8)
     diam = 2.0 * math.sqrt(kept_area / math.pi)
@@ -612,7 +614,7 @@ def parts_in_glare(work, dropped, kept, kept_area, thr):
         m, cl, cs, _ = cv2.connectedComponentsWithStats(cand, 8)
         found = False
         for j in range(1, m):
-            if not 0.5 * kept_area <= cs[j, cv2.CC_STAT_AREA] <= 2.5 * kept_area:
+            if not 0.5 * least <= cs[j, cv2.CC_STAT_AREA] <= 2.5 * kept_area:
                 continue
             one = (cl == j).astype(np.uint8)
             if (near[y0:y1, x0:x1][one > 0]).any():
@@ -1532,10 +1534,14 @@ def count_in(work):
     _, _, st_k, _ = cv2.connectedComponentsWithStats(mask, 8)
     kept = st_k[1:, cv2.CC_STAT_AREA]
     soft_drops = int((st_d[1:, cv2.CC_STAT_AREA] >= 0.5 * float(np.median(kept))).sum()) if len(kept) else 0
-    # a part lying inside a glare spot went with it: searched for against the spot's own light
+    # a part lying inside a glare spot went with it: searched for against the spot's own light,
+    # down to half the smaller blobs' size (their lower quartile): where most parts lie in
+    # clusters the median blob is a cluster (five parts' area on one tray), and a lone washer in
+    # a spot is under half of it
     rescued = 0
     if soft_drops:
-        found, held = parts_in_glare(work, (lbl_d, st_d), mask, float(np.median(kept)), thr)
+        found, held = parts_in_glare(work, (lbl_d, st_d), mask, float(np.median(kept)), thr,
+                                     float(np.percentile(kept, 25)))
         if found.any():
             rescued = cv2.connectedComponents(found, connectivity=8)[0] - 1
             soft_drops -= held  # the blobs left are those with no part found in them
