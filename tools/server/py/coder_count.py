@@ -985,12 +985,19 @@ def join_shaft_pieces(markers, mask, dt):
     own = np.where(own > 0, own, top)
     area = np.bincount(markers[inside], minlength=len(top))
     axes = {}
+    coords = {}
     piece_dt = []  # the pieces' inscribed radii with the cuts as their edges, when first needed
+
+    def pixels(lab):
+        """(ys, xs) of a piece's pixels, found once per piece (a scan of the whole image)"""
+        if lab not in coords:
+            coords[lab] = np.nonzero(markers == lab)
+        return coords[lab]
 
     def axis(lab):
         """(direction in rad, elongation: major over minor spread) of a piece's pixels"""
         if lab not in axes:
-            py, px = np.nonzero(markers == lab)
+            py, px = pixels(lab)
             c = np.cov(np.stack([px, py]).astype(np.float64)) if len(px) > 2 else np.eye(2)
             ev, vec = np.linalg.eigh(c)
             axes[lab] = (math.atan2(vec[1, 1], vec[0, 1]),
@@ -1002,7 +1009,7 @@ def join_shaft_pieces(markers, mask, dt):
         beyond: its far quarter (along its length, away from the cut) at most 0.74 times as
         thick as its quarter at the cut, and its outline filling under 0.76 of its length times
         its greatest width (a shaft's end is of even width and fills about 0.8 and more)"""
-        py, px = np.nonzero(markers == lab)
+        py, px = pixels(lab)
         ang = axis(lab)[0]
         along = (px - px.mean()) * math.cos(ang) + (py - py.mean()) * math.sin(ang)
         span = float(along.max() - along.min() + 1)
@@ -1026,7 +1033,7 @@ def join_shaft_pieces(markers, mask, dt):
         end cut off its head, but its head end is wider: 1.25 to 1.74 times on the five trays
         where joining such a bolt broke the count, where the shafts' ends whose joining fixed
         a count measured 0.96 to 1.17 (one of 21 trays, 1.63, was fixed by another join)"""
-        py, px = np.nonzero(markers == lab)
+        py, px = pixels(lab)
         ang = axis(lab)[0]
         dx, dy = px - px.mean(), py - py.mean()
         along = dx * math.cos(ang) + dy * math.sin(ang)
