@@ -1400,6 +1400,28 @@ TEST(CoderGaugeTest, EndTicksInLineThroughThePivotAreNotAConfidentNeedle) {
   }
 }
 
+TEST(CoderGaugeTest, AColouredNeedleFainterThanThePrintIsRead) {
+  // Gauges 73 and 105 of `roilens accuracy` (seed 1): a red needle on a navy face with white
+  // numerals, and a pale blue needle on a white face with black ticks. On the face-distance and
+  // local-contrast maps the print outweighs the needle: the first read 400 for 214.7 kPa (an
+  // end tick), the second found no needle at all (147.9 for 106.6 psi). In hue and saturation
+  // alone the needle stands out.
+  cv::RNG rng(1);
+  for (int i = 0; i <= 105; ++i) {
+    const GaugeStyle s = RandomGaugeStyle(rng);
+    const double value = s.min_value + rng.uniform(0.0, 1.0) * (s.max_value - s.min_value);
+    const cv::Mat img = RenderGauge(s, value, rng);
+    if (i != 73 && i != 105) continue;
+    ASSERT_EQ(s.unit, i == 73 ? "kPa" : "psi") << "the generator changed: gauge " << i;
+    const json a = ReadGauge(img, Calibration(s));
+    ASSERT_TRUE(a.contains("value")) << a.dump();
+    const double error_pct =
+        std::abs(a["value"].get<double>() - value) / (s.max_value - s.min_value) * 100.0;
+    EXPECT_LE(error_pct, 3.0) << "gauge " << i << ": truth " << value << ", " << a.dump();
+    EXPECT_GE(a["confidence"].get<double>(), 0.5) << "gauge " << i << ": " << a.dump();
+  }
+}
+
 TEST(CoderGaugeTest, NoNeedleMeansLowConfidence) {
   GaugeStyle s;
   s.needle_colour = s.face;  // the needle is invisible; only the hub remains

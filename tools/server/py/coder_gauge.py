@@ -688,11 +688,15 @@ def confidence_of(nd, r):
                   "ends": [round(x, 3) for x in sides]}
 
 
-def needle_on_two_maps(work, dist, cx, cy, r, pivot, rs):
+def needle_on_two_maps(work, dist, cx, cy, r, pivot, rs, lab=None, face=None):
     """The needle searched on two feature maps: the colour distance from the face (`dist`:
     keeps wide needles and hubs whole) and the local contrast (thin features whatever the
-    shading: a lit and a shaded half of the face, stains). Keeps the better-evidenced read;
-    when the two find different needles, the runner-up's own evidence counts against it.
+    shading: a lit and a shaded half of the face, stains). When neither read is confident
+    (below 0.8), a third map: the distance from the face in hue and saturation alone (`lab`'s
+    a and b), where a coloured needle outweighs black or white print (a red needle on a navy
+    face with white numerals, a pale blue one on a white face with black ticks, both of which
+    the print outweighs on the other two maps). Keeps the best-evidenced read; when the
+    runner-up found a different needle, its own evidence counts against the read.
     Returns (needle dict or None, confidence, evidence)."""
     found = []
     for name, fmap in (("face", dist), ("local", None)):
@@ -705,11 +709,21 @@ def needle_on_two_maps(work, dist, cx, cy, r, pivot, rs):
             c, ev = confidence_of(nd, r)
             ev["map"] = name
             found.append((c, nd, ev))
+    found.sort(key=lambda t: -t[0])
+    if lab is not None and (not found or found[0][0] < 0.8) and STRATEGY.get("chroma_map", True):
+        chroma = np.linalg.norm(lab[:, :, 1:] - face[1:], axis=2).astype(np.float32)
+        nd = find_needle(chroma, cx, cy, r, pivot=pivot, rs=rs)
+        if nd is not None:
+            c, ev = confidence_of(nd, r)
+            ev["map"] = "chroma"
+            # where the other maps fitted no axis at all, only an evidenced read replaces the
+            # fallback below (the most radial thin feature, reported with no confidence)
+            if (c > found[0][0]) if found else c >= 0.5:
+                found.insert(0, (c, nd, ev))
     if not found:
         return None, 0.0, {"found": "none"}
-    found.sort(key=lambda t: -t[0])
     conf, nd, ev = found[0]
-    if len(found) == 2:
+    if len(found) >= 2:
         other_c, other = found[1][0], found[1][1]
         diff = abs(angle_to_value(other["theta"]) - angle_to_value(nd["theta"])) / SPAN * 100.0
         ev["maps"] = round(diff, 2)
@@ -760,7 +774,7 @@ def read_once(img, dial, pivot, rs):
     lab = cv2.cvtColor(cv2.GaussianBlur(work, (3, 3), 0), cv2.COLOR_BGR2LAB).astype(np.float32)
     face, _ = face_colour(lab, cx, cy, r)
     dist = np.linalg.norm(lab - face, axis=2).astype(np.float32)
-    nd, conf, ev = needle_on_two_maps(work, dist, cx, cy, r, pivot_w, rs_w)
+    nd, conf, ev = needle_on_two_maps(work, dist, cx, cy, r, pivot_w, rs_w, lab, face)
     if nd is None:
         # no axis could be fitted (a faint or hatched needle): report the most radial thin
         # feature of the local contrast, seen from the best candidate on its axis, with no
