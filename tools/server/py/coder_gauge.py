@@ -689,15 +689,15 @@ def confidence_of(nd, r):
 
 
 def needle_on_two_maps(work, dist, cx, cy, r, pivot, rs, lab=None, face=None):
-    """The needle searched on two feature maps: the colour distance from the face (`dist`:
-    keeps wide needles and hubs whole) and the local contrast (thin features whatever the
-    shading: a lit and a shaded half of the face, stains). When neither read is confident
-    (below 0.8), a third map: the distance from the face in hue and saturation alone (`lab`'s
-    a and b), where a coloured needle outweighs black or white print (a red needle on a navy
-    face with white numerals, a pale blue one on a white face with black ticks, both of which
-    the print outweighs on the other two maps). Keeps the best-evidenced read; when the
-    runner-up found a different needle, its own evidence counts against the read.
-    Returns (needle dict or None, confidence, evidence)."""
+    """The needle searched on three feature maps: the colour distance from the face (`dist`:
+    keeps wide needles and hubs whole), the local contrast (thin features whatever the
+    shading: a lit and a shaded half of the face, stains) and the distance from the face in
+    hue and saturation alone (`lab`'s a and b), where a coloured needle outweighs black
+    or white print (a red needle on a navy face with white numerals, a pale blue one on a white
+    face with black ticks: on the other two maps the print outweighs the needle, and an end
+    tick or a numeral's stroke can be read with full confidence). Keeps the best-evidenced
+    read; every other map that found a different needle counts against it with its own
+    evidence. Returns (needle dict or None, confidence, evidence)."""
     found = []
     for name, fmap in (("face", dist), ("local", None)):
         if fmap is None:
@@ -710,7 +710,7 @@ def needle_on_two_maps(work, dist, cx, cy, r, pivot, rs, lab=None, face=None):
             ev["map"] = name
             found.append((c, nd, ev))
     found.sort(key=lambda t: -t[0])
-    if lab is not None and (not found or found[0][0] < 0.8) and STRATEGY.get("chroma_map", True):
+    if lab is not None and STRATEGY.get("chroma_map", True):
         chroma = np.linalg.norm(lab[:, :, 1:] - face[1:], axis=2).astype(np.float32)
         nd = find_needle(chroma, cx, cy, r, pivot=pivot, rs=rs)
         if nd is not None:
@@ -720,13 +720,14 @@ def needle_on_two_maps(work, dist, cx, cy, r, pivot, rs, lab=None, face=None):
             # fallback below (the most radial thin feature, reported with no confidence)
             if (c > found[0][0]) if found else c >= 0.5:
                 found.insert(0, (c, nd, ev))
+            elif found:
+                found.append((c, nd, ev))
     if not found:
         return None, 0.0, {"found": "none"}
     conf, nd, ev = found[0]
-    if len(found) >= 2:
-        other_c, other = found[1][0], found[1][1]
+    for other_c, other, _ in found[1:]:
         diff = abs(angle_to_value(other["theta"]) - angle_to_value(nd["theta"])) / SPAN * 100.0
-        ev["maps"] = round(diff, 2)
+        ev["maps"] = max(ev.get("maps", 0.0), round(diff, 2))
         if diff > 2.0:
             conf *= clamp01(1.0 - max(0.0, other_c - 0.4) / 0.6)
     return nd, conf, ev
