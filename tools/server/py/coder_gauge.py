@@ -688,7 +688,7 @@ def confidence_of(nd, r):
                   "ends": [round(x, 3) for x in sides]}
 
 
-def needle_on_two_maps(work, dist, cx, cy, r, pivot, rs, lab=None, face=None):
+def needle_on_maps(work, dist, cx, cy, r, pivot, rs, lab=None, face=None):
     """The needle searched on three feature maps: the colour distance from the face (`dist`:
     keeps wide needles and hubs whole), the local contrast (thin features whatever the
     shading: a lit and a shaded half of the face, stains) and the distance from the face in
@@ -775,7 +775,7 @@ def read_once(img, dial, pivot, rs):
     lab = cv2.cvtColor(cv2.GaussianBlur(work, (3, 3), 0), cv2.COLOR_BGR2LAB).astype(np.float32)
     face, _ = face_colour(lab, cx, cy, r)
     dist = np.linalg.norm(lab - face, axis=2).astype(np.float32)
-    nd, conf, ev = needle_on_two_maps(work, dist, cx, cy, r, pivot_w, rs_w, lab, face)
+    nd, conf, ev = needle_on_maps(work, dist, cx, cy, r, pivot_w, rs_w, lab, face)
     if nd is None:
         # no axis could be fitted (a faint or hatched needle): report the most radial thin
         # feature of the local contrast, seen from the best candidate on its axis, with no
