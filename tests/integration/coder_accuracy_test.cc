@@ -1249,6 +1249,30 @@ json Calibration(const GaugeStyle& s) {
   return c;
 }
 
+/// Gauge `index` of `roilens accuracy --seed seed`, rendered as the accuracy set renders it
+/// (style, value, image, in one RNG's order).
+struct AccuracySetGauge {
+  GaugeStyle style;
+  double value = 0;
+  cv::Mat image;
+};
+AccuracySetGauge AccuracySetGaugeAt(std::uint64_t seed, int index) {
+  cv::RNG rng(seed);
+  AccuracySetGauge g;
+  for (int i = 0; i <= index; ++i) {
+    g.style = RandomGaugeStyle(rng);
+    g.value = g.style.min_value + rng.uniform(0.0, 1.0) * (g.style.max_value - g.style.min_value);
+    g.image = RenderGauge(g.style, g.value, rng);  // the renderer draws from rng too
+  }
+  return g;
+}
+
+/// The answer's error in % of the gauge's span.
+double ErrorPct(const json& answer, const AccuracySetGauge& g) {
+  return std::abs(answer["value"].get<double>() - g.value) /
+         (g.style.max_value - g.style.min_value) * 100.0;
+}
+
 TEST(CoderGaugeTest, NonLinearScaleIsReadThroughItsCalibration) {
   GaugeStyle s;  // 0-10 bar, compressed near zero: 0-2 takes 25 deg, 5-10 takes 155 deg
   s.scale = {{0, 225}, {2, 200}, {5, 110}, {10, -45}};
@@ -1382,21 +1406,15 @@ TEST(CoderGaugeTest, EndTicksInLineThroughThePivotAreNotAConfidentNeedle) {
   // whose two end ticks and the numerals beside them line up through the pivot. That line is
   // longer and straighter than a pale or short needle, and was read as the needle: 100 for
   // 31.9 % with confidence 0.98, and 399 for 66.3 kPa with confidence 0.86.
-  cv::RNG rng(31337);
-  for (int i = 0; i <= 172; ++i) {
-    const GaugeStyle s = RandomGaugeStyle(rng);
-    const double value = s.min_value + rng.uniform(0.0, 1.0) * (s.max_value - s.min_value);
-    const cv::Mat img = RenderGauge(s, value, rng);
-    if (i != 97 && i != 172) continue;
-    ASSERT_EQ(s.min_angle_deg, 180) << "the generator changed: gauge " << i << " is another dial";
-    ASSERT_EQ(s.max_angle_deg, 0) << "the generator changed: gauge " << i << " is another dial";
-    const json a = ReadGauge(img, Calibration(s));
+  for (int i : {97, 172}) {
+    const AccuracySetGauge g = AccuracySetGaugeAt(31337, i);
+    ASSERT_EQ(g.style.min_angle_deg, 180) << "the generator changed: gauge " << i;
+    ASSERT_EQ(g.style.max_angle_deg, 0) << "the generator changed: gauge " << i;
+    const json a = ReadGauge(g.image, Calibration(g.style));
     ASSERT_TRUE(a.contains("value")) << a.dump();
-    const double error_pct =
-        std::abs(a["value"].get<double>() - value) / (s.max_value - s.min_value) * 100.0;
     // right, or not confident
-    EXPECT_TRUE(error_pct <= 3.0 || a["confidence"].get<double>() < 0.8)
-        << "gauge " << i << ": truth " << value << ", " << a.dump();
+    EXPECT_TRUE(ErrorPct(a, g) <= 3.0 || a["confidence"].get<double>() < 0.8)
+        << "gauge " << i << ": truth " << g.value << ", " << a.dump();
   }
 }
 
@@ -1406,18 +1424,12 @@ TEST(CoderGaugeTest, AColouredNeedleFainterThanThePrintIsRead) {
   // local-contrast maps the print outweighs the needle: the first read 400 for 214.7 kPa (an
   // end tick), the second found no needle at all (147.9 for 106.6 psi). In hue and saturation
   // alone the needle stands out.
-  cv::RNG rng(1);
-  for (int i = 0; i <= 105; ++i) {
-    const GaugeStyle s = RandomGaugeStyle(rng);
-    const double value = s.min_value + rng.uniform(0.0, 1.0) * (s.max_value - s.min_value);
-    const cv::Mat img = RenderGauge(s, value, rng);
-    if (i != 73 && i != 105) continue;
-    ASSERT_EQ(s.unit, i == 73 ? "kPa" : "psi") << "the generator changed: gauge " << i;
-    const json a = ReadGauge(img, Calibration(s));
+  for (int i : {73, 105}) {
+    const AccuracySetGauge g = AccuracySetGaugeAt(1, i);
+    ASSERT_EQ(g.style.unit, i == 73 ? "kPa" : "psi") << "the generator changed: gauge " << i;
+    const json a = ReadGauge(g.image, Calibration(g.style));
     ASSERT_TRUE(a.contains("value")) << a.dump();
-    const double error_pct =
-        std::abs(a["value"].get<double>() - value) / (s.max_value - s.min_value) * 100.0;
-    EXPECT_LE(error_pct, 3.0) << "gauge " << i << ": truth " << value << ", " << a.dump();
+    EXPECT_LE(ErrorPct(a, g), 3.0) << "gauge " << i << ": truth " << g.value << ", " << a.dump();
     EXPECT_GE(a["confidence"].get<double>(), 0.5) << "gauge " << i << ": " << a.dump();
   }
 }
@@ -1427,22 +1439,13 @@ TEST(CoderGaugeTest, PrintReadForARedNeedleIsNotAConfidentReading) {
   // print. Both other maps fitted the print with full confidence: 191 for 149.0 psi (1.0)
   // and 0.18 for 4.12 bar (0.991). The hue-and-saturation map sees the needle, and its read
   // either wins or counts against the print's.
-  cv::RNG rng(9);
-  for (int i = 0; i <= 368; ++i) {
-    const GaugeStyle s = RandomGaugeStyle(rng);
-    const double value = s.min_value + rng.uniform(0.0, 1.0) * (s.max_value - s.min_value);
-    if (i != 14 && i != 368) {
-      RenderGauge(s, value, rng);  // the renderer draws from rng too
-      continue;
-    }
-    const cv::Mat img = RenderGauge(s, value, rng);
-    ASSERT_EQ(s.unit, i == 14 ? "psi" : "bar") << "the generator changed: gauge " << i;
-    const json a = ReadGauge(img, Calibration(s));
+  for (int i : {14, 368}) {
+    const AccuracySetGauge g = AccuracySetGaugeAt(9, i);
+    ASSERT_EQ(g.style.unit, i == 14 ? "psi" : "bar") << "the generator changed: gauge " << i;
+    const json a = ReadGauge(g.image, Calibration(g.style));
     ASSERT_TRUE(a.contains("value")) << a.dump();
-    const double error_pct =
-        std::abs(a["value"].get<double>() - value) / (s.max_value - s.min_value) * 100.0;
-    EXPECT_TRUE(error_pct <= 3.0 || a["confidence"].get<double>() < 0.8)
-        << "gauge " << i << ": truth " << value << ", " << a.dump();
+    EXPECT_TRUE(ErrorPct(a, g) <= 3.0 || a["confidence"].get<double>() < 0.8)
+        << "gauge " << i << ": truth " << g.value << ", " << a.dump();
   }
 }
 
