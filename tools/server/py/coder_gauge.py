@@ -716,9 +716,13 @@ def needle_on_maps(work, dist, cx, cy, r, pivot, rs, lab=None, face=None):
         if nd is not None:
             c, ev = confidence_of(nd, r)
             ev["map"] = "chroma"
-            # where the other maps fitted no axis at all, only an evidenced read replaces the
-            # fallback below (the most radial thin feature, reported with no confidence)
-            if (c > found[0][0]) if found else c >= 0.5:
+            # Coloured print (an inner scale's numerals) can lie on a line through the pivot.
+            # A needle runs out from its pivot (across a hub cap) and print does not, so a read
+            # that does not is never kept; it still counts against a read it disagrees with.
+            # Where the other maps fitted no axis at all, only an evidenced read replaces the
+            # fallback below (the most radial thin feature, reported with no confidence).
+            runs = nd["sides"][0] > 0
+            if runs and ((c > found[0][0]) if found else c >= 0.5):
                 found.insert(0, (c, nd, ev))
             elif found:
                 found.append((c, nd, ev))
