@@ -595,6 +595,27 @@ void ExpectAccuracyTray(int seed, int index, std::size_t parts, Contract contrac
   }
 }
 
+TEST(CoderAccuracyTest, ATaperingRimBandAlongTheFrameIsNotParts) {
+  // Regression: a tray's near rim that widens from one end to the other, seen whole, is as wide
+  // as a part at its wide end (so its minimum-area rectangle is a part wide) and on average 0.65
+  // of a part wide (dev/real p08, once all 8 tablets are found: the band 427 x 42 px, 11,892 px,
+  // beside tablets 43 px wide, counted by its area as seven tablets). Here a band 360 px long,
+  // 12 to 31 px wide, lies above 10 nuts about 30 px wide. A strip longer than six part lengths
+  // that lies along the frame's direction is a rim up to 0.75 part widths on average, as a
+  // thin piece is (rim_like); one lying askew must still be under 0.6.
+  for (int seed : {1, 4, 11}) {
+    std::vector<cv::Rect> boxes;
+    cv::Mat tray = PartsBelowARim(seed, 1, {400, 256}, 60, &boxes);
+    const cv::Scalar surface = cv::mean(tray.rowRange(tray.rows - 4, tray.rows));
+    const cv::Scalar rim = surface[1] > 128 ? cv::Scalar(40, 40, 40) : cv::Scalar(215, 215, 215);
+    const std::vector<cv::Point> band = {{20, 14}, {380, 14}, {380, 42}, {20, 24}};
+    cv::fillPoly(tray, std::vector<std::vector<cv::Point>>{band}, rim);
+    cv::GaussianBlur(tray, tray, cv::Size(), 0.8);
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    ExpectExactWithObjects(CountTray(tray), boxes, tray.size());
+  }
+}
+
 TEST(CoderAccuracyTest, AWasherDimOnOneSideStaysARing) {
   // Regression: tray 170 of `roilens accuracy --gauges 0 --trays 200 --seed 90210` (19 mixed
   // parts under a light ramp) counted 18 at confidence 0.82: a dark washer's wall was dimmer on

@@ -1362,7 +1362,13 @@ def rim_like(s, w1, l1):
     narrow = 0.75 if ln > 2.5 * l1 else 0.6
     if not (wd < narrow * w1 and ln >= thin * max(wd, 1.0) and ln >= 0.5 * l1):
         return False
-    ang = cv2.minAreaRect(s["pts"])[2] % 90.0  # a side's direction, up to a quarter turn
+    return along_frame(s["pts"])
+
+
+def along_frame(pts):
+    """whether the long side of the points' minimum-area rectangle lies within 10 deg of the
+    image's axes"""
+    ang = cv2.minAreaRect(pts)[2] % 90.0  # a side's direction, up to a quarter turn
     return min(ang, 90.0 - ang) <= 10.0
 
 
@@ -1376,7 +1382,8 @@ def drop_structures(segs, blobs, edge):
       stretch go; pieces away from the border (parts lying against the rim) stay;
     - a piece longer than 2.5 part lengths and narrower than 0.6 part widths is a strip, not a
       part (a tray of nails has nail-shaped typical parts, so its nails stay), and so is one
-      longer than six part lengths that is that narrow on average (a sagging rim); so is a
+      longer than six part lengths that is that narrow on average (a sagging rim; up to 0.75 part
+      widths when it lies along the frame's direction, as rim_like allows); so is a
       shorter one that is eight times as long as wide, or five times when under 0.3 part widths,
       and lies along the frame's direction (rim_like; one longer than 2.5 part lengths that way
       up to 0.75 part widths); and so is a line of any shape, under 0.4 times as thick as a part
@@ -1409,25 +1416,34 @@ def drop_structures(segs, blobs, edge):
     for k, s in enumerate(segs):
         blob.append(blob_of(s, lbl))
         members.setdefault(blob[-1], []).append(k)
-    def strip_like(rect, area):
+    def strip_like(rect, area, pts):
         # (rect: the minimum-area rectangle's (width, length)) longer than 2.5 part lengths and
         # narrower than 0.6 part widths; or, when longer than six part lengths, that narrow on
         # average (area over length): a rim that sags or widens along the frame has a wider
         # minimum-area rectangle than its width (two bolts lying end to end among nuts, about
-        # four nut lengths, stay)
+        # four nut lengths, stay). Lying along the frame's direction, such a strip may be up to
+        # 0.75 part widths on average, as a thin piece may (rim_like): a steel tray's near rim
+        # widening from one end to the other, a part wide at its wide end and 0.65 on average
+        # (dev/real p08), was counted by its area as seven tablets.
         wd, ln = rect
-        return ln > limit and (wd < 0.6 * w1 or (ln > 2.5 * limit and area < 0.6 * w1 * ln))
+        if ln <= limit:
+            return False
+        if wd < 0.6 * w1:
+            return True
+        mean = area / ln
+        return ln > 2.5 * limit and (mean < 0.6 * w1 or (mean < 0.75 * w1 and along_frame(pts)))
 
     strip = set()  # blobs that are strips as a whole (the pieces a strip was cut into are short)
     for b, ks in members.items():
         if b and len(ks) > 1:
-            rect = sorted(cv2.minAreaRect(np.concatenate([segs[k]["pts"] for k in ks]))[1])
-            if strip_like(rect, sum(segs[k]["area"] for k in ks)):
+            pts = np.concatenate([segs[k]["pts"] for k in ks])
+            rect = sorted(cv2.minAreaRect(pts)[1])
+            if strip_like(rect, sum(segs[k]["area"] for k in ks), pts):
                 strip.add(b)
     out = []
     for k, s in enumerate(segs):
         # (a piece with a hole of its own in a strip's blob is a nut or washer lying against it)
-        if (blob[k] in strip and not s["holed"]) or strip_like(s["rect"], s["area"]):
+        if (blob[k] in strip and not s["holed"]) or strip_like(s["rect"], s["area"], s["pts"]):
             continue
         if rim_like(s, w1, limit / 2.5):
             continue
