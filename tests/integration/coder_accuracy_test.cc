@@ -600,7 +600,7 @@ TEST(CoderAccuracyTest, ATaperingRimBandAlongTheFrameIsNotParts) {
   // as a part at its wide end (so its minimum-area rectangle is a part wide) and on average 0.65
   // of a part wide (dev/real p08, once all 8 tablets are found: the band 427 x 42 px, 11,892 px,
   // beside tablets 43 px wide, counted by its area as seven tablets). Here a band 360 px long,
-  // 12 to 31 px wide, lies above 10 nuts about 30 px wide. A strip longer than six part lengths
+  // 10 to 28 px wide, lies above 10 nuts about 30 px wide. A strip longer than six part lengths
   // that lies along the frame's direction is a rim up to 0.75 part widths on average, as a
   // thin piece is (rim_like); one lying askew must still be under 0.6.
   for (int seed : {1, 4, 11}) {
