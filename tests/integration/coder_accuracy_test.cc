@@ -214,6 +214,13 @@ cv::Mat PartsBelowARim(int seed, int kind, cv::Size parts_size, int top,
   return tray;
 }
 
+/// A rim's colour that stands out from the tray's surface (its bottom rows): dark on a light
+/// surface, light on a dark one.
+cv::Scalar RimStandingOutFrom(const cv::Mat& tray) {
+  const cv::Scalar surface = cv::mean(tray.rowRange(tray.rows - 4, tray.rows));
+  return surface[1] > 128 ? cv::Scalar(40, 40, 40) : cv::Scalar(215, 215, 215);
+}
+
 TEST(CoderAccuracyTest, TheTraysRimIsNotParts) {
   // Regression: real photos of tablets on a steel tray counted the tray's rim: the band the
   // frame cuts along an edge and the inner rim line came out as a row of "parts" (p05, p06, p07
@@ -279,8 +286,7 @@ TEST(CoderAccuracyTest, ACurvedRimBandAndShortThinRimLinesAreNotParts) {
   for (int seed : {1, 4, 11}) {
     std::vector<cv::Rect> boxes;
     cv::Mat tray = PartsBelowARim(seed, 1, {400, 250}, 70, &boxes);
-    const cv::Scalar surface = cv::mean(tray.rowRange(tray.rows - 4, tray.rows));
-    const cv::Scalar rim = surface[1] > 128 ? cv::Scalar(40, 40, 40) : cv::Scalar(215, 215, 215);
+    const cv::Scalar rim = RimStandingOutFrom(tray);
     std::vector<cv::Point> band;  // top edge left to right, then the bottom edge back
     for (int x = 0; x < 400; x += 10) {
       const double t = x / 399.0, sag = 4.0 * t * (1.0 - t);  // 0 at the ends, 1 mid-way
@@ -606,8 +612,7 @@ TEST(CoderAccuracyTest, ATaperingRimBandAlongTheFrameIsNotParts) {
   for (int seed : {1, 4, 11}) {
     std::vector<cv::Rect> boxes;
     cv::Mat tray = PartsBelowARim(seed, 1, {400, 256}, 60, &boxes);
-    const cv::Scalar surface = cv::mean(tray.rowRange(tray.rows - 4, tray.rows));
-    const cv::Scalar rim = surface[1] > 128 ? cv::Scalar(40, 40, 40) : cv::Scalar(215, 215, 215);
+    const cv::Scalar rim = RimStandingOutFrom(tray);
     const std::vector<cv::Point> band = {{20, 14}, {380, 14}, {380, 42}, {20, 24}};
     cv::fillPoly(tray, std::vector<std::vector<cv::Point>>{band}, rim);
     cv::GaussianBlur(tray, tray, cv::Size(), 0.8);
