@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""build.py RAW OUT: rebuilds the development set from its sources, as SOURCES.md describes.
+"""build.py RAW OUT [SET]: rebuilds the development set (or the set in folder SET, for example
+dev/real/heldout) from its sources, as its SOURCES.md describes.
 
 RAW holds each source file as it is in its repository at the commit SOURCES.md names (for
 example `git --git-dir=REPO.git show COMMIT:PATH > RAW/parts_p01.jpg.png`), named after the
@@ -10,8 +11,8 @@ OUT/gauges or OUT/parts. truth.json, README.md and SOURCES.md are copied next to
 import os, re, shutil, sys
 import cv2
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 raw, out = sys.argv[1], sys.argv[2]
+HERE = sys.argv[3] if len(sys.argv) > 3 else os.path.dirname(os.path.abspath(__file__))
 row = re.compile(r'\| ((?:gauges|parts)/\w+\.jpg) \| https://github.com/[^|]*?\.(\w+) \|[^|]*\| (.*?) \|$')
 for line in open(os.path.join(HERE, "SOURCES.md")):
     m = row.match(line.strip())
@@ -23,11 +24,15 @@ for line in open(os.path.join(HERE, "SOURCES.md")):
         sys.exit("missing or unreadable source of " + name)
     h0, w0 = img.shape[:2]
     crop = re.search(r'cropped x=(\d+),y=(\d+),w=h=(\d+) from (\d+)x(\d+)', change)
+    cut = re.search(r'cropped x=(\d+),y=(\d+),w=(\d+),h=(\d+) from (\d+)x(\d+)', change)
     resized = re.search(r'resized (\d+)x(\d+)(?: PNG)? -> (\d+)x(\d+)', change)
     if crop:
         x, y, s, w, h = map(int, crop.groups())
         img = img[y:y + s, x:x + s]
         tw, th = map(int, re.search(r'resized to (\d+)x(\d+)', change).groups())
+    elif cut:  # a crop kept at its size
+        x, y, tw, th, w, h = map(int, cut.groups())
+        img = img[y:y + th, x:x + tw]
     elif resized:
         w, h, tw, th = map(int, resized.groups())
     else:
