@@ -1519,8 +1519,9 @@ def outline_cells(work):
     steel) differs from it in colour less than the reflections around it do, and the rim of a
     tray can stand out from it as much as a part; no background model separates them, but a
     part's outline is sharp all round. Returns the convex cells (area over hull area above 0.9)
-    that do not touch the image's border, as dicts with box, area, solidity, contour and
-    elongation (the same region is found at several levels). None without cv2.ximgproc."""
+    that do not touch the image's border, as dicts with box, area, solidity and pts (the
+    outline's points, as elongation() reads a piece's; the same region is found at several
+    levels). None without cv2.ximgproc."""
     if not hasattr(cv2, "ximgproc"):
         return None
     h, w = work.shape[:2]
@@ -1545,10 +1546,8 @@ def outline_cells(work):
                 area = float(cv2.contourArea(contour))
                 solidity = area / max(float(cv2.contourArea(cv2.convexHull(contour))), 1.0)
                 if solidity > 0.9:
-                    (_, _), (ra, rb), _ = cv2.minAreaRect(contour)
                     cells.append({"box": [int(x) - 1, int(y) - 1, int(bw) + 2, int(bh) + 2], "area": area,
-                                  "solidity": solidity, "contour": contour,
-                                  "elong": max(ra, rb) / max(1.0, min(ra, rb))})
+                                  "solidity": solidity, "pts": contour})
     return cells
 
 
@@ -1613,15 +1612,16 @@ def outline_count(work):
     lab = cv2.cvtColor(cv2.GaussianBlur(work, (0, 0), 1.5), cv2.COLOR_BGR2LAB).astype(np.float32)
     covered = np.zeros((h, w), np.uint8)
     colours = []
-    for c in parts:
-        m = np.zeros((h, w), np.uint8)
-        cv2.drawContours(m, [c["contour"]], -1, 1, cv2.FILLED)
-        colours.append(np.median(lab[m > 0], axis=0))
-        covered |= m
+    for c in parts:  # each part's region, drawn within its box
+        x, y, bw, bh = c["box"]
+        m = np.zeros((bh, bw), np.uint8)
+        cv2.drawContours(m, [c["pts"]], -1, 1, cv2.FILLED, offset=(-x, -y))
+        colours.append(np.median(lab[y:y + bh, x:x + bw][m > 0], axis=0))
+        covered[y:y + bh, x:x + bw] |= m
     colours = np.array(colours)
     centre = np.median(colours, axis=0)
     off = np.linalg.norm(colours - centre, axis=1)
-    elong = np.array([c["elong"] for c in parts])
+    elong = np.array([elongation(c) for c in parts])
     e1 = float(np.median(elong))
     odd = (off > max(3.0 * float(np.median(off)), 10.0)) | (elong > 1.5 * e1) | (elong < e1 / 1.5)
     evidence["outline_odd"] = int(odd.sum())
