@@ -704,6 +704,18 @@ TEST(CoderAccuracyTest, PartsAcrossAVignettedTrayCornerLeaveTheTrayTheSurface) {
   ExpectAccuracyTray(909, 44, 14, Contract::kWithinOneAndExactOrNotConfident, /*trays=*/0);
 }
 
+TEST(CoderAccuracyTest, ATrayDimmingTowardsTheTablesColourStaysTheSurface) {
+  // Regression: tray 131 of `roilens accuracy --gauges 0 --trays 100 --wider 40 --seed 16807`
+  // (20 light bolts on a brown tray on a dark olive table, the tray's right side dim) counted 3
+  // at confidence 0.77, and tray 35 of `--trays 0 --wider 150 --seed 2` (25 dark bolts on a
+  // cream tray on a grey table, its left side shaded towards the grey) counted 30. The tray's dim
+  // side stood out from the table less than the parts' threshold, so the parts lying there seemed
+  // to lie outside the tray, and no surface was taken; the flood fills ran from table to tray
+  // across the soft rim. The tray's blob grows over what stands out from the table's own noise.
+  ExpectAccuracyTray(16807, 131, 20, Contract::kExact, /*trays=*/100);
+  ExpectAccuracyTray(2, 35, 25, Contract::kExact, /*trays=*/0);
+}
+
 TEST(CoderAccuracyTest, ATraysRimShadowIsNoPart) {
   // Regression: tray 100 of `roilens accuracy --gauges 0 --trays 100 --wider 50 --seed 777` (4
   // bolts on a light tray on a lilac table) counted 6: the shadow line along the tray's right

@@ -301,6 +301,23 @@ def tray_blob(m0):
     return surf, scene
 
 
+def tray_grown(m0, d0, level):
+    """The first guess with its largest blob grown over the pixels above `level` (the border's
+    noise) connected to it: a tray under a lighting ramp darkens at one end towards the table's
+    colour, below the parts' threshold but not into the table's noise; the parts lying there
+    are then inside the tray, not outside it."""
+    n, lbl, st, _ = cv2.connectedComponentsWithStats(m0, 8)
+    if n < 2:
+        return m0
+    k = 1 + int(np.argmax(st[1:, cv2.CC_STAT_AREA]))
+    weak = cv2.morphologyEx((d0 > level).astype(np.uint8), cv2.MORPH_OPEN,
+                            cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3)))
+    _, lw = cv2.connectedComponents(weak, connectivity=8)
+    ids = np.unique(lw[(lbl == k) & (weak > 0)])
+    ids = ids[ids > 0]
+    return (m0 | np.isin(lw, ids)).astype(np.uint8)
+
+
 def segment(img):
     """Foreground mask from an iterated local background; returns (mask, dist, threshold, where
     the first guess came from: "border", "split" (the whole image's two-class split),
@@ -325,7 +342,7 @@ def segment(img):
     d0 = contrast_to(lab, border)
     edge = np.ones((h, w), bool)
     edge[b:-b, b:-b] = False
-    t0, _ = threshold_of(d0, fg, d0[edge])
+    t0, t_border = threshold_of(d0, fg, d0[edge])
     m0 = guess_parts(d0, t0)
     guess, scene = "border", None
     if m0.mean() < 0.005:
@@ -363,6 +380,12 @@ def segment(img):
             # no edge stopped the flood fills between tray and table (a vignetted tray's rim
             # darkens into a dark table): the blob that stood out from the border is the tray
             found = tray_blob(m0)
+            if found is None:
+                # or it stood out only in part: its far side dims towards the table's colour,
+                # and the parts lying there stand out from the table on their own, as if
+                # outside the tray; the blob grown over what stands out from the table's noise
+                # holds them (20 bolts on a tray dim on one side counted 3)
+                found = tray_blob(tray_grown(m0, d0, t_border))
         if found is not None and found[0].any():
             surf, scene = found
             d0 = contrast_to(lab, lab[surf])
