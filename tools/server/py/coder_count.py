@@ -312,10 +312,17 @@ def tray_grown(m0, d0, level):
     k = 1 + int(np.argmax(st[1:, cv2.CC_STAT_AREA]))
     weak = cv2.morphologyEx((d0 > level).astype(np.uint8), cv2.MORPH_OPEN,
                             cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3)))
-    _, lw = cv2.connectedComponents(weak, connectivity=8)
-    ids = np.unique(lw[(lbl == k) & (weak > 0)])
-    ids = ids[ids > 0]
-    return (m0 | np.isin(lw, ids)).astype(np.uint8)
+    return (m0 | reached(lbl == k, weak)).astype(np.uint8)
+
+
+def reached(seed, weak):
+    """Hysteresis: the 8-connected blobs of the `weak` mask that hold a pixel of `seed` (a
+    boolean mask), as a boolean mask."""
+    n, lbl = cv2.connectedComponents(weak, connectivity=8)
+    hit = np.zeros(n, bool)
+    hit[np.unique(lbl[seed])] = True
+    hit[0] = False
+    return hit[lbl]
 
 
 def segment(img):
@@ -423,11 +430,7 @@ def segment(img):
         strong = (dist > thr).astype(np.uint8)
         weak = (dist > max(t_low, 0.6 * thr)).astype(np.uint8)
         # hysteresis: weak pixels count where they connect to strong ones (soft part edges)
-        n, lbl = cv2.connectedComponents(weak, connectivity=8)
-        hit = np.zeros(n, bool)
-        hit[np.unique(lbl[strong > 0])] = True
-        hit[0] = False
-        mask = hit[lbl].astype(np.uint8)
+        mask = reached(strong > 0, weak).astype(np.uint8)
         if scene is not None:
             mask[scene] = 0
         k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
