@@ -2,6 +2,8 @@
 OBJECT = str(SPEC.get("object") or "objects")
 EVIDENCE = {}  # the last count's evidence behind its confidence (read by tuning harnesses)
 WORK_SIDE = 900  # larger inputs are counted on a copy of this size (boxes are scaled back)
+VOTE_PIXELS = 250000  # an uncertain count is read twice more on crops up to this size...
+VOTE_PARTS = 24  # ...holding up to this many parts (see count_parts)
 
 
 def mesh_background(lab, fg, cell):
@@ -1676,6 +1678,7 @@ def count_parts():
         work = img
     objects, conf = count_in(work)
     EVIDENCE["first_conf"] = conf
+    outlined = False
     if STRATEGY.get("split", True) and STRATEGY.get("outlines", True) and conf < 0.5:
         # A count without confidence may have failed at the background model: light parts on a
         # light, shiny tray, or the tray's rim and reflections taken for parts. Where the
@@ -1687,8 +1690,40 @@ def count_parts():
             other, evidence = found
             EVIDENCE.update(evidence, first_count=len(objects))
             if other is not None and len(other) != len(objects):
-                objects, conf = other, 0.45
+                objects, conf, outlined = other, 0.45, True
     first_ev = dict(EVIDENCE)
+    if (STRATEGY.get("split", True) and STRATEGY.get("vote", True) and conf < 0.8
+            and not outlined and STRATEGY.get("max_side") is None
+            and work.shape[0] * work.shape[1] <= VOTE_PIXELS and len(objects) <= VOTE_PARTS):
+        # Three reads vote on an uncertain count: the first and two on finer detail, the image
+        # smoothed 0.7 times as much, and enlarged 1.25 times. When the two finer reads agree
+        # on another count, that count is taken with the smoothed read's parts. Over the 1,093
+        # uncertain ones of 4,640 harness trays this fixed 53 counts and broke 13 (the finer
+        # reads alone were right 848 and 809 times where the first read was 799); on 260 trays
+        # of two unseen seeds it fixed 6 and broke none. The confidence stays the first read's:
+        # reads that share their rules share their mistakes (where all three agreed, 91% of
+        # these counts were right), so agreement is no evidence for it. Above 24 parts the finer
+        # reads find seams that are not there more often than they fix a count (harness: 2
+        # fixed, 3 broken; 40 piles of 26 touching capsules: 5 fixed, 8 broken), and large crops
+        # are left to one read for time (a 480 px photo of 40 coins took 5.7 s, with the vote
+        # 16.7 s), as is a retry after a timeout (the ladder sets max_side). A count taken from
+        # the outlines is not put to the vote: the reads repeat the background model it replaced.
+        first = dict(STRATEGY)
+        reads = []
+        try:
+            STRATEGY["smooth"] = 0.7 * float(first.get("smooth", 1.5))
+            reads.append(count_in(work)[0])
+            STRATEGY["smooth"] = float(first.get("smooth", 1.5))
+            larger = cv2.resize(work, None, fx=1.25, fy=1.25, interpolation=cv2.INTER_LINEAR)
+            reads.append(count_in(larger)[0])
+        finally:
+            STRATEGY.clear()
+            STRATEGY.update(first)
+        first_ev["votes"] = [len(objects)] + [len(r) for r in reads]
+        if len(reads[0]) == len(reads[1]) != len(objects):
+            objects = reads[0]
+        EVIDENCE.clear()
+        EVIDENCE.update(first_ev)
     # A second read: the same image smoothed 1.4 times as much (another effective zoom). The
     # count is the first read's; when the two disagree, it rests on details that smoothing
     # changes and is not trustworthy. It can only lower the confidence, so it runs only when
