@@ -1708,17 +1708,8 @@ def count_parts():
         # are left to one read for time (a 480 px photo of 40 coins took 5.7 s, with the vote
         # 16.7 s), as is a retry after a timeout (the ladder sets max_side). A count taken from
         # the outlines is not put to the vote: the reads repeat the background model it replaced.
-        first = dict(STRATEGY)
-        reads = []
-        try:
-            STRATEGY["smooth"] = 0.7 * float(first.get("smooth", 1.5))
-            reads.append(count_in(work)[0])
-            STRATEGY["smooth"] = float(first.get("smooth", 1.5))
-            larger = cv2.resize(work, None, fx=1.25, fy=1.25, interpolation=cv2.INTER_LINEAR)
-            reads.append(count_in(larger)[0])
-        finally:
-            STRATEGY.clear()
-            STRATEGY.update(first)
+        larger = cv2.resize(work, None, fx=1.25, fy=1.25, interpolation=cv2.INTER_LINEAR)
+        reads = [reread(work, 0.7), reread(larger, 1.0)]
         first_ev["votes"] = [len(objects)] + [len(r) for r in reads]
         if len(reads[0]) == len(reads[1]) != len(objects):
             objects = reads[0]
@@ -1729,19 +1720,25 @@ def count_parts():
     # changes and is not trustworthy. It can only lower the confidence, so it runs only when
     # the first read is confident (>= 0.8): the others are reported as not trustworthy anyway.
     if STRATEGY.get("split", True) and STRATEGY.get("second_read", True) and conf >= 0.8:
-        first = dict(STRATEGY)
-        STRATEGY["smooth"] = 1.4 * float(first.get("smooth", 1.5))
-        try:
-            other, _ = count_in(work)
-        finally:
-            STRATEGY.clear()
-            STRATEGY.update(first)
+        other = reread(work, 1.4)
         if len(other) != len(objects):
             conf = min(conf, 0.5)
         EVIDENCE.clear()
         EVIDENCE.update(first_ev, second=len(other))
     count = len(objects)
     finish(img, name, f, objects, count, conf)
+
+
+def reread(image, smooth):
+    """The objects of another read of `image`, smoothed `smooth` times as much as the strategy
+    says (the strategy is left as it was)."""
+    first = dict(STRATEGY)
+    STRATEGY["smooth"] = smooth * float(first.get("smooth", 1.5))
+    try:
+        return count_in(image)[0]
+    finally:
+        STRATEGY.clear()
+        STRATEGY.update(first)
 
 
 def count_in(work):
