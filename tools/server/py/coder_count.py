@@ -1234,6 +1234,24 @@ def split_clusters(mask, raw, dist):
     return segs, lbl, stats
 
 
+def absorb(o, sg):
+    """Piece `o` takes in piece `sg` (its pixels, area and box; the thicker wall, the sharper
+    rim), counted as one more merge."""
+    x, y, bw, bh = sg["box"]
+    bx0, by0 = min(o["box"][0], x), min(o["box"][1], y)
+    bx1 = max(o["box"][0] + o["box"][2], x + bw)
+    by1 = max(o["box"][1] + o["box"][3], y + bh)
+    o.update({"area": o["area"] + sg["area"], "raw": o["raw"] + sg["raw"],
+              "thick": max(o["thick"], sg["thick"]), "wall": max(o["wall"], sg["wall"]),
+              "soft": min(o["soft"], sg["soft"]),
+              "soft_lo": min(o.get("soft_lo", 0.0), sg.get("soft_lo", 0.0)),
+              "box": (bx0, by0, bx1 - bx0, by1 - by0),
+              "pts": np.concatenate([o["pts"], sg["pts"]]),
+              "merged": o.get("merged", 0) + 1})
+    o.pop("elong", None)  # its shape changed: elongation and hull are measured again
+    o.pop("hull", None)
+
+
 def merge_fragments(segs, shape, a1, a_hi):
     """A piece that the distance transform cut off a larger blob and that is less than half a
     typical part (a bolt's shaft beside its head, the tail of a part under glare) is no part of
@@ -1266,17 +1284,7 @@ def merge_fragments(segs, shape, a1, a_hi):
             if not nb:
                 continue
             j = int(np.bincount(nb).argmax())
-            o = segs[j]
-            bx0, by0 = min(o["box"][0], x), min(o["box"][1], y)
-            bx1 = max(o["box"][0] + o["box"][2], x + bw)
-            by1 = max(o["box"][1] + o["box"][3], y + bh)
-            o.update({"area": o["area"] + sg["area"], "raw": o["raw"] + sg["raw"],
-                      "thick": max(o["thick"], sg["thick"]), "wall": max(o["wall"], sg["wall"]),
-                      "soft": min(o["soft"], sg["soft"]),
-                      "soft_lo": min(o.get("soft_lo", 0.0), sg.get("soft_lo", 0.0)),
-                      "box": (bx0, by0, bx1 - bx0, by1 - by0),
-                      "pts": np.concatenate([o["pts"], sg["pts"]]),
-                      "merged": o.get("merged", 0) + 1})
+            absorb(segs[j], sg)
             p = sg["pts"].astype(int)
             lab[p[:, 1], p[:, 0]] = j + 1
             alive[k] = False
