@@ -1295,6 +1295,33 @@ def merge_fragments(segs, shape, a1, a_hi):
     return [sg for k, sg in enumerate(segs) if alive[k]]
 
 
+def join_lookalike_pairs(segs, evidence, a_hi, h1, e1):
+    """One part cut in two: a blob cut into two pieces (no hole, off the border) whose union looks
+    like a part lying alone in the same tray (a blob of one piece, off the border, counted as one
+    part by its area): alike in area, thickness and elongation (`similar`), and no larger than
+    1.3 large single parts. Two parts touching cover twice a lone one's area. The distance
+    transform cuts a bolt at its neck when the shaft is nearly as thick as the head (a glare
+    spot or a highlight widens it), and `join_shaft_pieces` then keeps the two apart (three bolts
+    counted four, seed 2718 tray 35). The join is a decision the count rests on: it counts as an
+    ambiguous piece. Returns the pieces with such pairs joined."""
+    lone = [g[0] for g in by_blob(segs) if len(g) == 1 and not g[0]["on_border"]
+            and not g[0]["holed"] and parts_by_area(g[0], a_hi, h1, e1) < 1.4]
+    if len(lone) < 2:
+        return segs
+    out = []
+    for g in by_blob(segs):
+        if len(g) == 2 and not any(s["holed"] or s["on_border"] for s in g):
+            u = dict(g[0])
+            absorb(u, g[1])
+            if u["area"] <= 1.3 * a_hi and any(similar(u, t) for t in lone):
+                evidence["joined"] += 1
+                evidence["ambiguous"] += 1
+                out.append(u)
+                continue
+        out += g
+    return out
+
+
 def elongation(sg):
     """Length over width of a piece's minimum-area rectangle (kept with the piece, as its hull's
     area is: both are asked for after merge_fragments has joined the pieces)."""
@@ -1841,7 +1868,7 @@ def count_in(work):
         segs = [s for s in segs if not any(s is t for t in shade)]
     objects = []
     # decisions the count rests on: close ones lower the confidence, whichever way they went
-    evidence = {"ambiguous": 0, "splits": 0, "near_miss": 0,
+    evidence = {"ambiguous": 0, "splits": 0, "near_miss": 0, "joined": 0,
                 "soft_drops": soft_drops, "rescued": rescued, "faint": faint,
                 "split_guess": int(guess == "split"), "surface": int(guess == "surface")}
     if segs:
@@ -1877,6 +1904,8 @@ def count_in(work):
         if gone:
             evidence["ambiguous"] += len(gone)
             segs = [s for s in segs if not any(s is d for d in gone)]
+        if STRATEGY.get("split", True):
+            segs = join_lookalike_pairs(segs, evidence, a_hi, h1, e1)
         # the blobs of the foreground as segmented, and how many pieces each was cut into
         cc = cv2.connectedComponentsWithStats(blobs, 8)
         cut = {}
