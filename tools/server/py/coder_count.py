@@ -1304,12 +1304,13 @@ def join_lookalike_pairs(segs, evidence, a_hi, h1, e1):
     spot or a highlight widens it), and `join_shaft_pieces` then keeps the two apart (three bolts
     counted four, seed 2718 tray 35). The join is a decision the count rests on: it counts as an
     ambiguous piece. Returns the pieces with such pairs joined."""
-    lone = [g[0] for g in by_blob(segs) if len(g) == 1 and not g[0]["on_border"]
+    groups = by_blob(segs)
+    lone = [g[0] for g in groups if len(g) == 1 and not g[0]["on_border"]
             and not g[0]["holed"] and parts_by_area(g[0], a_hi, h1, e1) < 1.4]
     if len(lone) < 2:
         return segs
     out = []
-    for g in by_blob(segs):
+    for g in groups:
         if len(g) == 2 and not any(s["holed"] or s["on_border"] for s in g):
             u = dict(g[0])
             absorb(u, g[1])
