@@ -647,6 +647,18 @@ TEST(CoderAccuracyTest, AWasherDimOnOneSideStaysARing) {
   ExpectAccuracyTray(90210, 170, 19, Contract::kExact);
 }
 
+TEST(CoderAccuracyTest, ANutCutByTheBorderStaysARingWhenItsWallIsDimOnOneSide) {
+  // Regression: tray 109 of `roilens accuracy --gauges 0 --trays 150 --wider 50 --seed 662607`
+  // (13 mixed parts under a light ramp) counted 12 at confidence 0.89. A nut cut by the top
+  // border lay under a glare spot that dimmed one side of its wall; the cut at half its contrast
+  // broke the arc, and the 9 x 16 px sliver left was dropped as thin, with nothing to lower the
+  // confidence. Its ring was open to the border, so the rule that keeps a dim-sided washer's ring
+  // did not see a hole to keep, and the nut, smaller than the tray's median blob (a bolt's), was
+  // not taken for a part of one part's size. The border closes a cut ring's hole, and a ring of
+  // any smaller size keeps it.
+  ExpectAccuracyTray(662607, 109, 13, Contract::kExact, /*trays=*/150);
+}
+
 TEST(CoderAccuracyTest, ClustersMergingInOnePassDoNotWidenTheNextBackground) {
   // Regression: tray 171 of `roilens accuracy --gauges 0 --seed 16180` (7 washers of low contrast
   // on green, four of them touching) counted 6 at confidence 0.76. The second pass found the

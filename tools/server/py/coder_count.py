@@ -654,9 +654,17 @@ def parts_in_glare(work, dropped, kept, kept_area, thr, least=None):
     return out, held
 
 
-def ring_cut(sub, core):
+def ring_cut(sub, core, sides=(0, 0, 0, 0)):
     """Whether `core` cuts open the one round hole that the blob `sub` encloses (a ring, whose
-    hole no longer enclosed would not count it)."""
+    hole no longer enclosed would not count it). `sides` (top, bottom, left, right): where the
+    blob's box lies on the image's border, which closes a ring cut off by it (a nut at the
+    border shows an arc round its open hole)."""
+    if any(sides):
+        sub, core = (np.pad(m.astype(np.uint8), 1) for m in (sub, core))
+        for on, line in zip(sides, (np.s_[:1, :], np.s_[-1:, :], np.s_[:, :1], np.s_[:, -1:])):
+            if on:
+                sub[line] = 1
+                core[line] = 1
     s8 = sub.astype(np.uint8)
     hole = enclosed(s8) - s8
     n, _, st, _ = cv2.connectedComponentsWithStats(hole, 4)
@@ -702,8 +710,11 @@ def shape_mask(mask, dist, thr):
             # the thin and soft-rim rules then dropped. A convex blob of one part's size has no
             # neck to cut: it keeps what the hysteresis' weak level (0.6 thr) took in.
             core = sub & (d >= max(0.6 * thr, half))
-        elif lone and ring_cut(sub, core):
-            core = sub  # a washer whose wall is dimmer on one side stays a ring
+        elif a <= 1.6 * one and ring_cut(sub, core, (y == 0, y + h == mask.shape[0], x == 0,
+                                           x + w == mask.shape[1])):
+            # a washer whose wall is dimmer on one side stays a ring (of any smaller size: a
+            # nut among larger bolts)
+            core = sub
         out[y:y + h, x:x + w][core] = 1
     return out
 
