@@ -332,7 +332,8 @@ def segment(img):
     the first guess came from: "border", "split" (the whole image's two-class split),
     "surface" (the parts' surface in a wider scene) or "smooth" (a smooth field fitted to the
     surface), each pixel's Lab offset from the local background, the noise level of the
-    distance)."""
+    distance, how many part-like blobs were set aside with the scene where it may be the
+    parts' surface: set_aside)."""
     sigma = STRATEGY.get("smooth", 1.5)
     blur = cv2.GaussianBlur(img, (0, 0), sigma)
     lab = cv2.cvtColor(blur, cv2.COLOR_BGR2LAB).astype(np.float32)
@@ -354,6 +355,7 @@ def segment(img):
     t0, t_border = threshold_of(d0, fg, d0[edge])
     m0 = guess_parts(d0, t0)
     guess, scene = "border", None
+    band = None  # scene that may be the parts' surface after all (see set_aside)
     if m0.mean() < 0.005:
         # The border is no single surface (a photo's border holds the tray, its rim and the
         # table): its spread says nothing of the noise and left no first guess. The whole image's
@@ -389,12 +391,21 @@ def segment(img):
             # no edge stopped the flood fills between tray and table (a vignetted tray's rim
             # darkens into a dark table): the blob that stood out from the border is the tray
             found = tray_blob(m0)
+            # or it stood out only in part: its far side dims towards the table's colour, and
+            # the parts lying there stand out from the table on their own, as if outside the
+            # tray; the blob grown over what stands out from the table's noise holds them (20
+            # bolts on a tray dim on one side counted 3)
+            grown = tray_grown(m0, d0, t_border)
             if found is None:
-                # or it stood out only in part: its far side dims towards the table's colour,
-                # and the parts lying there stand out from the table on their own, as if
-                # outside the tray; the blob grown over what stands out from the table's noise
-                # holds them (20 bolts on a tray dim on one side counted 3)
-                found = tray_blob(tray_grown(m0, d0, t_border))
+                found = tray_blob(grown)
+            elif (grown != m0).any():
+                # Where the first blob was the tray, the grown one may reach further: a
+                # vignetted tray's dark corners beyond the first one's outline. Those stay
+                # scene (the grown blob may take in the tray's rim), but parts seen there are
+                # parts left out of the count (two dark nuts in such corners: 20 for 22).
+                wider = tray_blob(grown)
+                if wider is not None:
+                    band = wider[0] & found[1]
         if found is not None and found[0].any():
             surf, scene = found
             d0 = contrast_to(lab, lab[surf])
@@ -453,7 +464,32 @@ def segment(img):
         # Whatever the foreground encloses stays out of the next background estimate too: the
         # light centres of parts whose rims alone stood out, and the gaps inside clusters.
         fg = cv2.dilate(enclosed(mask), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1,) * 2))
-    return mask, dist, thr, guess, lab - bg, t_low
+    aside = set_aside(blur, band & scene, mask, thr) if band is not None else 0
+    return mask, dist, thr, guess, lab - bg, t_low, aside
+
+
+def set_aside(blur, band, mask, thr):
+    """How many part-like blobs lie in `band`, scene that may be the parts' surface: against a
+    local background (the median colour over 1.5 typical parts' widths, which follows the
+    band's own light) they stand out above `thr` with a sharp rim (drop_soft_blobs), of half to
+    twice the area of the median blob of the `mask`, clear of the image border."""
+    _, _, st, _ = cv2.connectedComponentsWithStats(mask, 8)
+    areas = st[1:, cv2.CC_STAT_AREA]
+    areas = areas[areas >= 20]
+    if not len(areas) or not band.any():
+        return 0
+    a1 = float(np.median(areas))
+    k = int(1.5 * 2.0 * math.sqrt(a1 / math.pi)) | 1
+    lab = cv2.cvtColor(blur, cv2.COLOR_BGR2LAB)
+    d = contrast_map(lab.astype(np.float32), cv2.medianBlur(lab, min(k, 255)).astype(np.float32))
+    cand = cv2.morphologyEx(((d > thr) & band).astype(np.uint8), cv2.MORPH_OPEN,
+                            cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3)))
+    sharp = drop_soft_blobs(fill_holes(cand, 0.6 * a1)[0], d, a1)
+    n, _, st, _ = cv2.connectedComponentsWithStats(sharp, 8)
+    h, w = mask.shape
+    x, y, bw, bh, a = (st[1:, i] for i in range(5))
+    inside = (x > 0) & (y > 0) & (x + bw < w) & (y + bh < h)
+    return int(((a >= 0.5 * a1) & (a <= 2.0 * a1) & inside).sum())
 
 
 def faint_rings(mask, dist, thr, t_noise):
@@ -1791,7 +1827,7 @@ def reread(image, smooth):
 def count_in(work):
     """One read of the (working size) image: returns (objects, confidence)."""
     h, w = work.shape[:2]
-    mask, dist, thr, guess, offset, t_noise = segment(work)
+    mask, dist, thr, guess, offset, t_noise, aside = segment(work)
     before = mask
     mask = drop_soft_blobs(mask, dist)
     blobs = mask.copy()  # the foreground as segmented (unthinned): what clusters are counted by area on
@@ -1882,7 +1918,11 @@ def count_in(work):
     # decisions the count rests on: close ones lower the confidence, whichever way they went
     evidence = {"ambiguous": 0, "splits": 0, "near_miss": 0, "joined": 0,
                 "soft_drops": soft_drops, "rescued": rescued, "faint": faint,
-                "split_guess": int(guess == "split"), "surface": int(guess == "surface")}
+                "split_guess": int(guess == "split"), "surface": int(guess == "surface"),
+                "set_aside": aside}
+    # part-like blobs left out with the scene: parts not counted, if the scene there was the
+    # parts' surface after all
+    evidence["near_miss"] += aside
     if segs:
         # a part-sized piece dropped as glare with a rim not far beyond the limit may be a part
         # under a highlight
