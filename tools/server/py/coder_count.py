@@ -501,14 +501,17 @@ def faint_rings(mask, dist, thr, t_noise):
     blob's area, clear of the image border, and reaching 0.6 of the threshold `thr`. Over
     4,440 generated trays, such blobs above 0.6 of the threshold were missed parts 20 times of
     20; the first blob of another kind that was a ring lay at 0.55 of it, with a soft rim.
-    Returns their mask."""
+    Returns (their mask, how many rings failed only for compactness, at 60% of their convex
+    outline or more: a faint washer touching another, or bitten by a lighter neighbour's
+    reach, may be one)."""
     h, w = mask.shape
     rings = np.zeros_like(mask)
+    bitten = 0
     _, _, st, _ = cv2.connectedComponentsWithStats(mask, 8)
     areas = st[1:, cv2.CC_STAT_AREA]
     areas = areas[areas >= 20]
     if not len(areas):
-        return rings
+        return rings, bitten
     a_med = float(np.median(areas))
     near = cv2.dilate(mask, np.ones((5, 5), np.uint8))
     weak = ((dist > t_noise) & (near == 0)).astype(np.uint8)
@@ -527,11 +530,12 @@ def faint_rings(mask, dist, thr, t_noise):
         # its holes: the regions of the blob's complement that do not reach the box's edge
         if cv2.connectedComponents((~np.pad(blob, 1)).astype(np.uint8), connectivity=4)[0] != 3:
             continue
-        hull = cv2.convexHull(cv2.findNonZero(blob.astype(np.uint8)))
-        if a < 0.85 * cv2.contourArea(hull):
+        hull = cv2.contourArea(cv2.convexHull(cv2.findNonZero(blob.astype(np.uint8))))
+        if a < 0.85 * hull:
+            bitten += a >= 0.6 * hull
             continue
         rings[y:y + bh, x:x + bw][blob] = 1
-    return rings
+    return rings, bitten
 
 
 def enclosed(mask):
@@ -1851,7 +1855,7 @@ def count_in(work):
             mask = np.maximum(mask, found)
     # rings too faint for the threshold: nuts and washers of low contrast (found ones are a
     # decision the count rests on, and where some were this faint others may be fainter)
-    rings = faint_rings(before, dist, thr, t_noise)
+    rings, bitten = faint_rings(before, dist, thr, t_noise)
     faint = cv2.connectedComponents(rings, connectivity=8)[0] - 1
     if faint:
         mask = np.maximum(mask, rings)
@@ -1919,10 +1923,11 @@ def count_in(work):
     evidence = {"ambiguous": 0, "splits": 0, "near_miss": 0, "joined": 0,
                 "soft_drops": soft_drops, "rescued": rescued, "faint": faint,
                 "split_guess": int(guess == "split"), "surface": int(guess == "surface"),
-                "set_aside": aside}
-    # part-like blobs left out with the scene: parts not counted, if the scene there was the
-    # parts' surface after all
-    evidence["near_miss"] += aside
+                "set_aside": aside, "bitten_rings": bitten}
+    # part-like blobs left out with the scene (parts not counted, if the scene there was the
+    # parts' surface after all), and faint rings left out only for their outline (five dark
+    # washers among light ones, two touching, two bitten by light ones' reach: 6 for 11)
+    evidence["near_miss"] += aside + bitten
     if segs:
         # a part-sized piece dropped as glare with a rim not far beyond the limit may be a part
         # under a highlight
