@@ -20,8 +20,8 @@ def drop(m, d, *a):
     r = orig_drop(m, d, *a)
     if "seg" in cap and "drop" not in cap: cap["drop"] = r.copy()
     return r
-def split(rest, raw, dist):
-    r = orig_split(rest, raw, dist)
+def split(rest, raw, dist, *more):
+    r = orig_split(rest, raw, dist, *more)
     if "split" not in cap: cap["split"] = r
     return r
 ns["segment"], ns["drop_soft_blobs"], ns["split_clusters"] = seg, drop, split
