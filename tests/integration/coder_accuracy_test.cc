@@ -735,8 +735,8 @@ TEST(CoderAccuracyTest, FaintRingsLeftOutForTheirOutlineAreNotAConfidentCount) {
   // washers on a dark green tray, five of them dark) counted 6 at confidence 0.87. The threshold
   // lay between the light washers and the dark ones, and the dark ones' rings, which stand out
   // above the noise, failed the faint-ring rule's compactness (0.70 and 0.75 of their convex
-  // outline: touching each other, bitten by a light neighbour's reach). Such a ring is a near
-  // miss.
+  // outline: the rule measures the ring's own pixels, and a washer's wide hole leaves out a
+  // quarter of its outline). Such a ring is a near miss.
   ExpectAccuracyTray(11235, 55, 11, Contract::kExactOrNotConfident, /*trays=*/0);
 }
 
