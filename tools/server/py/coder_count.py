@@ -497,13 +497,13 @@ def faint_rings(mask, dist, thr, t_noise):
     contrast misses parts of a colour near the tray's (dark nuts on a green tray among light
     ones). What stands above the noise level `t_noise`, away from the foreground `mask` (as
     segmented, glare included: a soft spot's halo can make a ring), is a part when it is a
-    ring (one hole), compact (at least 85% of its convex outline), of half to twice the median
+    ring (one hole), compact (with its hole, at least 85% of its convex outline: a washer's
+    ring alone, its hole half its width, fills 0.75 of it), of half to twice the median
     blob's area, clear of the image border, and reaching 0.6 of the threshold `thr`. Over
     4,440 generated trays, such blobs above 0.6 of the threshold were missed parts 20 times of
     20; the first blob of another kind that was a ring lay at 0.55 of it, with a soft rim.
     Returns (their mask, how many rings failed only for compactness, at 60% of their convex
-    outline or more: the ring's own pixels are measured, and a washer whose hole is wide fills
-    less of its outline than a nut does, 0.70 to 0.75 on one tray)."""
+    outline or more)."""
     h, w = mask.shape
     rings = np.zeros_like(mask)
     bitten = 0
@@ -530,9 +530,11 @@ def faint_rings(mask, dist, thr, t_noise):
         # its holes: the regions of the blob's complement that do not reach the box's edge
         if cv2.connectedComponents((~np.pad(blob, 1)).astype(np.uint8), connectivity=4)[0] != 3:
             continue
-        hull = cv2.contourArea(cv2.convexHull(cv2.findNonZero(blob.astype(np.uint8))))
-        if a < 0.85 * hull:
-            bitten += a >= 0.6 * hull
+        b8 = blob.astype(np.uint8)
+        hull = cv2.contourArea(cv2.convexHull(cv2.findNonZero(b8)))
+        filled = float(enclosed(b8).sum())
+        if filled < 0.85 * hull:
+            bitten += filled >= 0.6 * hull
             continue
         rings[y:y + bh, x:x + bw][blob] = 1
     return rings, bitten
@@ -1925,8 +1927,7 @@ def count_in(work):
                 "split_guess": int(guess == "split"), "surface": int(guess == "surface"),
                 "set_aside": aside, "bitten_rings": bitten}
     # part-like blobs left out with the scene (parts not counted, if the scene there was the
-    # parts' surface after all), and faint rings left out only for their outline (dark washers
-    # with wide holes among light ones: 6 for 11)
+    # parts' surface after all), and faint rings left out only for their outline
     evidence["near_miss"] += aside + bitten
     if segs:
         # a part-sized piece dropped as glare with a rim not far beyond the limit may be a part
