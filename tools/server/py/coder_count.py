@@ -464,8 +464,24 @@ def segment(img):
         # Whatever the foreground encloses stays out of the next background estimate too: the
         # light centres of parts whose rims alone stood out, and the gaps inside clusters.
         fg = cv2.dilate(enclosed(mask), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1,) * 2))
-    aside = set_aside(blur, band & scene, mask, thr) if band is not None else 0
+    aside = set_aside(blur, band, mask, thr) if band is not None and scene is not None else 0
     return mask, dist, thr, guess, lab - bg, t_low, aside
+
+
+def median_blob_area(mask):
+    """The median area of the mask's blobs of 20 px or more (None when there are none)."""
+    _, _, st, _ = cv2.connectedComponentsWithStats(mask, 8)
+    areas = st[1:, cv2.CC_STAT_AREA]
+    areas = areas[areas >= 20]
+    return float(np.median(areas)) if len(areas) else None
+
+
+def local_contrast(blurred, k):
+    """Each pixel's Lab distance from the median colour of its k x k neighbourhood (k odd) in
+    the blurred BGR image: a local background that follows a glare spot's or a dim band's own
+    light."""
+    lab = cv2.cvtColor(blurred, cv2.COLOR_BGR2LAB)
+    return contrast_map(lab.astype(np.float32), cv2.medianBlur(lab, k).astype(np.float32))
 
 
 def set_aside(blur, band, mask, thr):
@@ -473,19 +489,15 @@ def set_aside(blur, band, mask, thr):
     local background (the median colour over 1.5 typical parts' widths, which follows the
     band's own light) they stand out above `thr` with a sharp rim (drop_soft_blobs), of half to
     twice the area of the median blob of the `mask`, clear of the image border."""
-    _, _, st, _ = cv2.connectedComponentsWithStats(mask, 8)
-    areas = st[1:, cv2.CC_STAT_AREA]
-    areas = areas[areas >= 20]
-    if not len(areas) or not band.any():
+    a1 = median_blob_area(mask)
+    if a1 is None or not band.any():
         return 0
-    a1 = float(np.median(areas))
     k = int(1.5 * 2.0 * math.sqrt(a1 / math.pi)) | 1
-    lab = cv2.cvtColor(blur, cv2.COLOR_BGR2LAB)
-    d = contrast_map(lab.astype(np.float32), cv2.medianBlur(lab, min(k, 255)).astype(np.float32))
+    d = local_contrast(blur, min(k, 255))
     cand = cv2.morphologyEx(((d > thr) & band).astype(np.uint8), cv2.MORPH_OPEN,
                             cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3)))
     sharp = drop_soft_blobs(fill_holes(cand, 0.6 * a1)[0], d, a1)
-    n, _, st, _ = cv2.connectedComponentsWithStats(sharp, 8)
+    _, _, st, _ = cv2.connectedComponentsWithStats(sharp, 8)
     h, w = mask.shape
     x, y, bw, bh, a = (st[1:, i] for i in range(5))
     inside = (x > 0) & (y > 0) & (x + bw < w) & (y + bh < h)
@@ -506,13 +518,10 @@ def faint_rings(mask, dist, thr, t_noise):
     outline or more)."""
     h, w = mask.shape
     rings = np.zeros_like(mask)
-    bitten = 0
-    _, _, st, _ = cv2.connectedComponentsWithStats(mask, 8)
-    areas = st[1:, cv2.CC_STAT_AREA]
-    areas = areas[areas >= 20]
-    if not len(areas):
-        return rings, bitten
-    a_med = float(np.median(areas))
+    loose = 0
+    a_med = median_blob_area(mask)
+    if a_med is None:
+        return rings, loose
     near = cv2.dilate(mask, np.ones((5, 5), np.uint8))
     weak = ((dist > t_noise) & (near == 0)).astype(np.uint8)
     weak = cv2.morphologyEx(weak, cv2.MORPH_OPEN,
@@ -534,10 +543,10 @@ def faint_rings(mask, dist, thr, t_noise):
         hull = cv2.contourArea(cv2.convexHull(cv2.findNonZero(b8)))
         filled = float(enclosed(b8).sum())
         if filled < 0.85 * hull:
-            bitten += filled >= 0.6 * hull
+            loose += filled >= 0.6 * hull
             continue
         rings[y:y + bh, x:x + bw][blob] = 1
-    return rings, bitten
+    return rings, loose
 
 
 def enclosed(mask):
@@ -674,9 +683,7 @@ def parts_in_glare(work, dropped, kept, kept_area, thr, least=None):
         x0, y0 = max(0, x - k), max(0, y - k)
         x1, y1 = min(w, x + bw + k), min(h, y + bh + k)
         sm = cv2.GaussianBlur(work[y0:y1, x0:x1], (0, 0), STRATEGY.get("smooth", 1.5))
-        lab = cv2.cvtColor(sm, cv2.COLOR_BGR2LAB)
-        bg = cv2.medianBlur(lab, k).astype(np.float32)
-        d = contrast_map(lab.astype(np.float32), bg)
+        d = local_contrast(sm, k)
         inside = cv2.dilate((lbl[y0:y1, x0:x1] == i).astype(np.uint8), np.ones((5, 5), np.uint8))
         cand = ((d > thr) & (inside > 0)).astype(np.uint8)
         cand = cv2.morphologyEx(cand, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3)))
@@ -1857,7 +1864,7 @@ def count_in(work):
             mask = np.maximum(mask, found)
     # rings too faint for the threshold: nuts and washers of low contrast (found ones are a
     # decision the count rests on, and where some were this faint others may be fainter)
-    rings, bitten = faint_rings(before, dist, thr, t_noise)
+    rings, loose = faint_rings(before, dist, thr, t_noise)
     faint = cv2.connectedComponents(rings, connectivity=8)[0] - 1
     if faint:
         mask = np.maximum(mask, rings)
@@ -1925,10 +1932,10 @@ def count_in(work):
     evidence = {"ambiguous": 0, "splits": 0, "near_miss": 0, "joined": 0,
                 "soft_drops": soft_drops, "rescued": rescued, "faint": faint,
                 "split_guess": int(guess == "split"), "surface": int(guess == "surface"),
-                "set_aside": aside, "bitten_rings": bitten}
+                "set_aside": aside, "loose_rings": loose}
     # part-like blobs left out with the scene (parts not counted, if the scene there was the
     # parts' surface after all), and faint rings left out only for their outline
-    evidence["near_miss"] += aside + bitten
+    evidence["near_miss"] += aside + loose
     if segs:
         # a part-sized piece dropped as glare with a rim not far beyond the limit may be a part
         # under a highlight
