@@ -659,6 +659,18 @@ TEST(CoderAccuracyTest, ANutCutByTheBorderStaysARingWhenItsWallIsDimOnOneSide) {
   ExpectAccuracyTray(662607, 109, 13, Contract::kExact, /*trays=*/150);
 }
 
+TEST(CoderAccuracyTest, ABorderPieceThatIsInOrOutByItsKindIsNotAConfidentCount) {
+  // Regression: tray 144 of `roilens accuracy --gauges 0 --trays 200 --wider 50 --seed 1414` (7
+  // nuts and washers of two sizes) counted 8 at confidence 0.85, and tray 172 of seed 2236 (13
+  // of them) counted 14 at 0.97. A large nut cut by the left border, a third of it in and a
+  // corner pointing into the image, follows a small circle that lies three quarters inside, and
+  // small nuts of that circle's size lie in the tray: the border rule took it in with nothing to
+  // lower the confidence, where its area (under half a typical part's) said it was out. When
+  // the circle and the area fall on either side of half, the piece is in or out by its kind.
+  ExpectAccuracyTray(1414, 144, 7, Contract::kExactOrNotConfident, /*trays=*/200);
+  ExpectAccuracyTray(2236, 172, 13, Contract::kExactOrNotConfident, /*trays=*/200);
+}
+
 TEST(CoderAccuracyTest, ClustersMergingInOnePassDoNotWidenTheNextBackground) {
   // Regression: tray 171 of `roilens accuracy --gauges 0 --seed 16180` (7 washers of low contrast
   // on green, four of them touching) counted 6 at confidence 0.76. The second pass found the
