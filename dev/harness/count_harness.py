@@ -54,7 +54,7 @@ def run_one(item):
         NS["count_parts"]()
     except Exception as e:
         res = {"count": -1, "conf": 0.0, "err": repr(e)}
-    res["ev"] = {k: v for k, v in NS["EVIDENCE"].items() if isinstance(v, (int, float, str))}
+    res["ev"] = {k: v for k, v in NS["EVIDENCE"].items() if isinstance(v, (int, float, str, list))}
     return res
 
 def items_of(d):
