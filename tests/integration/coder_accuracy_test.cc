@@ -671,6 +671,15 @@ TEST(CoderAccuracyTest, ABorderPieceThatIsInOrOutByItsKindIsNotAConfidentCount) 
   ExpectAccuracyTray(2236, 172, 13, Contract::kExactOrNotConfident, /*trays=*/200);
 }
 
+TEST(CoderAccuracyTest, ASmallGlareSpotAmongDarkPartsIsNotAConfidentPart) {
+  // Regression: tray 221 of `roilens accuracy --gauges 0 --trays 200 --wider 50 --seed 1414` (a
+  // wider view: 17 dark bolts of little contrast on a green tray, one small round glare spot)
+  // counted 18 at confidence 0.93. The spot, half a bolt's area, had a rim as sharp as the
+  // bolts' and was counted as a part. It is the only piece lighter than the surface around it
+  // where every other piece is darker: a decision the count rests on.
+  ExpectAccuracyTray(1414, 221, 17, Contract::kExactOrNotConfident, /*trays=*/200);
+}
+
 TEST(CoderAccuracyTest, ClustersMergingInOnePassDoNotWidenTheNextBackground) {
   // Regression: tray 171 of `roilens accuracy --gauges 0 --seed 16180` (7 washers of low contrast
   // on green, four of them touching) counted 6 at confidence 0.76. The second pass found the
