@@ -1975,6 +1975,7 @@ def count_in(work):
         cc = cv2.connectedComponentsWithStats(blobs, 8)
         light = cv2.GaussianBlur(cv2.cvtColor(work, cv2.COLOR_BGR2LAB)[:, :, 0], (0, 0), 1.0)
         lit = {id(s): lighter_than_around(light, before, s, math.sqrt(a1)) for s in segs}
+        n_lit = sum(lit.values())
         cut = {}
         for s in segs:
             s["_blob"] = blob_of(s, cc[1])
@@ -2064,9 +2065,8 @@ def count_in(work):
                 # Over 3,450 harness trays and 990 on seven unseen seeds, confident counts
                 # with such a piece were right 18 times of 22; its area does not tell which
                 score = min(score, 0.6)
-            others = [v for t, v in lit.items() if t != id(s)]
             if (n == 1 and not s["holed"] and not on_border and s["area"] < 0.75 * a1
-                    and lit[id(s)] and len(others) >= 3 and not any(others)):
+                    and lit[id(s)] and n_lit == 1 and len(lit) >= 4):
                 # under 0.75 of a typical part and the only piece lighter than the surface
                 # around it, where every other one is darker: a small glare spot with a sharp
                 # rim, or a small light part (it is counted; the count rests on it). Over 2,136
