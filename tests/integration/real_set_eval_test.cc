@@ -192,5 +192,42 @@ TEST(RealSetEvalTest, ReliabilityTableBinsByConfidence) {
   EXPECT_EQ(MakeReliabilityTable(cases, "tray").confident_right, 1);
 }
 
+TEST(RealSetEvalTest, TheVerdictWeighsTheConfidenceGoals) {
+  // Regression: `roilens accuracy --gauges 0 --trays 150 --wider 50 --seed 6502` printed
+  // "targets: met" with 75.5% of its counts at confidence >= 0.8, where the goal is 90%: the
+  // verdict (and the exit code) weighed only the exact-count share.
+  CoderEvalReport r;
+  r.trays = 10;
+  r.count_exact_pct = 100;
+  auto tray = [&](double confidence, int answer) {
+    CoderEvalCase c;
+    c.kind = "tray", c.confidence = confidence, c.truth = 5, c.answer = answer;
+    r.cases.push_back(c);
+  };
+  for (int i = 0; i < 9; ++i) tray(0.9, 5);
+  tray(0.6, 5);
+  EXPECT_TRUE(MissedTargets(r, 97).empty());  // 9 of 10 at >= 0.8, all right
+  r.cases.back().confidence = 0.9, r.cases.back().answer = 4;
+  EXPECT_EQ(MissedTargets(r, 97), std::vector<std::string>{"counts right at >= 0.8"});
+  r.cases.back().confidence = 0.5;
+  r.cases[0].confidence = 0.7;
+  EXPECT_EQ(MissedTargets(r, 97), std::vector<std::string>{"counts at >= 0.8"});  // 8 of 10
+  r.count_exact_pct = 90;
+  EXPECT_EQ(MissedTargets(r, 97), (std::vector<std::string>{"exact counts", "counts at >= 0.8"}));
+  // gauges: the accuracy targets, and the goals on the gauge cases only
+  r = {};
+  r.gauges = 2;
+  r.gauge_mae_pct = 0.5, r.gauge_within3_pct = 100;
+  for (double confidence : {0.95, 0.85}) {
+    CoderEvalCase c;
+    c.kind = "gauge", c.confidence = confidence, c.error_pct = 0.4;
+    r.cases.push_back(c);
+  }
+  EXPECT_TRUE(MissedTargets(r, 97).empty());
+  r.gauge_mae_pct = 1.2, r.gauge_within3_pct = 50, r.cases[1].error_pct = 4;
+  EXPECT_EQ(MissedTargets(r, 97), (std::vector<std::string>{"gauge mean error", "gauges within 3%",
+                                                            "gauges right at >= 0.8"}));
+}
+
 }  // namespace
 }  // namespace roilens::backend

@@ -321,6 +321,28 @@ ReliabilityTable MakeReliabilityTable(const std::vector<CoderEvalCase>& cases,
   return t;
 }
 
+std::vector<std::string> MissedTargets(const CoderEvalReport& r, double count_target_pct) {
+  std::vector<std::string> missed;
+  // the two confidence goals for one kind: >= 99% right at >= 0.8, and >= 90% of readings there
+  auto goals = [&](const char* kind, const std::string& noun) {
+    const ReliabilityTable t = MakeReliabilityTable(r.cases, kind);
+    if (t.total == 0) return;
+    if (t.confident == 0 || 100.0 * t.confident_right < 99.0 * t.confident)
+      missed.push_back(noun + " right at >= 0.8");
+    if (100.0 * t.confident < 90.0 * t.total) missed.push_back(noun + " at >= 0.8");
+  };
+  if (r.gauges) {
+    if (r.gauge_mae_pct > 1.0) missed.push_back("gauge mean error");
+    if (r.gauge_within3_pct < 100.0) missed.push_back("gauges within 3%");
+    goals("gauge", "gauges");
+  }
+  if (r.trays) {
+    if (r.count_exact_pct < count_target_pct) missed.push_back("exact counts");
+    goals("tray", "counts");
+  }
+  return missed;
+}
+
 std::string FormatReliabilityTable(const ReliabilityTable& t, const std::string& right_word) {
   std::ostringstream out;
   char line[160];

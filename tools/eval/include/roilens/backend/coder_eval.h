@@ -101,6 +101,13 @@ ReliabilityTable MakeReliabilityTable(const std::vector<CoderEvalCase>& cases,
 /// what right means ("within 3%" or "exact").
 std::string FormatReliabilityTable(const ReliabilityTable& table, const std::string& right_word);
 
+/// Issue 10's targets that `report` misses, by name: for gauges a mean error over 1% of span
+/// ("gauge mean error") or a reading beyond 3% ("gauges within 3%"); for counts an exact share
+/// under `count_target_pct` ("exact counts"); and for each kind read, fewer than 99% right at
+/// confidence >= 0.8 ("gauges right at >= 0.8", "counts right at >= 0.8") or fewer than 90% of
+/// readings there ("gauges at >= 0.8", "counts at >= 0.8"). Empty: every target met.
+std::vector<std::string> MissedTargets(const CoderEvalReport& report, double count_target_pct);
+
 /// Scores `coder` on a folder of labelled real photographs: DIR/truth.json (format in README,
 /// "roilens accuracy --real"). Each item's rect is cropped and its task spec is built by the
 /// pipeline's own prompt code from a ROI whose `gauge` went through the config parser, so
