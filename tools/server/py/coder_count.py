@@ -1591,6 +1591,13 @@ def along_border(s, along, edge):
     return bool(at.any() and along[p[at, 1], p[at, 0]].mean() > 0.5)
 
 
+def lab_offset(s, offset):
+    """A piece's median Lab offset from the local background (`offset`, from segment): L above
+    0 where it is lighter than the surface around it, below 0 where darker."""
+    xs, ys = s["pts"][:, 0].astype(int), s["pts"][:, 1].astype(int)
+    return np.median(offset[ys, xs], axis=0)
+
+
 def shadows(segs, offset):
     """The pieces that are shadows: where the parts stand out lighter than the surface, a piece
     darker than the surface, of its colour and smaller than a part (a cast shadow, the dark gap
@@ -1603,8 +1610,7 @@ def shadows(segs, offset):
         return []
     feats = []
     for sg in segs:
-        xs, ys = sg["pts"][:, 0].astype(int), sg["pts"][:, 1].astype(int)
-        o = np.median(offset[ys, xs], axis=0)
+        o = lab_offset(sg, offset)
         feats.append((float(o[0]), float(math.hypot(o[1], o[2]))))
     areas = np.array([sg["area"] for sg in segs], float)
     ref = areas >= np.median(areas)
@@ -1973,8 +1979,7 @@ def count_in(work):
             segs = join_lookalike_pairs(segs, evidence, a_hi, h1, e1)
         # the blobs of the foreground as segmented, and how many pieces each was cut into
         cc = cv2.connectedComponentsWithStats(blobs, 8)
-        light = cv2.GaussianBlur(cv2.cvtColor(work, cv2.COLOR_BGR2LAB)[:, :, 0], (0, 0), 1.0)
-        lit = {id(s): lighter_than_around(light, before, s, math.sqrt(a1)) for s in segs}
+        lit = {id(s): float(lab_offset(s, offset)[0]) > 0.0 for s in segs}
         n_lit = sum(lit.values())
         cut = {}
         for s in segs:
@@ -2147,20 +2152,6 @@ def count_in(work):
         EVIDENCE.update(evidence, agree=agree, spread=spread, necked=necked, strength=strength,
                         by_area=by_area, count=count)
     return objects, conf
-
-
-def lighter_than_around(light, fg, s, reach):
-    """Whether piece `s` is lighter than the surface around it: its mean lightness `light`
-    against the median over the pixels off the foreground `fg` within `reach` px of its box."""
-    h, w = light.shape
-    x, y, bw, bh = s["box"]
-    r = int(max(3, reach))
-    x0, y0, x1, y1 = max(0, x - r), max(0, y - r), min(w, x + bw + r), min(h, y + bh + r)
-    around = light[y0:y1, x0:x1][fg[y0:y1, x0:x1] == 0]
-    if around.size == 0:
-        return True
-    xs, ys = s["pts"][:, 0].astype(int), s["pts"][:, 1].astype(int)
-    return bool(float(light[ys, xs].mean()) > float(np.median(around)))
 
 
 def circle_seen(s, w, h, edge, whole):
