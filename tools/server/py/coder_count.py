@@ -2115,13 +2115,8 @@ def count_in(work):
         # two-class split (split_guess) weigh less: over 2,050 harness trays a count with one
         # or more of them and no ambiguous piece or split was right 379 times of 389. Alone,
         # one near miss or one rescued part leaves a clean count at 0.8 or more (two do not);
-        # with these weights 53 more counts reach 0.8 there, none of them wrong. A near miss
-        # weighs 0.1, so that one still does with the small evidence beside it that a clean
-        # count often has (a soft drop, a margin just under two thresholds): at 0.16 those
-        # stopped at 0.78. Over 1,900 harness trays of nine seeds this lets 18 more counts
-        # reach 0.8, all right (a near miss at first confidence 0.6 to 0.7 was right 11 times
-        # of 13; none of those is lifted).
-        conf -= 0.18 * evidence["ambiguous"] + 0.1 * evidence["near_miss"]
+        # with these weights 53 more counts reach 0.8 there, none of them wrong.
+        conf -= 0.18 * evidence["ambiguous"] + 0.16 * evidence["near_miss"]
         conf -= 0.03 * evidence["soft_drops"] + 0.09 * (evidence["rescued"] + evidence["faint"])
         conf -= 0.05 * evidence["split_guess"]
         # every blob that had to be split into parts is a decision the count rests on: one
