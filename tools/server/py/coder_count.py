@@ -2082,7 +2082,10 @@ def count_in(work):
             if score < 0.8:
                 evidence["ambiguous"] += 1
             if n > 1:
-                evidence["splits"] += 1
+                # n parts from one piece's area alone: each part beyond the first is a decision
+                # (the area's spread grows with the square root of n, and a piece of many
+                # parts' area without a neck may be no parts at all: a tray's shadow band)
+                evidence["splits"] += n - 1
             if n == 1:
                 objects.append({"box": [x, y, bw, bh], "score": score, "_seg": s})
             else:
