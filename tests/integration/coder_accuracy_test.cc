@@ -691,8 +691,9 @@ TEST(CoderAccuracyTest, APieceSplitIntoManyPartsByItsAreaAloneIsAnUncertainCount
   const cv::Mat tray = AccuracyTray(9973, 237, &boxes, /*trays=*/200);
   ASSERT_EQ(boxes.size(), 21u);
   const json line = CountTray(tray);
-  if (line["count"].get<int>() != 21)
+  if (line["count"].get<int>() != 21) {
     EXPECT_LT(line["confidence"].get<double>(), 0.5) << line.dump();
+  }
 }
 
 TEST(CoderAccuracyTest, ClustersMergingInOnePassDoNotWidenTheNextBackground) {
