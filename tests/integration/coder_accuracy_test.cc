@@ -696,6 +696,20 @@ TEST(CoderAccuracyTest, APieceSplitIntoManyPartsByItsAreaAloneIsAnUncertainCount
   }
 }
 
+TEST(CoderAccuracyTest, ARimOrAHeadAtTheBorderWithoutItsHoleOrShaftIsNotAPart) {
+  // Regression: tray 172 of `roilens accuracy --gauges 0 --trays 200 --wider 50 --seed 2236`
+  // (13 nuts, washers and bolts) counted 14, and tray 34 of seed 6700 (11 of them) counted 12:
+  // a bolt's head at the border, its shaft beyond it (under a third of the bolt in the image),
+  // was taken for a part more than half in, being larger than the typical nut. A nut or washer
+  // half in shows its hole and a bolt its shaft; a compact piece with neither, in a tray whose
+  // every whole part has one, is the smaller part of a part.
+  ExpectAccuracyTray(2236, 172, 13, Contract::kExact, /*trays=*/200);
+  ExpectAccuracyTray(6700, 34, 11, Contract::kExact, /*trays=*/200);
+  // and a bolt at the border with its head and part of its shaft in (tray 173 of seed 6700) is
+  // still a part: the shaft leaves a notch beside the head
+  ExpectAccuracyTray(6700, 173, 7, Contract::kExactOrNotConfident, /*trays=*/200);
+}
+
 TEST(CoderAccuracyTest, ClustersMergingInOnePassDoNotWidenTheNextBackground) {
   // Regression: tray 171 of `roilens accuracy --gauges 0 --seed 16180` (7 washers of low contrast
   // on green, four of them touching) counted 6 at confidence 0.76. The second pass found the

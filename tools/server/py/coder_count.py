@@ -1430,6 +1430,28 @@ def hull_area(sg):
     return sg["hull"]
 
 
+def notch_share(sg):
+    """The largest notch in a piece's outline (a region of its convex cover it does not fill,
+    slivers along the outline opened away), as a share of the cover's area: a ring cut by the
+    border has its hole open there, a bolt's shaft leaves one on each side of its head."""
+    p = sg["pts"].astype(np.int32)
+    x0, y0 = p.min(axis=0) - 2
+    local = np.zeros((int(p[:, 1].max() - y0) + 3, int(p[:, 0].max() - x0) + 3), np.uint8)
+    cover = local.copy()
+    cv2.fillConvexPoly(cover, cv2.convexHull(p - (x0, y0)), 1)
+    local[p[:, 1] - y0, p[:, 0] - x0] = 1
+    notch = cv2.morphologyEx(cover & (1 - local), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+    n, _, st, _ = cv2.connectedComponentsWithStats(notch, 4)
+    return float(st[1:, cv2.CC_STAT_AREA].max()) / max(1, int(cover.sum())) if n > 1 else 0.0
+
+
+def cut_by_frame(sg, w, h):
+    """Whether a piece runs into the image's outermost pixels (over 2 of them): a part the border
+    cuts, not one lying close to it."""
+    p = sg["pts"]
+    return int(((p[:, 0] <= 0) | (p[:, 1] <= 0) | (p[:, 0] >= w - 1) | (p[:, 1] >= h - 1)).sum()) > 2
+
+
 def blob_of(sg, lbl):
     """The label that most of a piece's pixels carry in `lbl` (0 when none carry one)."""
     p = sg["pts"].astype(int)
@@ -1961,6 +1983,13 @@ def count_in(work):
         # most parts of the typical size have a hole (nuts, washers): touching ones keep their
         # holes and are counted one per hole (holed_parts)
         typ_holed = sum(1 for t in typ if t["holed"]) > 0.5 * len(typ)
+        # Every whole part of part size has a hole or a shaft (nuts, washers, bolts; none is a
+        # compact solid piece such as a tablet): then a compact border piece with neither is
+        # less than half of a part. A nut or washer half in or more shows its hole (the hole is
+        # round its centre), open to the border if not whole; a bolt half in shows its shaft.
+        # Only a ring's rim beyond its hole, or a bolt's head, lies in the image.
+        all_shaped = any(t["holed"] for t in whole) and not any(
+            not t["holed"] and t["area"] >= 0.5 * a1 and elongation(t) < 1.6 for t in whole)
         # a part whose end runs into a glare spot makes one blob with it, cut in two at the
         # neck between them: the part, and its end with the spot, a piece whose outline is soft
         # over most of its length (its softer 30th percentile over three times the median
@@ -2011,6 +2040,12 @@ def count_in(work):
             # how close to the border rule's decision: a circle's share is measured, an area
             # ratio against a typical part only estimated
             close = (0.35, 0.65) if disc is not None else (0.33, 0.85)
+            if (on_border and all_shaped and not s["holed"] and seen >= 0.5 and cut_by_frame(s, w, h)
+                    and elongation(s) < 2.2 and notch_share(s) < 0.02):
+                # a part's rim or head, the rest beyond the border: not counted (it decides the
+                # count; a compact part of a kind the tray shows no whole one of would be lost)
+                evidence["near_miss"] += 1
+                continue
             if seen < 0.5:
                 if seen >= close[0]:
                     evidence["near_miss"] += 1
