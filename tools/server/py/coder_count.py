@@ -1445,11 +1445,15 @@ def notch_share(sg):
     return float(st[1:, cv2.CC_STAT_AREA].max()) / max(1, int(cover.sum())) if n > 1 else 0.0
 
 
+def at_frame(p, w, h, edge=0):
+    """Which of the points `p` (x, y) lie within `edge` px of the image's outermost pixels."""
+    return (p[:, 0] <= edge) | (p[:, 1] <= edge) | (p[:, 0] >= w - edge - 1) | (p[:, 1] >= h - edge - 1)
+
+
 def cut_by_frame(sg, w, h):
     """Whether a piece runs into the image's outermost pixels (over 2 of them): a part the border
     cuts, not one lying close to it."""
-    p = sg["pts"]
-    return int(((p[:, 0] <= 0) | (p[:, 1] <= 0) | (p[:, 0] >= w - 1) | (p[:, 1] >= h - 1)).sum()) > 2
+    return int(at_frame(sg["pts"], w, h).sum()) > 2
 
 
 def blob_of(sg, lbl):
@@ -1608,8 +1612,7 @@ def along_border(s, along, edge):
         return False
     h, w = along.shape
     p = s["pts"].astype(int)
-    at = ((p[:, 1] <= edge) | (p[:, 1] >= h - edge - 1) | (p[:, 0] <= edge)
-          | (p[:, 0] >= w - edge - 1))
+    at = at_frame(p, w, h, edge)
     return bool(at.any() and along[p[at, 1], p[at, 0]].mean() > 0.5)
 
 
