@@ -920,6 +920,27 @@ def holed_parts(mask, raw, holes, dist):
     if len(found) >= 3:
         med = float(np.median([f[2] for f in found]))
         found = [f for f in found if f[2] >= 0.58 * med or f[3] <= 4.0 * f[2]]
+    # Holes of one size in one convex piece are marks on one part (a die's pips, a button's
+    # holes), not rings: parts touching one another leave notches in their outline (two touching
+    # rings, about a part's radius deep: over 1.1 hole radii on the generated trays), a die's
+    # face leaves none. That part is counted by its outline with the parts without a hole. (Holes
+    # reaching into each other's part are no sign: overlapping rings on the generated trays lie
+    # 2.7 hole radii apart, a die's pips 3.5 to 4.5.)
+    _, cc = cv2.connectedComponents(mask, connectivity=8)
+    by_piece = {}
+    for f in found:
+        by_piece.setdefault(int(cc[int(round(f[1])), int(round(f[0]))]), []).append(f)
+    marks = set()
+    for c, fs in by_piece.items():
+        med = float(np.median([f[2] for f in fs])) if fs else 0.0
+        if c == 0 or len(fs) < 2 or not all(0.7 * med <= f[2] <= 1.4 * med for f in fs):
+            continue
+        piece_rim = max(cv2.findContours((cc == c).astype(np.uint8), cv2.RETR_EXTERNAL,
+                                         cv2.CHAIN_APPROX_NONE)[0], key=cv2.contourArea)
+        defects = cv2.convexityDefects(piece_rim, cv2.convexHull(piece_rim, returnPoints=False))
+        if defects is None or defects[:, 0, 3].max() / 256.0 < 0.5 * med:
+            marks.update(id(f) for f in fs)
+    found = [f for f in found if id(f) not in marks]
     # A gap enclosed by several touching holed parts (four nuts in a square) can be round: its
     # rim is then their bodies. The holes whose parts are most like a holed part (part radius
     # over hole radius lowest; a gap's rays run on through the filled parts around it) are
