@@ -932,7 +932,7 @@ def holed_parts(mask, raw, holes, dist):
         by_piece.setdefault(int(cc[int(round(f[1])), int(round(f[0]))]), []).append(f)
     marks = set()
     for c, fs in by_piece.items():
-        med = float(np.median([f[2] for f in fs])) if fs else 0.0
+        med = float(np.median([f[2] for f in fs]))
         if c == 0 or len(fs) < 2 or not all(0.7 * med <= f[2] <= 1.4 * med for f in fs):
             continue
         piece_rim = max(cv2.findContours((cc == c).astype(np.uint8), cv2.RETR_EXTERNAL,
@@ -2008,8 +2008,9 @@ def count_in(work):
         glare += spots
         segs = [s for s in segs if not any(s is g for g in spots)]
         segs = drop_structures(segs, blobs, edge)
-        lab = cv2.cvtColor(cv2.GaussianBlur(work, (0, 0), STRATEGY.get("smooth", 1.5)), cv2.COLOR_BGR2LAB)
-        shade = shadows(segs, offset, lab.astype(np.float32))
+        lab = cv2.cvtColor(cv2.GaussianBlur(work, (0, 0), STRATEGY.get("smooth", 1.5)),
+                           cv2.COLOR_BGR2LAB).astype(np.float32)
+        shade = shadows(segs, offset, lab)
         segs = [s for s in segs if not any(s is t for t in shade)]
     objects = []
     # decisions the count rests on: close ones lower the confidence, whichever way they went
