@@ -333,7 +333,7 @@ def segment(img):
     "surface" (the parts' surface in a wider scene) or "smooth" (a smooth field fitted to the
     surface), each pixel's Lab offset from the local background, the noise level of the
     distance, how many part-like blobs were set aside with the scene where it may be the
-    parts' surface: set_aside)."""
+    parts' surface: set_aside, and the smoothed image in Lab that the offset is taken of)."""
     sigma = STRATEGY.get("smooth", 1.5)
     blur = cv2.GaussianBlur(img, (0, 0), sigma)
     lab = cv2.cvtColor(blur, cv2.COLOR_BGR2LAB).astype(np.float32)
@@ -465,7 +465,7 @@ def segment(img):
         # light centres of parts whose rims alone stood out, and the gaps inside clusters.
         fg = cv2.dilate(enclosed(mask), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1,) * 2))
     aside = set_aside(blur, band, mask, thr) if band is not None and scene is not None else 0
-    return mask, dist, thr, guess, lab - bg, t_low, aside
+    return mask, dist, thr, guess, lab - bg, t_low, aside, lab
 
 
 def median_blob_area(mask):
@@ -1665,9 +1665,8 @@ def shadows(segs, offset, lab):
         return []
     feats = []
     for sg in segs:
-        xs, ys = sg["pts"][:, 0].astype(int), sg["pts"][:, 1].astype(int)
-        o = np.median(offset[ys, xs], axis=0)
-        c = np.median(lab[ys, xs], axis=0)
+        o = lab_offset(sg, offset)
+        c = np.median(lab[sg["pts"][:, 1].astype(int), sg["pts"][:, 0].astype(int)], axis=0)
         bg = c - o  # the surface's colour under the piece (OpenCV's 8-bit Lab)
         q = (c[0] / 2.55 + 16.0) / (bg[0] / 2.55 + 16.0)
         off = math.hypot(*(o[1:] - (bg[1:] - 128.0) * (q - 1.0)))
@@ -1923,7 +1922,7 @@ def reread(image, smooth):
 def count_in(work):
     """One read of the (working size) image: returns (objects, confidence)."""
     h, w = work.shape[:2]
-    mask, dist, thr, guess, offset, t_noise, aside = segment(work)
+    mask, dist, thr, guess, offset, t_noise, aside, lab = segment(work)
     before = mask
     mask = drop_soft_blobs(mask, dist)
     blobs = mask.copy()  # the foreground as segmented (unthinned): what clusters are counted by area on
@@ -2008,8 +2007,6 @@ def count_in(work):
         glare += spots
         segs = [s for s in segs if not any(s is g for g in spots)]
         segs = drop_structures(segs, blobs, edge)
-        lab = cv2.cvtColor(cv2.GaussianBlur(work, (0, 0), STRATEGY.get("smooth", 1.5)),
-                           cv2.COLOR_BGR2LAB).astype(np.float32)
         shade = shadows(segs, offset, lab)
         segs = [s for s in segs if not any(s is t for t in shade)]
     objects = []
