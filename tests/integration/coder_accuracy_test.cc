@@ -1113,15 +1113,21 @@ TEST(CoderAccuracyTest, TheShadowsLightTabletsCastAreNotParts) {
   }
 }
 
-/// A scene drawn in floating point (BGR), seen through a lens and a sensor (blurred 1.2 px,
-/// noise of 3 levels both ways), is counted exactly, its boxes on the true parts, at >= 0.8.
-void ExpectExactAndConfidentThroughTheLens(const cv::Mat& scene, const std::vector<cv::Rect>& boxes,
-                                           cv::RNG& rng) {
+/// A scene drawn in floating point (BGR) as a camera sees it: through a lens and a sensor
+/// (blurred 1.2 px, noise of 3 levels both ways), in 8 bits.
+cv::Mat ThroughTheLens(const cv::Mat& scene, cv::RNG& rng) {
   cv::Mat seen, noise(scene.size(), CV_32FC3);
   cv::GaussianBlur(scene, seen, cv::Size(), 1.2);
   rng.fill(noise, cv::RNG::NORMAL, 0, 3);
   seen += noise;
   seen.convertTo(seen, CV_8UC3);
+  return seen;
+}
+
+/// Such a scene is counted exactly, its boxes on the true parts, at >= 0.8.
+void ExpectExactAndConfidentThroughTheLens(const cv::Mat& scene, const std::vector<cv::Rect>& boxes,
+                                           cv::RNG& rng) {
+  const cv::Mat seen = ThroughTheLens(scene, rng);
   const json line = CountTray(seen);
   ExpectExactWithObjects(line, boxes, seen.size());
   EXPECT_GE(line["confidence"].get<double>(), 0.8) << line.dump();
