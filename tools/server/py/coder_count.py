@@ -2037,6 +2037,8 @@ def count_in(work):
         # most parts of the typical size have a hole (nuts, washers): touching ones keep their
         # holes and are counted one per hole (holed_parts)
         typ_holed = sum(1 for t in typ if t["holed"]) > 0.5 * len(typ)
+        # and how convex it is (area over hull area)
+        sol1 = float(np.median([t["area"] / hull_area(t) for t in typ]))
         # Every whole part of part size has a hole or a shaft (nuts, washers, bolts; none is a
         # compact solid piece such as a tablet): then a compact border piece with neither is
         # less than half of a part. A nut or washer half in or more shows its hole (the hole is
@@ -2106,12 +2108,20 @@ def count_in(work):
                 continue
             if s["area"] < 0.15 * a1:
                 continue
-            ratio = parts_by_area(s, a_hi, h1, e1)
+            # Long parts lying across each other make a piece far stubbier (under 0.6 times as
+            # elongated) and far less convex (0.75 times) than one of them, where a larger part
+            # of the kind keeps its proportions: it is counted by its area against the typical
+            # part's (the larger single parts, a_hi, may be such crossings themselves), not by
+            # its thickness, which is largest where they cross, and crossings alike are no
+            # larger kind of part (sticks crossed in pairs among lone ones counted 13 for 17)
+            crossed = (e1 >= 2.5 and not s["holed"] and elongation(s) < 0.6 * e1
+                       and s["area"] < 0.75 * sol1 * hull_area(s))
+            ratio = s["area"] / a1 if crossed else parts_by_area(s, a_hi, h1, e1)
             n = max(1, int(math.floor(ratio + 0.3)))  # 1.7 typical areas make two parts
             kin = 0
             if not STRATEGY.get("split", True) or s["holed"]:
                 n = 1  # a holed part is one part (its disc was cut to its own rim)
-            elif n > 1:
+            elif n > 1 and not crossed:
                 # a large piece without a neck is a larger kind of part when the tray holds
                 # others like it (same area, thickness and elongation): in a mixed tray a bolt
                 # is not two nuts
