@@ -935,10 +935,7 @@ def holed_parts(mask, raw, holes, dist):
         med = float(np.median([f[2] for f in fs]))
         if c == 0 or len(fs) < 2 or not all(0.7 * med <= f[2] <= 1.4 * med for f in fs):
             continue
-        piece_rim = max(cv2.findContours((cc == c).astype(np.uint8), cv2.RETR_EXTERNAL,
-                                         cv2.CHAIN_APPROX_NONE)[0], key=cv2.contourArea)
-        defects = cv2.convexityDefects(piece_rim, cv2.convexHull(piece_rim, returnPoints=False))
-        if defects is None or defects[:, 0, 3].max() / 256.0 < 0.5 * med:
+        if deepest_notch(cc == c) < 0.5 * med:
             marks.update(id(f) for f in fs)
     found = [f for f in found if id(f) not in marks]
     # A gap enclosed by several touching holed parts (four nuts in a square) can be round: its
@@ -1001,6 +998,15 @@ def holed_parts(mask, raw, holes, dist):
                              int(ys.max() - ys.min() + 1)),
                      "pts": np.stack([xs, ys], axis=1).astype(np.float32)})
     return segs, rest
+
+
+def deepest_notch(piece):
+    """The depth (px) of the deepest notch in a piece's outline (its largest convexity defect;
+    0 for a convex piece). `piece` is a boolean mask."""
+    rim = max(cv2.findContours(piece.astype(np.uint8), cv2.RETR_EXTERNAL,
+                               cv2.CHAIN_APPROX_NONE)[0], key=cv2.contourArea)
+    defects = cv2.convexityDefects(rim, cv2.convexHull(rim, returnPoints=False))
+    return 0.0 if defects is None else float(defects[:, 0, 3].max()) / 256.0
 
 
 def dt_peaks(dt, min_rel, min_height=0.0):
