@@ -43,6 +43,21 @@ def mesh_background(lab, fg, cell):
     return cv2.GaussianBlur(bg, (0, 0), max(1.0, cell / 4.0))
 
 
+def gaussian_wide(img, s):
+    """cv2.GaussianBlur with sigma `s`, on a copy shrunk k times (to a sigma of 16 px) and
+    enlarged back when s is 64 px or more: the kernel of a wide blur spans the image many times
+    over (large parts, 200 px across, took 10 s a background), and what it leaves varies slowly
+    enough to interpolate."""
+    if s < 64:
+        return cv2.GaussianBlur(img, (0, 0), s)
+    h, w = img.shape[:2]
+    k = s / 16.0
+    small = cv2.resize(img, (max(1, int(round(w / k))), max(1, int(round(h / k)))),
+                       interpolation=cv2.INTER_AREA)
+    small = cv2.GaussianBlur(small, (0, 0), 16.0)
+    return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
 def masked_background(lab, fg, sigma):
     """A local background: Gaussian-weighted mean of the pixels not marked foreground (normalised
     convolution, sigma about a part's diameter); where parts leave too little background near a
@@ -50,8 +65,8 @@ def masked_background(lab, fg, sigma):
     wgt = (fg == 0).astype(np.float32)
     out = None
     for s in (sigma, 2.5 * sigma, 6.0 * sigma):
-        num = cv2.GaussianBlur(lab * wgt[..., None], (0, 0), s)
-        den = cv2.GaussianBlur(wgt, (0, 0), s)
+        num = gaussian_wide(lab * wgt[..., None], s)
+        den = gaussian_wide(wgt, s)
         est = num / np.maximum(den, 1e-6)[..., None]
         if out is None:
             out, ok = est, den
