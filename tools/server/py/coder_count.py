@@ -2146,7 +2146,10 @@ def count_in(work):
                 if seen >= close[0]:
                     evidence["near_miss"] += 1
                 continue
-            if s["area"] < 0.15 * a1:
+            if s["area"] < 0.15 * a1 and not (s["holed"] and cut[s["_blob"]] == 1):
+                # (a ring lying alone, its round hole and all, is a part however small: three
+                # small rubber rings beside pads 7 times their area; one cut from a blob with
+                # other pieces may be a relief on a coin)
                 continue
             # Long parts lying across each other make a piece far stubbier (under 0.6 times as
             # elongated) and far less convex (0.75 times) than one of them, where a larger part
