@@ -1115,6 +1115,15 @@ TEST(CoderAccuracyTest, TheShadowsLightTabletsCastAreNotParts) {
   }
 }
 
+/// A rotated rectangle's corners in the fixed point of drawing calls with shift 4 (1/16 px).
+std::vector<cv::Point> Corners16(const cv::RotatedRect& r) {
+  cv::Point2f corners[4];
+  r.points(corners);
+  std::vector<cv::Point> out;
+  for (const cv::Point2f& p : corners) out.emplace_back(cvRound(p.x * 16), cvRound(p.y * 16));
+  return out;
+}
+
 /// A scene drawn in floating point (BGR) as a camera sees it: through a lens and a sensor
 /// (blurred 1.2 px, noise of 3 levels both ways), in 8 bits.
 cv::Mat ThroughTheLens(const cv::Mat& scene, cv::RNG& rng) {
@@ -1250,11 +1259,7 @@ TEST(CoderAccuracyTest, ABlockWhoseHoleLiesOffItsCentreIsOnePart) {
       }
       const float angle = float(rng.uniform(0.0, 180.0));
       const cv::RotatedRect block(c, cv::Size2f(72, 46), angle);
-      cv::Point2f corners[4];
-      block.points(corners);
-      std::vector<cv::Point> outline;
-      for (const cv::Point2f& p : corners)
-        outline.emplace_back(cvRound(p.x * 16), cvRound(p.y * 16));
+      const std::vector<cv::Point> outline = Corners16(block);
       cv::fillConvexPoly(table, outline, dark, cv::LINE_AA, 4);
       const cv::Point2f along(std::cos(angle * float(CV_PI) / 180),
                               std::sin(angle * float(CV_PI) / 180));
@@ -1283,10 +1288,7 @@ TEST(CoderAccuracyTest, LargePartsFillingTheViewAreCountedWithinTheSandboxsTimeL
     const cv::RotatedRect biscuit(
         c + cv::Point2f(float(rng.uniform(-4, 5)), float(rng.uniform(-4, 5))), cv::Size2f(285, 170),
         float(rng.uniform(-2.0, 2.0)));
-    cv::Point2f corners[4];
-    biscuit.points(corners);
-    std::vector<cv::Point> outline;
-    for (const cv::Point2f& p : corners) outline.emplace_back(cvRound(p.x * 16), cvRound(p.y * 16));
+    const std::vector<cv::Point> outline = Corners16(biscuit);
     cv::fillConvexPoly(table, outline, cv::Scalar::all(110 + rng.uniform(-8, 8)), cv::LINE_AA, 4);
     boxes.push_back(biscuit.boundingRect());
   }
@@ -1326,11 +1328,7 @@ TEST(CoderAccuracyTest, SmallRingsLyingAloneBesideLargePartsAreParts) {
         continue;
       }
       const cv::RotatedRect pad(c, cv::Size2f(82, 62), float(rng.uniform(0.0, 180.0)));
-      cv::Point2f corners[4];
-      pad.points(corners);
-      std::vector<cv::Point> outline;
-      for (const cv::Point2f& p : corners)
-        outline.emplace_back(cvRound(p.x * 16), cvRound(p.y * 16));
+      const std::vector<cv::Point> outline = Corners16(pad);
       cv::fillConvexPoly(table, outline, cv::Scalar(50, 50, 52), cv::LINE_AA, 4);
       boxes.push_back(pad.boundingRect());
     }
@@ -1364,11 +1362,7 @@ TEST(CoderAccuracyTest, LongPartsLyingAcrossEachOtherCountOneEach) {
                   : cv::Point2f(0, 0);
         const float turn = k ? float(rng.uniform(50.0, 130.0)) : 0.0f;
         const cv::RotatedRect stick(c + shift, cv::Size2f(80, 14), angle + turn);
-        cv::Point2f corners[4];
-        stick.points(corners);
-        std::vector<cv::Point> outline;
-        for (const cv::Point2f& p : corners)
-          outline.emplace_back(cvRound(p.x * 16), cvRound(p.y * 16));
+        const std::vector<cv::Point> outline = Corners16(stick);
         cv::fillConvexPoly(table, outline, colour, cv::LINE_AA, 4);
         cv::polylines(table, outline, true, colour * 0.7, 1, cv::LINE_AA, 4);
         boxes.push_back(stick.boundingRect());
