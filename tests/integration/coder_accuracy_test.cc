@@ -1115,6 +1115,14 @@ TEST(CoderAccuracyTest, TheShadowsLightTabletsCastAreNotParts) {
   }
 }
 
+/// 0 .. n-1 in a random order (Fisher-Yates, drawing from `rng`): the places of a drawn scene.
+std::vector<int> Shuffled(int n, cv::RNG& rng) {
+  std::vector<int> out(static_cast<std::size_t>(n));
+  std::iota(out.begin(), out.end(), 0);
+  for (int i = n - 1; i > 0; --i) std::swap(out[i], out[rng.uniform(0, i + 1)]);
+  return out;
+}
+
 /// A rotated rectangle's corners in the fixed point of drawing calls with shift 4 (1/16 px).
 std::vector<cv::Point> Corners16(const cv::RotatedRect& r) {
   cv::Point2f corners[4];
@@ -1314,9 +1322,7 @@ TEST(CoderAccuracyTest, SmallRingsLyingAloneBesideLargePartsAreParts) {
     cv::RNG rng(seed);
     const cv::Scalar paper(235, 235, 232);
     cv::Mat table(400, 600, CV_32FC3, paper);
-    std::vector<int> cells(12);
-    std::iota(cells.begin(), cells.end(), 0);
-    for (int i = 11; i > 0; --i) std::swap(cells[i], cells[rng.uniform(0, i + 1)]);
+    const std::vector<int> cells = Shuffled(12, rng);
     std::vector<cv::Rect> boxes;
     for (int j = 0; j < 9; ++j) {  // three rings, six pads
       const cv::Point c(80 + cells[j] % 4 * 145 + rng.uniform(-10, 11),
@@ -1347,9 +1353,7 @@ TEST(CoderAccuracyTest, LongPartsLyingAcrossEachOtherCountOneEach) {
   for (int seed : {1, 2, 3, 4}) {
     cv::RNG rng(seed);
     cv::Mat table(420, 600, CV_32FC3, cv::Scalar(150, 160, 168));
-    std::vector<int> cells(15);
-    std::iota(cells.begin(), cells.end(), 0);
-    for (int i = 14; i > 0; --i) std::swap(cells[i], cells[rng.uniform(0, i + 1)]);
+    const std::vector<int> cells = Shuffled(15, rng);
     const cv::Scalar colour = seed % 2 ? cv::Scalar(60, 70, 190) : cv::Scalar(200, 200, 205);
     std::vector<cv::Rect> boxes;
     for (int j = 0; j < 13; ++j) {  // the first four places hold two crossed sticks each
