@@ -968,15 +968,12 @@ def holed_parts(mask, raw, holes, dist):
             taken.append((hx, hy, hr, rad))
     segs = []
     parts = []
-    alone = {}  # the pieces holding one of the holes taken, and how many each holds
-    for (hx, hy, hr, rad) in taken:
-        c = int(cc[int(round(hy)), int(round(hx))])
-        alone[c] = alone.get(c, 0) + 1
-    for (hx, hy, hr, rad) in taken:
+    owners = [int(cc[int(round(hy)), int(round(hx))]) for (hx, hy, _, _) in taken]  # pieces
+    for (hx, hy, hr, rad), c in zip(taken, owners):
         disc = np.zeros_like(mask)
         cv2.circle(disc, (int(round(hx)), int(round(hy))), int(math.ceil(rad)), 1, -1)
-        c = int(cc[int(round(hy)), int(round(hx))])
-        if c and alone[c] == 1 and hr >= 0.25 * rad and deepest_notch(cc == c) < 0.5 * hr:
+        piece = cc == c if c and owners.count(c) == 1 and hr >= 0.25 * rad else None
+        if piece is not None and deepest_notch(piece) < 0.5 * hr:
             # The only ring's hole in a piece without a notch makes the whole piece its part,
             # however far it reaches beyond the ring round the hole (a block whose hole lies off
             # its centre, a tube with a hole across it): parts touching leave notches. Only for
@@ -985,11 +982,11 @@ def holed_parts(mask, raw, holes, dist):
             # coin touching it), and not over a rim twice as soft as the ring's or more (a glare
             # spot beside it: 3 to 4 times on the generated trays, 1.7 at most on the blocks).
             ring = (disc > 0) & (mask > 0)
-            beyond = (cc == c) & ~ring
+            beyond = piece & ~ring
             soft_ring = rim_softness(dist, grad, outline, ring)
             soft_beyond = rim_softness(dist, grad, outline, beyond) if beyond.any() else 0.0
             if soft_beyond <= 2.0 * soft_ring:
-                disc = (cc == c).astype(mask.dtype)
+                disc = piece.astype(mask.dtype)
         part = (disc > 0) & (mask > 0)
         if part.any():
             rest[disc > 0] = 0
