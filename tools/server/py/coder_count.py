@@ -519,6 +519,21 @@ def set_aside(blur, band, mask, thr):
     return int(((a >= 0.5 * a1) & (a <= 2.0 * a1) & inside).sum())
 
 
+def faint_blobs(mask, dist, t_noise):
+    """What stands above the noise level `t_noise` away from the foreground `mask` (5 px clear of
+    it), opened: connected components (n, labels, stats) of it, those touching the image border
+    (3 px) dropped from the stats (their area set to 0)."""
+    h, w = mask.shape
+    near = cv2.dilate(mask, np.ones((5, 5), np.uint8))
+    weak = ((dist > t_noise) & (near == 0)).astype(np.uint8)
+    weak = cv2.morphologyEx(weak, cv2.MORPH_OPEN,
+                            cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3)))
+    n, lbl, st, _ = cv2.connectedComponentsWithStats(weak, 8)
+    x, y, bw, bh = st[:, 0], st[:, 1], st[:, 2], st[:, 3]
+    st[(x <= 3) | (y <= 3) | (x + bw >= w - 3) | (y + bh >= h - 3), cv2.CC_STAT_AREA] = 0
+    return n, lbl, st
+
+
 def faint_rings(mask, dist, thr, t_noise):
     """Nuts and washers of low contrast: a threshold taken between the noise and the parts'
     contrast misses parts of a colour near the tray's (dark nuts on a green tray among light
@@ -531,22 +546,15 @@ def faint_rings(mask, dist, thr, t_noise):
     20; the first blob of another kind that was a ring lay at 0.55 of it, with a soft rim.
     Returns (their mask, how many rings failed only for compactness, at 60% of their convex
     outline or more)."""
-    h, w = mask.shape
     rings = np.zeros_like(mask)
     loose = 0
     a_med = median_blob_area(mask)
     if a_med is None:
         return rings, loose
-    near = cv2.dilate(mask, np.ones((5, 5), np.uint8))
-    weak = ((dist > t_noise) & (near == 0)).astype(np.uint8)
-    weak = cv2.morphologyEx(weak, cv2.MORPH_OPEN,
-                            cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3)))
-    n, lbl, st, _ = cv2.connectedComponentsWithStats(weak, 8)
+    n, lbl, st = faint_blobs(mask, dist, t_noise)
     for i in range(1, n):
         x, y, bw, bh, a = st[i]
         if not 0.5 * a_med <= a <= 2.0 * a_med:
-            continue
-        if x <= 3 or y <= 3 or x + bw >= w - 3 or y + bh >= h - 3:
             continue
         blob = lbl[y:y + bh, x:x + bw] == i
         if float(np.percentile(dist[y:y + bh, x:x + bw][blob], 95)) < 0.6 * thr:
