@@ -1378,6 +1378,25 @@ TEST(CoderAccuracyTest, LongPartsLyingAcrossEachOtherCountOneEach) {
   }
 }
 
+/// Draws `n` discs 45 px across in `colour`, each in its own cell of a `grid` (columns, rows)
+/// taken in a shuffled order: centred `pitch` apart from `origin`, moved by up to `jitter` px.
+/// Returns their boxes.
+std::vector<cv::Rect> DiscsInShuffledCells(cv::Mat& scene, cv::RNG& rng, int n, cv::Size grid,
+                                           cv::Point origin, cv::Size pitch, cv::Size jitter,
+                                           const cv::Scalar& colour) {
+  const std::vector<int> cells = Shuffled(grid.area(), rng);
+  std::vector<cv::Rect> boxes;
+  for (int j = 0; j < n; ++j) {
+    const int dx = rng.uniform(-jitter.width, jitter.width + 1);
+    const int dy = rng.uniform(-jitter.height, jitter.height + 1);
+    const cv::Point c(origin.x + cells[j] % grid.width * pitch.width + dx,
+                      origin.y + cells[j] / grid.width * pitch.height + dy);
+    cv::circle(scene, c * 16, 22 * 16, colour, cv::FILLED, cv::LINE_AA, 4);
+    boxes.emplace_back(c.x - 22, c.y - 22, 45, 45);
+  }
+  return boxes;
+}
+
 TEST(CoderAccuracyTest, PartsInABrightReflectionAcrossASteelTrayAreCounted) {
   // Regression: pale tablets on a dark steel tray with a broad bright reflection across it stand
   // out from the dark steel twice as much as from the reflection; the threshold, taken half way
@@ -1394,14 +1413,8 @@ TEST(CoderAccuracyTest, PartsInABrightReflectionAcrossASteelTrayAreCounted) {
         const double d = (x * std::cos(angle) - y * std::sin(angle) - offset) / 110.0;
         tray.at<cv::Vec3f>(y, x) += cv::Vec3f(150, 152, 146) * float(std::exp(-0.5 * d * d));
       }
-    const std::vector<int> cells = Shuffled(15, rng);
-    std::vector<cv::Rect> boxes;
-    for (int j = 0; j < 10; ++j) {
-      const cv::Point c(70 + cells[j] % 5 * 115 + rng.uniform(-12, 13),
-                        70 + cells[j] / 5 * 130 + rng.uniform(-12, 13));
-      cv::circle(tray, c * 16, 22 * 16, cv::Scalar(150, 215, 220), cv::FILLED, cv::LINE_AA, 4);
-      boxes.emplace_back(c.x - 22, c.y - 22, 45, 45);
-    }
+    const std::vector<cv::Rect> boxes = DiscsInShuffledCells(
+        tray, rng, 10, {5, 3}, {70, 70}, {115, 130}, {12, 12}, cv::Scalar(150, 215, 220));
     SCOPED_TRACE("seed " + std::to_string(seed));
     ExpectExactWithObjects(CountTray(ThroughTheLens(tray, rng)), boxes, tray.size());
   }
@@ -1415,14 +1428,8 @@ TEST(CoderAccuracyTest, PartsInTheMarginOfAStronglyVignettedTrayAreNotAConfident
   for (int seed : {1, 2, 3}) {
     cv::RNG rng(seed);
     cv::Mat scene(420, 600, CV_32FC3, cv::Scalar(170, 175, 180));
-    const std::vector<int> cells = Shuffled(20, rng);
-    std::vector<cv::Rect> boxes;
-    for (int j = 0; j < 12; ++j) {
-      const cv::Point c(60 + cells[j] % 5 * 120 + rng.uniform(-12, 13),
-                        55 + cells[j] / 5 * 103 + rng.uniform(-8, 9));
-      cv::circle(scene, c * 16, 22 * 16, cv::Scalar(60, 60, 65), cv::FILLED, cv::LINE_AA, 4);
-      boxes.emplace_back(c.x - 22, c.y - 22, 45, 45);
-    }
+    const std::vector<cv::Rect> boxes = DiscsInShuffledCells(
+        scene, rng, 12, {5, 4}, {60, 55}, {120, 103}, {12, 8}, cv::Scalar(60, 60, 65));
     for (int y = 0; y < scene.rows; ++y)
       for (int x = 0; x < scene.cols; ++x) {
         const double dx = (x - 300.0) / 300.0, dy = (y - 210.0) / 210.0;
