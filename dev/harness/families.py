@@ -19,8 +19,24 @@ import cv2
 import numpy as np
 
 H, W = 420, 600
-FAMILIES = ["wood", "capsgrad", "vignette", "lowgrey", "shadow", "packed", "pillsdark",
-            "smallmany", "denim", "samehue", "screws", "glarespots", "cutborder", "ramp"]
+# Each family's look: surface and part colour (BGR), part radius, and the least distance between
+# part centres and from them to the border, in px (packed and screws place their own).
+SPREAD = (2.6 * 22 * 1.15, 2.6 * 22)
+LOOK = {"wood": ((90, 140, 190), (200, 200, 205), 22) + SPREAD,
+        "capsgrad": ((150, 150, 150), (40, 60, 200), 22) + SPREAD,
+        "vignette": ((170, 175, 180), (60, 60, 65), 22) + SPREAD,
+        "lowgrey": ((128, 128, 128), (150, 150, 150), 22) + SPREAD,
+        "shadow": ((200, 205, 210), (120, 140, 150), 22) + SPREAD,
+        "packed": ((60, 120, 60), (210, 215, 220), 20, None, None),
+        "pillsdark": ((45, 42, 40), (40, 60, 200), 22) + SPREAD,
+        "smallmany": ((230, 230, 230), (50, 50, 60), 10, 30, 30),
+        "denim": ((140, 90, 50), (225, 225, 230), 18, 2.4 * 18, 36),
+        "samehue": ((60, 130, 60), (40, 170, 60), 22, 2.4 * 22, 44),
+        "screws": ((215, 215, 210), (70, 70, 75), None, 70, 40),
+        "glarespots": ((50, 45, 45), (200, 200, 200), 16, 2.4 * 16, 32),
+        "cutborder": ((180, 185, 190), (50, 50, 140), 24, 2.4 * 24, 0.3 * 24),
+        "ramp": ((180, 180, 185), (80, 110, 200), 20, 2.4 * 20, 40)}
+FAMILIES = list(LOOK)
 
 
 def seen(img, rng, noise):
@@ -43,8 +59,8 @@ def disc(img, c, r, col):
     cv2.circle(img, (int(c[0] * 16), int(c[1] * 16)), int(r * 16), col, -1, cv2.LINE_AA, 4)
 
 
-def stroke(img, p1, p2, width, col, head=0):
-    """A capsule-like stroke from p1 to p2 (and a round head at p1): blended in, its box."""
+def stroke(p1, p2, width, head=0):
+    """The mask of a stroke `width` px wide from p1 to p2 (and a round head at p1), its box."""
     m = np.zeros((H, W), np.uint8)
     cv2.line(m, (int(p1[0] * 16), int(p1[1] * 16)), (int(p2[0] * 16), int(p2[1] * 16)), 255,
              int(width), cv2.LINE_AA, 4)
@@ -57,16 +73,7 @@ def scene(fam, seed):
     rng = np.random.default_rng(seed * 131 + sum(map(ord, fam)))
     yy, xx = np.mgrid[0:H, 0:W].astype(np.float32)
     n = int(rng.integers(6, 18))
-    surface = {"wood": (90, 140, 190), "capsgrad": (150, 150, 150), "vignette": (170, 175, 180),
-               "lowgrey": (128, 128, 128), "shadow": (200, 205, 210), "packed": (60, 120, 60),
-               "pillsdark": (45, 42, 40), "smallmany": (230, 230, 230), "denim": (140, 90, 50),
-               "samehue": (60, 130, 60), "screws": (215, 215, 210), "glarespots": (50, 45, 45),
-               "cutborder": (180, 185, 190), "ramp": (180, 180, 185)}[fam]
-    colour = {"wood": (200, 200, 205), "capsgrad": (40, 60, 200), "vignette": (60, 60, 65),
-              "lowgrey": (150, 150, 150), "shadow": (120, 140, 150), "packed": (210, 215, 220),
-              "pillsdark": (40, 60, 200), "smallmany": (50, 50, 60), "denim": (225, 225, 230),
-              "samehue": (40, 170, 60), "screws": (70, 70, 75), "glarespots": (200, 200, 200),
-              "cutborder": (50, 50, 140), "ramp": (80, 110, 200)}[fam]
+    surface, colour, r, gap, margin = LOOK[fam]
     img = np.ones((H, W, 3), np.float32) * np.array(surface, np.float32)
     if fam == "wood":
         grain = (np.sin(xx / 7.0 + 3 * np.sin(yy / 60.0)) * 0.5 + 0.5) * 18 + rng.normal(0, 4, (H, W))
@@ -77,14 +84,11 @@ def scene(fam, seed):
         tex = (np.sin((xx + yy) / 2.0) * 0.5 + 0.5) * 25 + rng.normal(0, 10, (H, W))
         img += tex[..., None] * np.array([0.8, 0.6, 0.4], np.float32)
     boxes = []
-    r = 10 if fam == "smallmany" else 18 if fam == "denim" else 16 if fam == "glarespots" else \
-        24 if fam == "cutborder" else 20 if fam == "ramp" else 22
     if fam == "smallmany":
         n = int(rng.integers(25, 45))
     if fam == "packed":
         cx0, cy0 = rng.uniform(150, 250), rng.uniform(120, 200)
         rows, cols = int(rng.integers(2, 4)), int(rng.integers(3, 5))
-        r = 20
         for i in range(rows):
             for j in range(cols):
                 c = (cx0 + j * 2 * r + (i % 2) * r, cy0 + i * r * np.sqrt(3))
@@ -96,18 +100,18 @@ def scene(fam, seed):
             disc(img, c, r, colour)
             boxes.append([int(c[0] - r), int(c[1] - r), 2 * r, 2 * r])
     elif fam == "screws":
-        for c in places(rng, n, 70, 40):
+        for c in places(rng, n, gap, margin):
             a = rng.uniform(0, np.pi)
             d = np.array([np.cos(a), np.sin(a)])
-            m, box = stroke(img, np.array(c) - d * 28, np.array(c) + d * 22, 7, colour, head=9)
+            m, box = stroke(np.array(c) - d * 28, np.array(c) + d * 22, 7, head=9)
             mm = m.astype(np.float32)[..., None] / 255
             img = img * (1 - mm) + np.array(colour, np.float32) * mm
             boxes.append(box)
     elif fam in ("capsgrad", "pillsdark"):
-        for c in places(rng, n, 2.6 * r * 1.15, 2.6 * r):
+        for c in places(rng, n, gap, margin):
             a = rng.uniform(0, np.pi)
             d = np.array([np.cos(a), np.sin(a)]) * 0.7 * r
-            m, box = stroke(img, np.array(c) + d, np.array(c) - d, 1.2 * r * 16 / 16, colour)
+            m, box = stroke(np.array(c) + d, np.array(c) - d, 1.2 * r)
             mm = m.astype(np.float32)[..., None] / 255
             half = ((xx - c[0]) * np.cos(a) + (yy - c[1]) * np.sin(a)) > 0
             two = np.where(half[..., None], np.array(colour, np.float32),
@@ -115,10 +119,6 @@ def scene(fam, seed):
             img = img * (1 - mm) + two * mm
             boxes.append(box)
     else:
-        gap = 3 * r if fam == "smallmany" else 2.4 * r if fam in ("denim", "samehue", "glarespots",
-                                                                  "cutborder", "ramp") else 2.6 * r * 1.15
-        margin = 0.3 * r if fam == "cutborder" else (3 * r if fam == "smallmany" else 2.6 * r) \
-            if fam not in ("denim", "samehue", "glarespots", "ramp") else 2 * r
         for c in places(rng, n, gap, margin):
             x0, y0, x1, y1 = int(c[0] - r), int(c[1] - r), int(c[0] + r), int(c[1] + r)
             shows = (min(x1, W) - max(x0, 0)) * (min(y1, H) - max(y0, 0)) / float((2 * r) ** 2)
