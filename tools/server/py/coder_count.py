@@ -654,6 +654,7 @@ def faint_parts(mask, dist, thr, t_noise):
         found[y:y + bh, x:x + bw][lbl[y:y + bh, x:x + bw] == i] = 1
     return found, doubtful
 
+
 def enclosed(mask):
     """The mask with every hole filled (all that the background outside cannot reach)."""
     h, w = mask.shape
