@@ -1420,6 +1420,17 @@ TEST(CoderAccuracyTest, PartsInABrightReflectionAcrossASteelTrayAreCounted) {
   }
 }
 
+/// What a strong lens vignette does to a scene (CV_32FC3): its light falls to 1 - 0.55 r^2 (r = 1
+/// at the middle of each side), no lower than a fifth in the corners.
+void DarkenTheCorners(cv::Mat& scene) {
+  const double cx = 0.5 * scene.cols, cy = 0.5 * scene.rows;
+  for (int y = 0; y < scene.rows; ++y)
+    for (int x = 0; x < scene.cols; ++x) {
+      const double dx = (x - cx) / cx, dy = (y - cy) / cy;
+      scene.at<cv::Vec3f>(y, x) *= float(std::max(0.2, 1.0 - 0.55 * (dx * dx + dy * dy)));
+    }
+}
+
 TEST(CoderAccuracyTest, PartsInTheMarginOfAStronglyVignettedTrayAreNotAConfidentCount) {
   // Regression: a tray filling the view through a lens that darkens the corners to a fifth of
   // the centre's light: the lit middle stood out from the dark border and was taken for a tray
@@ -1430,11 +1441,7 @@ TEST(CoderAccuracyTest, PartsInTheMarginOfAStronglyVignettedTrayAreNotAConfident
     cv::Mat scene(420, 600, CV_32FC3, cv::Scalar(170, 175, 180));
     const std::vector<cv::Rect> boxes = DiscsInShuffledCells(
         scene, rng, 12, {5, 4}, {60, 55}, {120, 103}, {12, 8}, cv::Scalar(60, 60, 65));
-    for (int y = 0; y < scene.rows; ++y)
-      for (int x = 0; x < scene.cols; ++x) {
-        const double dx = (x - 300.0) / 300.0, dy = (y - 210.0) / 210.0;
-        scene.at<cv::Vec3f>(y, x) *= float(std::max(0.2, 1.0 - 0.55 * (dx * dx + dy * dy)));
-      }
+    DarkenTheCorners(scene);
     SCOPED_TRACE("seed " + std::to_string(seed));
     ExpectExactOrNotConfident(CountTray(ThroughTheLens(scene, rng)), boxes, scene.size());
   }
