@@ -2161,9 +2161,13 @@ def count_in(work):
                 "soft_drops": soft_drops, "rescued": rescued, "faint": faint,
                 "split_guess": int(guess == "split"), "surface": int(guess == "surface"),
                 "set_aside": aside, "loose_rings": loose}
-    # part-like blobs left out with the scene (parts not counted, if the scene there was the
-    # parts' surface after all), and faint rings left out only for their outline
-    evidence["near_miss"] += aside + loose
+    # faint rings left out only for their outline are near misses; a part-like blob left out
+    # with the scene (a part not counted, if the scene there was the parts' surface after all)
+    # stands out above the threshold with a part's area and a sharp rim: no measure of it is
+    # close, the count rests on the scene's being no surface, and it weighs as an ambiguous
+    # piece (as a near miss, one alone left a vignetted tray's count short at 0.81)
+    evidence["near_miss"] += loose
+    evidence["ambiguous"] += aside
     if segs:
         # a part-sized piece dropped as glare with a rim not far beyond the limit may be a part
         # under a highlight
