@@ -1493,6 +1493,31 @@ TEST(CoderAccuracyTest, DiscsPackedInABlockBesideLoneOnesCountOneEach) {
   }
 }
 
+TEST(CoderAccuracyTest, ADiscJustOverHalfInTheViewLeavesACleanCountConfident) {
+  // A disc cut by the border with 0.6 to 0.65 of it in view counts (the border rule: half of it),
+  // a decision near the rule's threshold. One that left a disc out so near it weighed as a near
+  // miss and left a clean count at 0.81; one that counted the disc weighed as an ambiguous piece
+  // and took the count to 0.79 on every side. Both now weigh as a near miss.
+  for (int side = 0; side < 4; ++side) {
+    cv::RNG rng(side + 1);
+    cv::Mat scene(420, 600, CV_32FC3, cv::Scalar(50, 45, 45));
+    const cv::Scalar light(200, 205, 210);
+    std::vector<cv::Rect> boxes =
+        DiscsInShuffledCells(scene, rng, 8, {4, 3}, {120, 100}, {120, 110}, {12, 8}, light);
+    const double in = rng.uniform(3.5, 5.0);  // the centre's distance inside the border, px
+    const cv::Point2d c = side == 0   ? cv::Point2d(in, 210)
+                          : side == 1 ? cv::Point2d(599 - in, 200)
+                          : side == 2 ? cv::Point2d(300, in)
+                                      : cv::Point2d(290, 419 - in);
+    cv::circle(scene, cv::Point(cvRound(c.x * 16), cvRound(c.y * 16)), 22 * 16, light, cv::FILLED,
+               cv::LINE_AA, 4);
+    boxes.push_back(cv::Rect(cvRound(c.x) - 22, cvRound(c.y) - 22, 45, 45) &
+                    cv::Rect(0, 0, scene.cols, scene.rows));
+    SCOPED_TRACE("side " + std::to_string(side));
+    ExpectExactAndConfidentThroughTheLens(scene, boxes, rng);
+  }
+}
+
 TEST(CoderAccuracyTest, BlurredTouchingWashersCountOnePerHoleAndSaySo) {
   // Regression: blurred, low-contrast washers in touching pairs were split along their rings by
   // the distance transform (7 for 6) and no count reached confidence 0.8; every round hole is
