@@ -1378,6 +1378,14 @@ TEST(CoderAccuracyTest, LongPartsLyingAcrossEachOtherCountOneEach) {
   }
 }
 
+/// Draws a disc of radius `r` px centred at `c` (to a sixteenth of a pixel) in `colour`; returns
+/// its box, 2r + 1 px square round the centre's pixel.
+cv::Rect DrawDisc(cv::Mat& scene, cv::Point2d c, int r, const cv::Scalar& colour) {
+  cv::circle(scene, cv::Point(cvRound(c.x * 16), cvRound(c.y * 16)), r * 16, colour, cv::FILLED,
+             cv::LINE_AA, 4);
+  return cv::Rect(cvRound(c.x) - r, cvRound(c.y) - r, 2 * r + 1, 2 * r + 1);
+}
+
 /// Draws `n` discs 45 px across in `colour`, each in its own cell of a `grid` (columns, rows)
 /// taken in a shuffled order: centred `pitch` apart from `origin`, moved by up to `jitter` px.
 /// Returns their boxes.
@@ -1391,8 +1399,7 @@ std::vector<cv::Rect> DiscsInShuffledCells(cv::Mat& scene, cv::RNG& rng, int n, 
     const int dy = rng.uniform(-jitter.height, jitter.height + 1);
     const cv::Point c(origin.x + cells[j] % grid.width * pitch.width + dx,
                       origin.y + cells[j] / grid.width * pitch.height + dy);
-    cv::circle(scene, c * 16, 22 * 16, colour, cv::FILLED, cv::LINE_AA, 4);
-    boxes.emplace_back(c.x - 22, c.y - 22, 45, 45);
+    boxes.push_back(DrawDisc(scene, c, 22, colour));
   }
   return boxes;
 }
@@ -1476,9 +1483,7 @@ TEST(CoderAccuracyTest, DiscsPackedInABlockBesideLoneOnesCountOneEach) {
     cv::Mat scene(420, 600, CV_32FC3, cv::Scalar(60, 120, 60));
     std::vector<cv::Rect> boxes;
     const auto disc = [&](double x, double y) {
-      cv::circle(scene, cv::Point(cvRound(x * 16), cvRound(y * 16)), 20 * 16,
-                 cv::Scalar(210, 215, 220), cv::FILLED, cv::LINE_AA, 4);
-      boxes.emplace_back(cvRound(x) - 20, cvRound(y) - 20, 41, 41);
+      boxes.push_back(DrawDisc(scene, {x, y}, 20, cv::Scalar(210, 215, 220)));
     };
     const int rows = 2 + seed / 3, cols = 3 + seed % 2;  // 2 x 4, 2 x 3, 3 x 4, 3 x 3
     const double x0 = rng.uniform(150.0, 250.0), y0 = rng.uniform(120.0, 200.0);
@@ -1509,10 +1514,7 @@ TEST(CoderAccuracyTest, ADiscJustOverHalfInTheViewLeavesACleanCountConfident) {
                           : side == 1 ? cv::Point2d(599 - in, 200)
                           : side == 2 ? cv::Point2d(300, in)
                                       : cv::Point2d(290, 419 - in);
-    cv::circle(scene, cv::Point(cvRound(c.x * 16), cvRound(c.y * 16)), 22 * 16, light, cv::FILLED,
-               cv::LINE_AA, 4);
-    boxes.push_back(cv::Rect(cvRound(c.x) - 22, cvRound(c.y) - 22, 45, 45) &
-                    cv::Rect(0, 0, scene.cols, scene.rows));
+    boxes.push_back(DrawDisc(scene, c, 22, light) & cv::Rect(0, 0, scene.cols, scene.rows));
     SCOPED_TRACE("side " + std::to_string(side));
     ExpectExactAndConfidentThroughTheLens(scene, boxes, rng);
   }
