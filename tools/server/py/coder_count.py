@@ -234,8 +234,25 @@ def parts_surface(img):
     if on_scene > 0.1 * held[k] + 1:
         return None
     grow = np.ones((5, 5), np.uint8)  # the blur's reach at this scale
-    # and whatever lies outside the parts' surface's outline (the shadow a tray casts, its rim)
-    scene = cv2.dilate((scene | holes | (outline[k] == 0)).astype(np.uint8), grow)
+    # and whatever lies outside the parts' surface's outline (the shadow a tray casts, its rim),
+    # but for parts lying in the surface's corner: parts there cut the corner off its outline,
+    # and the scene beyond the cut took half of two nuts (3 counted 2 at 0.97). Such a part is
+    # a part-sized blob of neither surface outside the outline that touches the parts' surface
+    # and fills at least 0.4 of its box (a corner cut off is a triangle, half of it) that is at
+    # most three times as long as wide (a strip of the tray's rim is no part), once the band of
+    # blurred pixels between tray and table (a few px wide here) is opened away.
+    beyond = ((~scene) & (region != k) & (outline[k] == 0)).astype(np.uint8)
+    beyond = cv2.morphologyEx(beyond, cv2.MORPH_OPEN,
+                              cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (9, 9)))
+    touching = cv2.dilate((region == k).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    n, lbl, st, _ = cv2.connectedComponentsWithStats(beyond, 8)
+    lying = np.zeros(n, bool)
+    for i in range(1, n):
+        x, y, bw, bh, a = st[i]
+        piece = lbl[y:y + bh, x:x + bw] == i
+        lying[i] = (part_sized(a, total) and a >= 0.4 * bw * bh and max(bw, bh) <= 3 * min(bw, bh)
+                    and bool(touching[y:y + bh, x:x + bw][piece].any()))
+    scene = cv2.dilate((scene | holes | ((outline[k] == 0) & ~lying[lbl])).astype(np.uint8), grow)
     surf = cv2.erode((region == k).astype(np.uint8), grow)
     return (cv2.resize(surf, (w, h), interpolation=cv2.INTER_NEAREST) > 0,
             cv2.resize(scene, (w, h), interpolation=cv2.INTER_NEAREST) > 0)
