@@ -698,12 +698,30 @@ TEST(CoderAccuracyTest, APieceSplitIntoManyPartsByItsAreaAloneIsAnUncertainCount
   }
 }
 
+TEST(CoderAccuracyTest, APartCutByTheBorderBesideABoltsEndIsNotAConfidentCount) {
+  // Regression: tray 160 of `roilens accuracy --gauges 0 --trays 200 --wider 50 --seed 7303` (a
+  // washer, and another cut by the bottom border beside the end of a bolt that lies beyond it)
+  // counted 1 at confidence 0.97. With one whole part in view, the cut washer and the bolt's end
+  // together ran along the border for longer than 2.5 of its lengths and went as a rim, with
+  // nothing to lower the confidence. A part-like piece dropped that way is a decision the count
+  // rests on.
+  ExpectAccuracyTray(7303, 160, 2, Contract::kExactOrNotConfident, /*trays=*/200);
+}
+
 TEST(CoderAccuracyTest, NutsInTheTraysCornerAreNotCutByTheTable) {
   // Regression: tray 206 of `roilens accuracy --gauges 0 --trays 200 --wider 50 --seed 7303` (a
   // wider view: 3 nuts, two of them touching in the tray's corner) counted 2 at confidence 0.97.
   // The nuts cut the corner off the tray's convex outline, whatever lay beyond it was taken for
   // the scene (the table), and half of each nut went with it: one piece, without a hole, left.
   ExpectAccuracyTray(7303, 206, 3, Contract::kExact, /*trays=*/200);
+}
+
+TEST(CoderAccuracyTest, PartsInADimCornerDroppedWithItAreNotAConfidentCount) {
+  // Regression: tray 202 of `roilens accuracy --gauges 0 --trays 200 --wider 50 --seed 7101` (a
+  // wider view, 16 mixed parts, the tray dim in the corner the frame cuts) counted 12 at
+  // confidence 0.89: the dim corner stood out with the four parts lying in it, one piece along
+  // the border, and went as a structure the frame cuts, with nothing to lower the confidence.
+  ExpectAccuracyTray(7101, 202, 16, Contract::kExactOrNotConfident, /*trays=*/200);
 }
 
 TEST(CoderAccuracyTest, ARimOrAHeadAtTheBorderWithoutItsHoleOrShaftIsNotAPart) {
