@@ -716,6 +716,14 @@ TEST(CoderAccuracyTest, NutsInTheTraysCornerAreNotCutByTheTable) {
   ExpectAccuracyTray(7303, 206, 3, Contract::kExact, /*trays=*/200);
 }
 
+TEST(CoderAccuracyTest, TwoBoltsEndToEndAreNotAConfidentSinglePart) {
+  // Regression: tray 242 of `roilens accuracy --gauges 0 --trays 200 --wider 50 --seed 7101` (a
+  // wider view, 14 mixed parts) counted 13 at confidence 0.97: a small bolt's shaft touched
+  // another's head, and the whole bolt (its own head at the far end) was joined to the other as
+  // its shaft's end. A join that takes in a piece with a head is a decision the count rests on.
+  ExpectAccuracyTray(7101, 242, 14, Contract::kExactOrNotConfident, /*trays=*/200);
+}
+
 TEST(CoderAccuracyTest, PartsInADimCornerDroppedWithItAreNotAConfidentCount) {
   // Regression: tray 202 of `roilens accuracy --gauges 0 --trays 200 --wider 50 --seed 7101` (a
   // wider view, 16 mixed parts, the tray dim in the corner the frame cuts) counted 12 at
