@@ -1742,9 +1742,9 @@ def drop_structures(segs, blobs, edge):
         # a tray of one or two parts seen with the table along its sides
         limit = 2.5 * max(s["rect"][1] for s in whole)
         along = border_runs(blobs, edge, limit)
-        gone = [s for s in segs if along_border(s, along, edge)]
-        return ([s for s in segs if not any(s is g for g in gone)],
-                sum(1 for s in gone if part_like_drop(s)))
+        gone = [along_border(s, along, edge) for s in segs]
+        return ([s for s, g in zip(segs, gone) if not g],
+                sum(1 for s, g in zip(segs, gone) if g and part_like_drop(s)))
     typ = [s for s in whole if s["area"] <= 2.5 * a1]
     if not typ:
         return segs, 0
