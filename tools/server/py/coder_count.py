@@ -1566,6 +1566,68 @@ def join_lookalike_pairs(segs, evidence, a_hi, h1, e1):
     return out
 
 
+def aligned(pts):
+    """A piece's pixels about their centroid, turned so that the principal axis lies along x, on
+    a grid of 2 px (what two views of one shape share up to a flip)."""
+    d = pts - pts.mean(axis=0)
+    _, v = np.linalg.eigh(np.cov(d.T))
+    ax = v[:, 1]
+    x, y = d @ ax, d @ np.array([-ax[1], ax[0]])
+    return np.floor(np.stack([x, y], axis=1) / 2.0).astype(np.int64)
+
+
+def same_shape(a, b):
+    """Intersection over union of two aligned pieces (`aligned`), the best of the four flips."""
+    sa = set(zip(a[:, 0].tolist(), a[:, 1].tolist()))
+    best = 0.0
+    for fx in (1, -1):
+        for fy in (1, -1):
+            sb = set(zip((b[:, 0] * fx).tolist(), (b[:, 1] * fy).tolist()))
+            inter = len(sa & sb)
+            best = max(best, inter / float(len(sa) + len(sb) - inter))
+    return best
+
+
+def join_recurring_pairs(segs, evidence):
+    """A part of two lobes (a double cross, a dumbbell) is cut in two at the saddle between
+    them, and no lone piece has the shape of either piece. Where three blobs or more are cut so
+    (no hole, off the border) and their wholes have one shape (intersection over union at least
+    0.8 once aligned, area within 15%), the whole is the part: two parts touching lie at a new
+    angle each time. The join is one decision the count rests on (one ambiguous piece). Returns
+    the pieces with those joined."""
+    groups = by_blob(segs)
+    cut = [g for g in groups if len(g) == 2 and not any(s["holed"] or s["on_border"] for s in g)]
+    if len(cut) < 3:
+        return segs
+    lone = [(g[0], aligned(g[0]["pts"])) for g in groups if len(g) == 1 and not g[0]["holed"]]
+
+    def alike(s, a, t, b):  # one shape: area within 15%, aligned overlap at least 0.8
+        return (abs(s["area"] - t["area"]) <= 0.15 * max(s["area"], t["area"])
+                and same_shape(a, b) >= 0.8)
+
+    pairs = []
+    for g in cut:
+        halves = [aligned(s["pts"]) for s in g]
+        if any(alike(s, a, t, b) for s, a in zip(g, halves) for t, b in lone):
+            continue  # parts like either half lie alone: two of them touching
+        u = dict(g[0])
+        absorb(u, g[1])
+        pairs.append((g, u, aligned(u["pts"])))
+    if len(pairs) < 3:
+        return segs
+    joined = set()
+    for i, (g, u, a) in enumerate(pairs):
+        like = [j for j, (_, v, b) in enumerate(pairs) if j != i and alike(u, a, v, b)]
+        if len(like) >= 2:
+            joined.add(i)
+    if not joined:
+        return segs
+    evidence["joined"] += len(joined)
+    evidence["ambiguous"] += 1
+    gone = {id(s) for i in joined for s in pairs[i][0]}
+    return [s for s in segs if id(s) not in gone] + [pairs[i][1] for i in sorted(joined)]
+
+
 def elongation(sg):
     """Length over width of a piece's minimum-area rectangle (kept with the piece, as its hull's
     area is: both are asked for after merge_fragments has joined the pieces)."""
@@ -2252,6 +2314,7 @@ def count_in(work):
             segs = [s for s in segs if not any(s is d for d in gone)]
         if STRATEGY.get("split", True):
             segs = join_lookalike_pairs(segs, evidence, a_hi, h1, e1)
+            segs = join_recurring_pairs(segs, evidence)
         # the blobs of the foreground as segmented, and how many pieces each was cut into
         cc = cv2.connectedComponentsWithStats(blobs, 8)
         lit = {id(s): float(lab_offset(s, offset)[0]) > 0.0 for s in segs}
