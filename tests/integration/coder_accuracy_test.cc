@@ -1133,9 +1133,9 @@ TEST(CoderAccuracyTest, PartsOfTwoLobesCutAtTheirWaistCountOneEach) {
     for (int i = 0; i < 6; ++i) {
       const cv::Point2f c(80 + i % 3 * 150, 90 + i / 3 * 170);
       const float turn = float(rng.uniform(0.0, 180.0));
+      const float a = turn * float(CV_PI) / 180.f;
       std::vector<cv::Point> all;
       for (float side : {-17.f, 17.f}) {
-        const float a = turn * float(CV_PI) / 180.f;
         const cv::Point2f centre = c + side * cv::Point2f(std::cos(a), std::sin(a));
         for (float bar : {0.f, 90.f}) {
           cv::Point2f corners[4];

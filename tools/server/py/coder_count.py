@@ -1615,11 +1615,13 @@ def join_recurring_pairs(segs, evidence):
         pairs.append((g, u, aligned(u["pts"])))
     if len(pairs) < 3:
         return segs
-    joined = set()
-    for i, (g, u, a) in enumerate(pairs):
-        like = [j for j, (_, v, b) in enumerate(pairs) if j != i and alike(u, a, v, b)]
-        if len(like) >= 2:
-            joined.add(i)
+    like = [0] * len(pairs)  # how many other wholes each one is alike (once per pair: symmetric)
+    for i in range(len(pairs)):
+        for j in range(i + 1, len(pairs)):
+            if alike(pairs[i][1], pairs[i][2], pairs[j][1], pairs[j][2]):
+                like[i] += 1
+                like[j] += 1
+    joined = {i for i, k in enumerate(like) if k >= 2}
     if not joined:
         return segs
     evidence["joined"] += len(joined)
@@ -2301,9 +2303,6 @@ def count_in(work):
         # piece's rim). That piece is glare, the other one the part. The count rests on that
         # decision (a part lying under the spot would be lost).
         rim_med = float(np.median([s["soft"] for s in segs]))
-        # the scene's edge cuts what lies across it, as the image border does
-        at_scene = (cv2.dilate(scene.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
-                    if scene is not None else None)
         gone = []
         for g in by_blob(segs):
             soft = [s for s in g if soft_outlined(s, rim_med)]
@@ -2319,6 +2318,9 @@ def count_in(work):
         cc = cv2.connectedComponentsWithStats(blobs, 8)
         lit = {id(s): float(lab_offset(s, offset)[0]) > 0.0 for s in segs}
         n_lit = sum(lit.values())
+        # the scene's edge cuts what lies across it, as the image border does
+        at_scene = (cv2.dilate(scene.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+                    if scene is not None else None)
         cut = {}
         for s in segs:
             s["_blob"] = blob_of(s, cc[1])
