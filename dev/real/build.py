@@ -46,4 +46,7 @@ for line in open(os.path.join(HERE, "SOURCES.md")):
     cv2.imwrite(os.path.join(out, name), img, [cv2.IMWRITE_JPEG_QUALITY, 90])
     print(name, "%dx%d -> %dx%d" % (w0, h0, tw, th))
 for f in ("truth.json", "README.md", "SOURCES.md"):
-    shutil.copy(os.path.join(HERE, f), out)
+    # building in place (OUT is the set's own folder) leaves them where they are
+    dest = os.path.join(out, f)
+    if not (os.path.exists(dest) and os.path.samefile(os.path.join(HERE, f), dest)):
+        shutil.copy(os.path.join(HERE, f), out)
