@@ -2708,12 +2708,38 @@ class PartFitter:
             return (float(uncovered + 3.0 * (out_b * cov).sum() +
                           (inb * np.maximum(C - 1.0, 0.0)).sum()), float(uncovered))
 
+        # Each placement correlates the gain with every candidate stencil: by the DFT, the gain's
+        # spectrum once per placement and each stencil's once per blob (a canvas-sized array
+        # each, kept up to 64 MB), where filter2D transformed both for every pair (p13, 31
+        # tablets in piles: 9.1 s of 13.3 in filter2D). Windows read lie P or more from the
+        # canvas's edge and no stencil reaches further, so the circular correlation is the
+        # linear one there. The gains and stencils are whole numbers, so the sums are rounded
+        # to them: ties fall to the first place in raster order and the first stencil, not to
+        # the transform's rounding noise.
+        M = (cv2.getOptimalDFTSize(inb.shape[0]), cv2.getOptimalDFTSize(inb.shape[1]))
+        spectra = {}
+
+        def spectrum(s, t, z):
+            key = (s, round(t, 2), round(z, 3))
+            if key in spectra:
+                return spectra[key]
+            k, _, R = self.stencil(s, t, z)
+            centred = np.zeros(M, np.float32)
+            centred[:2 * R + 1, :2 * R + 1] = k
+            sp = cv2.dft(np.roll(centred, (-R, -R), axis=(0, 1)))
+            if (len(spectra) + 1) * sp.nbytes <= 64 << 20:
+                spectra[key] = sp
+            return sp
+
         def best_of(gain, cands):  # the copy that lowers the cost most: (gain, centre, s, t, z)
+            g = np.zeros(M, np.float32)
+            g[:gain.shape[0], :gain.shape[1]] = gain
+            G = cv2.dft(g)
             top = None
             for (s, t, z) in cands:
-                k, _, R = self.stencil(s, t, z)
-                S = cv2.filter2D(gain, -1, k, borderType=cv2.BORDER_CONSTANT)
-                _, v, _, loc = cv2.minMaxLoc(S[P:P + h, P:P + w])
+                S = cv2.idft(cv2.mulSpectrums(G, spectrum(s, t, z), 0, conjB=True),
+                             flags=cv2.DFT_SCALE | cv2.DFT_REAL_OUTPUT)
+                _, v, _, loc = cv2.minMaxLoc(np.rint(S[P:P + h, P:P + w]))
                 if top is None or v > top[0]:
                     top = (v, loc, s, t, z)
             return top
